@@ -1,0 +1,302 @@
+"""Training iterator (grain) and validation set for the three restoration tasks.
+
+``data_cfg`` is an ``ml_collections.ConfigDict``; :func:`default_data_config` returns one with
+every field.  Fields missing from a user's config take the value of
+``default_data_config(data_cfg.task)``.
+
+Fields:
+
+* ``task``: ``'denoise'`` | ``'sr'`` | ``'deblur'``.
+* ``source``: ``'embedded'`` (scikit-image sample photographs, fixed split, see
+  :func:`converse_jax.data.sources.embedded_images`) | ``'folder'`` | ``'tfds'``.
+* ``train_dir``, ``val_dir``: image folders for ``source='folder'``.
+* ``tfds_name``, ``tfds_data_dir``, ``tfds_train_split``, ``tfds_val_split``: prepared TFDS dataset
+  for ``source='tfds'`` (e.g. ``'restoration_image_folder/div2k_hr'``, ``'div2k/bicubic_x4'``),
+  read TF-free (see :mod:`converse_jax.data.tfds_folder`).
+* ``image_key``: TFDS image feature, ``'image'`` (folder datasets) or ``'hr'`` (``div2k``).
+* ``channels``: 1 (gray, BT.601) or 3 (RGB).
+* ``patch_size``: HR training patch side (a multiple of ``scale`` for sr).
+* ``sigma``: denoise noise level, 0..255 scale; also the validation level.
+* ``sigma_range``: ``(low, high)`` or None: denoise training level ~ U(low, high) instead of ``sigma``.
+* ``scale``: sr factor.
+* ``kernel_size``: deblur kernel side (odd; 7).
+* ``noise_range``: deblur training noise level range ``(low, high)``, 0..255 scale.
+* ``val_noise``: deblur validation noise level, 0..255 scale (2.55 as the paper's table).
+* ``val_max_images``: int or None: use only the first images of the validation split.
+* ``val_crop``: int or None: centre-crop validation images to at most ``val_crop`` x ``val_crop``.
+* ``num_threads``: grain reader threads computing batches ahead (0: compute on demand).
+* ``prefetch_buffer_size``: batches kept ready by the reader threads.
+* ``worker_count``: grain worker processes (0: none, the default -- deterministic either way,
+  but processes cost start-up time and need picklable sources).
+
+Training stream.  Global example ``g = 0, 1, 2, ...`` is the degradation of image
+``perm_e[g mod N]`` of the training split (``N`` images, ``perm_e`` grain's seeded shuffle of epoch
+``e = g // N``) with a numpy generator seeded by ``SeedSequence([seed, g])``.  Global batch ``j``
+holds examples ``j*B ... j*B + B - 1`` (``B = global_batch_size``) and process ``i`` of ``P``
+computes only the contiguous block ``j*B + i*b ... j*B + (i+1)*b - 1`` (``b = B // P``), so
+concatenating the ``P`` local batches in process order gives exactly the single-process global
+batch, whatever ``P`` is -- the layout ``jax.make_array_from_process_local_data`` expects.
+
+Batches are dicts of float32 numpy arrays, NHWC: ``input`` (b, h, w, C), ``target`` (b, H, W, C)
+and for deblur ``kernel`` (b, k, k).  The iterator is a ``grain.DatasetIterator``:
+``get_state()`` returns a small JSON-serialisable dict and ``set_state(state)`` resumes the exact
+same sequence of batches (save it next to the model checkpoint, e.g. with
+``grain.checkpoint.CheckpointSave``).
+
+Validation (:func:`create_eval_set`): every image of the validation split, centre-cropped, degraded
+deterministically by :func:`converse_jax.data.tasks.validation_example` (seed-0 noise as the
+official test scripts; for deblur the kernel of validation image ``i`` is
+``random_blur_kernel(np.random.default_rng(i), kernel_size)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import grain
+import ml_collections
+import numpy as np
+from absl import flags
+
+from converse_jax.data.sources import check_channels, embedded_images, folder_images
+from converse_jax.data.tasks import TASKS, TrainDegradation, validation_example
+from converse_jax.data.tfds_folder import tfds_images
+from converse_jax.protocol.kernels import random_blur_kernel
+
+SOURCES = ("embedded", "folder", "tfds")
+
+_TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "denoise": {"channels": 1, "patch_size": 40},
+    "sr": {"channels": 3, "patch_size": 96},
+    "deblur": {"channels": 3, "patch_size": 96},
+}
+
+
+def default_data_config(task: str) -> ml_collections.ConfigDict:
+    """Data config with every field (see the module docstring) for ``task``, embedded source.
+
+    Defaults: denoise gray 40x40 patches at sigma 25 (KAIR DnCNN json); sr RGB 96x96 HR
+    patches, x4; deblur RGB 96x96 patches, 7x7 kernels, noise U(0, 25)/255, validation noise 2.55;
+    validation centre crop 256; two reader threads, no worker processes.
+
+    >>> default_data_config("sr").scale
+    4
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    return ml_collections.ConfigDict(
+        {
+            "task": task,
+            "source": "embedded",
+            "train_dir": None,
+            "val_dir": None,
+            "tfds_name": None,
+            "tfds_data_dir": None,
+            "tfds_train_split": "train",
+            "tfds_val_split": "validation",
+            "image_key": "image",
+            "channels": _TASK_DEFAULTS[task]["channels"],
+            "patch_size": _TASK_DEFAULTS[task]["patch_size"],
+            "sigma": 25.0,
+            "sigma_range": None,
+            "scale": 4,
+            "kernel_size": 7,
+            "noise_range": (0.0, 25.0),
+            "val_noise": 2.55,
+            "val_max_images": None,
+            "val_crop": 256,
+            "num_threads": 2,
+            "prefetch_buffer_size": 4,
+            "worker_count": 0,
+        }
+    )
+
+
+def _resolved(data_cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """``data_cfg`` over the defaults of its task (a new ConfigDict; the argument is untouched)."""
+    if not hasattr(data_cfg, "get") or data_cfg.get("task") not in TASKS:
+        raise ValueError(f"data_cfg.task must be one of {TASKS}, got {getattr(data_cfg, 'task', None)!r}")
+    cfg = default_data_config(data_cfg.task)
+    for key in data_cfg.keys():
+        if key not in cfg:
+            raise ValueError(f"data_cfg has an unknown field {key!r}; known fields: {sorted(cfg.keys())}")
+        value = data_cfg[key]
+        cfg[key] = tuple(value) if isinstance(value, list) else value
+    if cfg.source not in SOURCES:
+        raise ValueError(f"data_cfg.source must be one of {SOURCES}, got {cfg.source!r}")
+    check_channels(cfg.channels)
+    return cfg
+
+
+def _images(cfg: ml_collections.ConfigDict, split: str) -> Sequence[tuple[str, np.ndarray]]:
+    """The (name, uint8 HWC) source of ``split`` ('train' or 'validation')."""
+    if cfg.source == "embedded":
+        return embedded_images(split, cfg.channels)
+    if cfg.source == "folder":
+        field = "train_dir" if split == "train" else "val_dir"
+        if not cfg[field]:
+            raise ValueError(f"data_cfg.{field} must be a folder of images for source='folder'")
+        return folder_images(cfg[field], cfg.channels)
+    if not cfg.tfds_name:
+        raise ValueError("data_cfg.tfds_name must name a prepared TFDS dataset for source='tfds'")
+    tfds_split = cfg.tfds_train_split if split == "train" else cfg.tfds_val_split
+    return tfds_images(cfg.tfds_name, tfds_split, cfg.tfds_data_dir, cfg.image_key, cfg.channels)
+
+
+def _image_only(item: tuple[str, np.ndarray]) -> np.ndarray:
+    return item[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class _DegradeWithIndex:
+    """``(g, hr) -> degradation(hr, Generator(SeedSequence([seed, g])))`` (picklable)."""
+
+    degradation: TrainDegradation
+    seed: int
+
+    def __call__(self, index: int, hr: np.ndarray) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, int(index)]))
+        return self.degradation(hr, rng)
+
+
+def _nonneg_int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}") from None
+    if v < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return v
+
+
+def create_train_iterator(
+    data_cfg: ml_collections.ConfigDict,
+    *,
+    global_batch_size: int,
+    seed: int,
+    process_index: int = 0,
+    process_count: int = 1,
+) -> grain.DatasetIterator:
+    """Infinite, deterministic, checkpointable iterator over this process's training batches.
+
+    Args:
+      data_cfg: data config (module docstring).
+      global_batch_size: examples per step over all processes, divisible by ``process_count``.
+      seed: non-negative int; fixes the shuffle and every random degradation.
+      process_index: this process, ``0 <= process_index < process_count``
+        (``jax.process_index()``).
+      process_count: number of processes (``jax.process_count()``).
+
+    Returns:
+      A ``grain.DatasetIterator`` yielding dicts of float32 arrays with leading dimension
+      ``global_batch_size // process_count``: ``input`` (b, h, w, C), ``target`` (b, H, W, C),
+      plus ``kernel`` (b, k, k) for deblur.  ``get_state()`` / ``set_state(state)`` save and
+      resume the position; with ``worker_count > 0`` call ``close()`` when done (it stops the
+      worker processes).  See the module docstring for which global examples each process
+      computes.
+    """
+    cfg = _resolved(data_cfg)
+    degradation = TrainDegradation(
+        task=cfg.task,
+        patch_size=cfg.patch_size,
+        sigma=cfg.sigma,
+        sigma_range=cfg.sigma_range,
+        scale=cfg.scale,
+        kernel_size=cfg.kernel_size,
+        noise_range=cfg.noise_range,
+    )
+    seed = _nonneg_int(seed, "seed")
+    process_count = _nonneg_int(process_count, "process_count")
+    if process_count < 1:
+        raise ValueError(f"process_count must be >= 1, got {process_count}")
+    process_index = _nonneg_int(process_index, "process_index")
+    if process_index >= process_count:
+        raise ValueError(f"process_index must be < process_count={process_count}, got {process_index}")
+    global_batch_size = _nonneg_int(global_batch_size, "global_batch_size")
+    if global_batch_size < 1 or global_batch_size % process_count:
+        raise ValueError(
+            f"global_batch_size must be a positive multiple of process_count={process_count}, "
+            f"got {global_batch_size}"
+        )
+    local_batch_size = global_batch_size // process_count
+    num_threads = _nonneg_int(cfg.num_threads, "data_cfg.num_threads")
+    prefetch = _nonneg_int(cfg.prefetch_buffer_size, "data_cfg.prefetch_buffer_size")
+    workers = _nonneg_int(cfg.worker_count, "data_cfg.worker_count")
+
+    images = _images(cfg, "train")
+    ds = (
+        grain.MapDataset.source(images)
+        .map(_image_only)
+        .shuffle(seed=seed)
+        .repeat(None)  # infinite; each epoch reshuffled
+        .map_with_index(_DegradeWithIndex(degradation, seed))
+        # Chunk c holds global examples c*b ... c*b + b - 1; global batch j is chunks j*P ... j*P+P-1.
+        .batch(local_batch_size, drop_remainder=True)
+    )[process_index::process_count]
+    iter_ds = ds.to_iter_dataset(
+        grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
+    )
+    if workers > 0:
+        # Grain's worker processes read absl flags; outside ``absl.app.run`` they are unparsed,
+        # which makes grain fail.  Marking them parsed keeps every flag at its default value.
+        if not flags.FLAGS.is_parsed():
+            flags.FLAGS.mark_as_parsed()
+        iter_ds = iter_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
+    return iter(iter_ds)
+
+
+def center_crop(img: np.ndarray, size: int) -> np.ndarray:
+    """Centre window of at most ``size`` x ``size`` of an (H, W[, C]) image (a view).
+
+    The window is (min(H, size), min(W, size)) starting at ((H - h) // 2, (W - w) // 2).
+
+    >>> center_crop(np.arange(25).reshape(5, 5), 2)
+    array([[ 6,  7],
+           [11, 12]])
+    """
+    size = _nonneg_int(size, "size")
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    h, w = img.shape[0], img.shape[1]
+    ch, cw = min(h, size), min(w, size)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return img[top : top + ch, left : left + cw]
+
+
+def create_eval_set(data_cfg: ml_collections.ConfigDict) -> list[dict[str, Any]]:
+    """Deterministic full-image validation examples of the validation split.
+
+    Args:
+      data_cfg: data config (module docstring); uses task, source fields, channels,
+        sigma (denoise), scale (sr), kernel_size and val_noise (deblur), val_max_images, val_crop.
+
+    Returns:
+      One dict per image, in source order: ``'name'`` (str), ``'input'`` and ``'target'`` float32
+      HWC (sr: target modcropped to ``scale``, input (H/scale, W/scale, C); deblur: both
+      modcropped to 8), and for deblur ``'kernel'`` float32 (k, k).  No batch dimension.
+    """
+    cfg = _resolved(data_cfg)
+    if cfg.task == "denoise" and cfg.sigma is None:
+        raise ValueError("data_cfg.sigma must be set: it is the validation noise level")
+    images = _images(cfg, "validation")
+    count = len(images)
+    if cfg.val_max_images is not None:
+        count = min(count, _nonneg_int(cfg.val_max_images, "data_cfg.val_max_images"))
+    examples = []
+    for i in range(count):
+        name, img = images[i]
+        if cfg.val_crop is not None:
+            img = np.ascontiguousarray(center_crop(img, cfg.val_crop))
+        kernel = None
+        if cfg.task == "deblur":
+            kernel = random_blur_kernel(np.random.default_rng(i), cfg.kernel_size)
+        example = validation_example(
+            img, cfg.task, sigma=cfg.sigma, scale=cfg.scale, kernel=kernel, noise=cfg.val_noise
+        )
+        examples.append({"name": name, **example})
+    return examples
