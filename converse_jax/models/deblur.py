@@ -1,0 +1,78 @@
+"""Blind deblurring networks (NHWC): ConverseNet and its convolution baseline ConvNet.
+
+* :class:`ConverseNet` (official ``ConverseNet``, released weights): 1×1 conv 3→64, then the
+  *same* stack of 7 ConverseBlocks (k3, p2, circular, eps 1e-5) applied 5 times (weights shared
+  across the iterations), then 1×1 conv 64→3. No global skip. 243,267 parameters.
+* :class:`ConvNet`: the same wrapper around a stack of 7 ConvBlocks (depthwise k3, p1, circular).
+  No complete official class exists; this follows the official ConvNet stack put into the
+  ConverseNet wrapper (paper_notes §4). 243,267 parameters.
+
+Params: ``head``, ``blocks_0`` … ``blocks_{num_blocks-1}``, ``tail``. Init: blocks N(0, 0.02²)/zero
+bias (official stack init), head/tail PyTorch's default U(±1/√fan_in).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import flax.linen as nn
+import jax
+
+from converse_jax.models.common import check_image, conv1x1, make_blocks
+from converse_jax.nn.baselines import ConvBlock
+from converse_jax.nn.converse import ConverseBlock
+
+
+class ConverseNet(nn.Module):
+    """ConverseNet: (N, H, W, in_channels) blurred -> (N, H, W, in_channels) restored.
+
+    Attributes:
+      in_channels: image channels (3).
+      features: feature channels C (64).
+      num_blocks: blocks in the shared stack (7).
+      num_iterations: how many times the stack is applied (5).
+      kernel_size, padding, padding_mode, eps: the blocks' spatial operator (3, 2, 'circular', 1e-5).
+      remat: rematerialise each block application in the backward pass (same results, less memory).
+    """
+
+    in_channels: int = 3
+    features: int = 64
+    num_blocks: int = 7
+    num_iterations: int = 5
+    kernel_size: int = 3
+    padding: int = 2
+    padding_mode: str = "circular"
+    eps: float = 1e-5
+    remat: bool = False
+    block_class: ClassVar[type[nn.Module]] = ConverseBlock
+
+    def setup(self) -> None:
+        if not isinstance(self.num_iterations, int) or self.num_iterations < 1:
+            raise ValueError(f"num_iterations must be a positive int, got {self.num_iterations!r}")
+        self.head = conv1x1(self.features, torch_init=True, fan_in=self.in_channels)
+        self.blocks = make_blocks(
+            self.block_class,
+            self.num_blocks,
+            self.remat,
+            features=self.features,
+            kernel_size=self.kernel_size,
+            padding=self.padding,
+            padding_mode=self.padding_mode,
+            eps=self.eps,
+        )
+        self.tail = conv1x1(self.in_channels, torch_init=True, fan_in=self.features)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        check_image(x, self.in_channels, type(self).__name__)
+        x = self.head(x)
+        for _ in range(self.num_iterations):
+            for block in self.blocks:
+                x = block(x)
+        return self.tail(x)
+
+
+class ConvNet(ConverseNet):
+    """ConvNet: :class:`ConverseNet` with :class:`ConvBlock` (depthwise k3, p1, circular)."""
+
+    padding: int = 1
+    block_class: ClassVar[type[nn.Module]] = ConvBlock

@@ -1,0 +1,144 @@
+"""Gray-image denoisers: Converse-DnCNN, its Conv/ConvT baselines and the classic DnCNN (NHWC).
+
+* :class:`ConverseDnCNN` (official ``ConverseDnCNN``, released weights): 1×1 conv C→64,
+  20 :class:`ConverseBlock` (k7, p6, circular, eps 1e-5), 1×1 conv 64→C. The output is the
+  restored image itself (no global residual). 796,353 parameters.
+* :class:`ConvDnCNN` / :class:`ConvTDnCNN`: the same skeleton with :class:`ConvBlock` (k5, p2,
+  circular) / :class:`ConvTBlock` (k5, p2, zeros). 734,913 parameters each.
+* :class:`DnCNN`: KAIR's DnCNN (nb=17, 'BR'): conv3×3 + ReLU, 15 × (conv3×3 + BatchNorm + ReLU),
+  conv3×3; output ``x − noise``. 557,057 parameters.
+
+The official skeleton hard-codes 20 blocks; here ``num_blocks`` (default 20) is honoured.
+Init: the block nets use N(0, 0.02²) weights and zero biases (official ``_init_weights``);
+DnCNN uses PyTorch's defaults.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import flax.linen as nn
+import jax
+
+from converse_jax.models.common import check_image, conv1x1, make_blocks
+from converse_jax.nn.baselines import Conv2D, ConvBlock, ConvTBlock
+from converse_jax.nn.converse import ConverseBlock
+
+
+class ConverseDnCNN(nn.Module):
+    """Converse-DnCNN: (N, H, W, in_channels) noisy -> (N, H, W, in_channels) restored.
+
+    Params: ``head`` (1×1 conv), ``blocks_0`` … ``blocks_{num_blocks-1}``, ``tail`` (1×1 conv).
+
+    Attributes:
+      in_channels: image channels (1 = gray).
+      features: feature channels C (the blocks' Converse2D runs on 2C).
+      num_blocks: number of blocks.
+      kernel_size, padding, padding_mode, eps: the blocks' spatial operator settings.
+      remat: rematerialise each block in the backward pass (same results, less memory).
+    """
+
+    in_channels: int = 1
+    features: int = 64
+    num_blocks: int = 20
+    kernel_size: int = 7
+    padding: int = 6
+    padding_mode: str = "circular"
+    eps: float = 1e-5
+    remat: bool = False
+    block_class: ClassVar[type[nn.Module]] = ConverseBlock
+
+    def setup(self) -> None:
+        self.head = conv1x1(self.features)
+        self.blocks = make_blocks(
+            self.block_class,
+            self.num_blocks,
+            self.remat,
+            features=self.features,
+            kernel_size=self.kernel_size,
+            padding=self.padding,
+            padding_mode=self.padding_mode,
+            eps=self.eps,
+        )
+        self.tail = conv1x1(self.in_channels)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        check_image(x, self.in_channels, type(self).__name__)
+        x = self.head(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.tail(x)
+
+
+class ConvDnCNN(ConverseDnCNN):
+    """Conv-DnCNN: :class:`ConverseDnCNN` with :class:`ConvBlock` (depthwise k5 conv, p2, circular)."""
+
+    kernel_size: int = 5
+    padding: int = 2
+    padding_mode: str = "circular"
+    block_class: ClassVar[type[nn.Module]] = ConvBlock
+
+
+class ConvTDnCNN(ConverseDnCNN):
+    """ConvT-DnCNN: :class:`ConverseDnCNN` with :class:`ConvTBlock` (depthwise k5 ConvTranspose,
+    p2, zero padding; the official constructor passes a padding mode ConvT_Block does not accept)."""
+
+    kernel_size: int = 5
+    padding: int = 2
+    padding_mode: str = "constant"
+    block_class: ClassVar[type[nn.Module]] = ConvTBlock
+
+
+class ConvBNReLU(nn.Module):
+    """conv3×3 (zero pad 1, bias) → BatchNorm → ReLU, (N, H, W, C) -> (N, H, W, features).
+
+    BatchNorm as PyTorch ``BatchNorm2d(momentum=0.9, eps=1e-4)`` (KAIR's setting): PyTorch's
+    momentum m updates ``running = (1 − m)·running + m·batch``, i.e. Flax ``momentum = 1 − m = 0.1``.
+    One difference remains: PyTorch stores the *unbiased* batch variance in ``running_var``,
+    Flax the biased one (a factor n/(n − 1) with n = N·H·W pixels per channel, negligible for
+    training batches); normalisation uses the biased variance in both.
+    """
+
+    features: int = 64
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        x = Conv2D(self.features, 3, padding=1, name="conv")(x)
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.1, epsilon=1e-4, name="bn")(x)
+        return jax.nn.relu(x)
+
+
+class DnCNN(nn.Module):
+    """KAIR DnCNN (nc=64, nb=17, act_mode='BR'): (N, H, W, C) noisy -> (N, H, W, C) restored.
+
+    ``out = x − f(x)`` with f = conv3×3 C→64 + ReLU, (num_layers − 2) × :class:`ConvBNReLU`,
+    conv3×3 64→C. Call as ``model.apply(variables, x, train=False)``; with ``train=True`` batch
+    statistics are used and ``batch_stats`` must be mutable. Params ``head``, ``body_0`` …,
+    ``tail``; collection ``batch_stats`` holds the running means/variances.
+
+    Attributes:
+      in_channels: image channels.
+      features: feature channels.
+      num_layers: convolution layers in total (17).
+      remat: rematerialise each conv-BN-ReLU layer in the backward pass.
+    """
+
+    in_channels: int = 1
+    features: int = 64
+    num_layers: int = 17
+    remat: bool = False
+
+    def setup(self) -> None:
+        if not isinstance(self.num_layers, int) or self.num_layers < 3:
+            raise ValueError(f"num_layers must be an int >= 3, got {self.num_layers!r}")
+        self.head = Conv2D(self.features, 3, padding=1)
+        layer = nn.remat(ConvBNReLU, static_argnums=(2,)) if self.remat else ConvBNReLU
+        self.body = [layer(self.features) for _ in range(self.num_layers - 2)]
+        self.tail = Conv2D(self.in_channels, 3, padding=1)
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        check_image(x, self.in_channels, "DnCNN")
+        y = jax.nn.relu(self.head(x))
+        for layer in self.body:
+            y = layer(y, train)
+        return x - self.tail(y)

@@ -1,0 +1,225 @@
+"""Non-blind (kernel-conditioned) deblurring / SR networks (NHWC): Converse-USRNet and ConvUSRNet.
+
+:class:`ConverseUSRNet` (official ``ConverseUSRNet``, released weights), ``model(x, kernel, sf)``:
+
+* :class:`KernelNet`: the blur kernel (N, 7, 7), flattened row-major to (N, 49) → Linear 49→64 →
+  GELU → Linear 64→64 → GELU → Linear 64→784 → reshaped as PyTorch's (N, 16, 7, 7), here NHWC
+  (N, 7, 7, 16).
+* ``x ← head(x)`` (1×1 conv 3→64).
+* For iteration i = 0 … 4: per-sample, per-channel kernels ``k_i = kernel_proj_i(k16)`` (1×1 conv
+  16→64 on the 7×7 "image": (N, 7, 7, 64), unnormalised); data step ``x ← D(x, k_i, s)`` with
+  s = sf for i = 0 and 1 afterwards; then the *shared* stack of 7 :class:`ConverseBlockAlpha`
+  (k3, p2, circular, eps 1e-5).
+* D (:class:`KernelDataStep`, one shared instance) is the Converse2D solve with the per-sample
+  kernel, λ = sigmoid(alpha − 9) + 1e-3 (``alpha`` (64,) shared by all iterations), padding 0
+  (purely circular).
+* ``tail``: 1×1 conv 64→3. 307,987 parameters.
+
+:class:`ConvUSRNet` — **a plausible construction, not the paper's network.** The paper's
+Conv-USRNet is in no official commit (paper_notes §4). This port keeps everything of
+ConverseUSRNet (KernelNet, per-iteration kernel projections, shared 7-block stack with alphas)
+and swaps the two Converse parts for their convolution counterparts: the blocks are
+:class:`ConvBlockAlpha` (depthwise k3, p1, circular) and the data step (:class:`KernelConvStep`)
+is a nearest ×s up-sampling followed by a per-sample depthwise *circular convolution* with the
+predicted kernel k_i (instead of the closed-form reverse convolution). 307,923 parameters.
+
+Params: ``head``, ``kernel_net`` (``fc1``–``fc3``), ``kernel_proj_0`` … ``kernel_proj_4``, ``data``
+(ConverseUSRNet: ``alpha``), ``blocks_0`` … ``blocks_6``, ``tail``. Init: stack N(0, 0.02²)/zero
+bias, everything else PyTorch's default U(±1/√fan_in); ``alpha`` zeros.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from converse_jax.models.common import check_image, conv1x1, make_blocks
+from converse_jax.nn.baselines import ConvBlockAlpha, torch_bias_init, torch_kernel_init, upsample_nearest
+from converse_jax.nn.converse import ConverseBlockAlpha, gelu
+from converse_jax.ops import converse2d
+
+
+class KernelNet(nn.Module):
+    """MLP from a blur kernel to ``out_channels`` feature kernels of the same size.
+
+    (N, kh, kw) -> (N, kh, kw, out_channels): flatten row-major, fc1 (kh·kw→hidden) → GELU →
+    fc2 (hidden→hidden) → GELU → fc3 (hidden→out_channels·kh·kw), the last read in PyTorch's
+    (out_channels, kh, kw) order and moved channels-last.
+    """
+
+    hidden: int = 64
+    out_channels: int = 16
+
+    @nn.compact
+    def __call__(self, kernel: jax.Array) -> jax.Array:
+        n, kh, kw = kernel.shape
+        taps = kh * kw
+
+        def linear(features: int, fan_in: int, name: str) -> nn.Dense:
+            # PyTorch Linear default init, U(±1/√fan_in) for weight and bias
+            return nn.Dense(features, kernel_init=torch_kernel_init, bias_init=torch_bias_init(fan_in), name=name)
+
+        h = gelu(linear(self.hidden, taps, "fc1")(kernel.reshape(n, taps)))
+        h = gelu(linear(self.hidden, self.hidden, "fc2")(h))
+        h = linear(self.out_channels * taps, self.hidden, "fc3")(h)
+        return h.reshape(n, self.out_channels, kh, kw).transpose(0, 2, 3, 1)
+
+
+class KernelDataStep(nn.Module):
+    """Converse-USRNet's data step: reverse convolution with a per-sample kernel.
+
+    ``converse2d(x, kernel, λ, scale, padding=0)`` with λ = sigmoid(alpha − 9) + eps per channel;
+    x (N, H, W, C), kernel (N, kh, kw, C) -> (N, H·scale, W·scale, C). Param ``alpha`` (C,), zeros.
+    """
+
+    features: int = 64
+    eps: float = 1e-3
+
+    @nn.compact
+    def __call__(self, x: jax.Array, kernel: jax.Array, scale: int) -> jax.Array:
+        alpha = self.param("alpha", nn.initializers.zeros, (self.features,), jnp.float32)
+        lam = jax.nn.sigmoid(alpha.astype(x.dtype) - 9.0) + self.eps
+        return converse2d(x, kernel, lam, scale=scale, padding=0)
+
+
+def circular_conv_per_sample(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Depthwise circular 2-D convolution with one kernel per sample and channel.
+
+    ``y[n, i, j, c] = Σ_{a,b} kernel[n, a, b, c] · x[n, (i − a + ⌊kh/2⌋) mod H,
+    (j − b + ⌊kw/2⌋) mod W, c]`` (tap (⌊kh/2⌋, ⌊kw/2⌋) is the origin, as in
+    :func:`converse2d`'s forward model).
+    x (N, H, W, C), kernel (N, kh, kw, C) -> (N, H, W, C).
+    """
+    _, kh, kw, c = kernel.shape
+    ch, cw = kh // 2, kw // 2
+    xp = jnp.pad(x, ((0, 0), (kh - 1 - ch, ch), (kw - 1 - cw, cw), (0, 0)), mode="wrap")
+
+    def one(xi: jax.Array, ki: jax.Array) -> jax.Array:
+        return jax.lax.conv_general_dilated(
+            xi[None],
+            ki[::-1, ::-1, None, :],
+            window_strides=(1, 1),
+            padding="VALID",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=c,
+        )[0]
+
+    return jax.vmap(one)(xp, kernel.astype(x.dtype))
+
+
+class KernelConvStep(nn.Module):
+    """ConvUSRNet's data step (plausible construction): nearest ×scale up-sampling, then
+    :func:`circular_conv_per_sample` with the predicted kernel. No parameters.
+
+    x (N, H, W, C), kernel (N, kh, kw, C) -> (N, H·scale, W·scale, C).
+    """
+
+    def __call__(self, x: jax.Array, kernel: jax.Array, scale: int) -> jax.Array:
+        return circular_conv_per_sample(upsample_nearest(x, scale), kernel)
+
+
+class ConverseUSRNet(nn.Module):
+    """Converse-USRNet; see the module docstring. ``model.apply(v, x, kernel, sf=1)``.
+
+    Attributes:
+      in_channels: image channels (3).
+      features: feature channels C (64).
+      num_blocks: blocks in the shared stack (7).
+      num_iterations: unrolled iterations (5).
+      kernel_size, padding, padding_mode, eps: the blocks' spatial operator (3, 2, 'circular', 1e-5).
+      blur_kernel_size: side of the input blur kernel (7; KernelNet's fc1 has blur_kernel_size² inputs).
+      kernel_hidden: KernelNet's hidden width (64).
+      kernel_channels: KernelNet's output kernels (16).
+      data_eps: lower bound of the data step's λ (1e-3).
+      remat: rematerialise each block application in the backward pass (same results, less memory).
+    """
+
+    in_channels: int = 3
+    features: int = 64
+    num_blocks: int = 7
+    num_iterations: int = 5
+    kernel_size: int = 3
+    padding: int = 2
+    padding_mode: str = "circular"
+    eps: float = 1e-5
+    blur_kernel_size: int = 7
+    kernel_hidden: int = 64
+    kernel_channels: int = 16
+    data_eps: float = 1e-3
+    remat: bool = False
+    block_class: ClassVar[type[nn.Module]] = ConverseBlockAlpha
+
+    def make_data_step(self) -> nn.Module:
+        """The data step module shared by all iterations."""
+        return KernelDataStep(self.features, self.data_eps)
+
+    def setup(self) -> None:
+        if not isinstance(self.num_iterations, int) or self.num_iterations < 1:
+            raise ValueError(f"num_iterations must be a positive int, got {self.num_iterations!r}")
+        self.head = conv1x1(self.features, torch_init=True, fan_in=self.in_channels)
+        self.kernel_net = KernelNet(self.kernel_hidden, self.kernel_channels)
+        self.kernel_proj = [
+            conv1x1(self.features, torch_init=True, fan_in=self.kernel_channels)
+            for _ in range(self.num_iterations)
+        ]
+        self.data = self.make_data_step()
+        self.blocks = make_blocks(
+            self.block_class,
+            self.num_blocks,
+            self.remat,
+            features=self.features,
+            kernel_size=self.kernel_size,
+            padding=self.padding,
+            padding_mode=self.padding_mode,
+            eps=self.eps,
+        )
+        self.tail = conv1x1(self.in_channels, torch_init=True, fan_in=self.features)
+
+    def __call__(self, x: jax.Array, kernel: jax.Array, sf: int = 1) -> jax.Array:
+        """Restore ``x`` given its blur ``kernel``.
+
+        Args:
+          x: (N, H, W, in_channels) degraded image (NHWC, floating).
+          kernel: (N, k, k) per-sample blur kernels or one (k, k) kernel for the whole batch,
+            k = ``blur_kernel_size``; cast to ``x``'s dtype.
+          sf: integer scale factor (1 = deblurring); the first data step up-samples by it.
+
+        Returns:
+          (N, H·sf, W·sf, in_channels) restored image.
+        """
+        who = type(self).__name__
+        check_image(x, self.in_channels, who)
+        if isinstance(sf, bool) or not isinstance(sf, int) or sf < 1:
+            raise ValueError(f"{who}: sf must be a positive int, got {sf!r}")
+        k = jnp.asarray(kernel, x.dtype)
+        ks = self.blur_kernel_size
+        if k.ndim == 2:
+            k = jnp.broadcast_to(k, (x.shape[0],) + k.shape)
+        if k.shape != (x.shape[0], ks, ks):
+            raise ValueError(
+                f"{who}: kernel must have shape (N, {ks}, {ks}) with N={x.shape[0]} or ({ks}, {ks}), "
+                f"got {jnp.shape(kernel)}"
+            )
+        k16 = self.kernel_net(k)
+        x = self.head(x)
+        for i in range(self.num_iterations):
+            x = self.data(x, self.kernel_proj[i](k16), sf if i == 0 else 1)
+            for block in self.blocks:
+                x = block(x)
+        return self.tail(x)
+
+
+class ConvUSRNet(ConverseUSRNet):
+    """Conv-USRNet, a **plausible construction** (the paper's network is unknown): ConverseUSRNet
+    with :class:`ConvBlockAlpha` (depthwise k3, p1, circular) blocks and :class:`KernelConvStep`
+    (nearest up-sampling + per-sample circular convolution with k_i) as data step."""
+
+    padding: int = 1
+    block_class: ClassVar[type[nn.Module]] = ConvBlockAlpha
+
+    def make_data_step(self) -> nn.Module:
+        """A parameter-free :class:`KernelConvStep`."""
+        return KernelConvStep()
