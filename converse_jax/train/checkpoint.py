@@ -1,0 +1,156 @@
+"""Checkpoints of a training run: orbax ``CheckpointManager`` in ``WORKDIR/checkpoints``.
+
+Each checkpoint ``WORKDIR/checkpoints/<step>/`` holds two items:
+
+* ``state``: the whole :class:`~converse_jax.train.state.TrainState` (step, params,
+  batch_stats, optimizer state, EMA params, RNG key) -- ``ocp.args.StandardSave``;
+* ``data``: the position of every process's grain data iterator, one JSON file per process
+  (``grain.checkpoint.CheckpointSave``), so a resumed run reads exactly the batches the
+  uninterrupted run would have read;
+
+plus, for checkpoints written at an evaluation, the validation metrics (``{'psnr', 'ssim'}``).
+Kept: the ``keep`` most recent checkpoints and the one with the highest validation PSNR
+(orbax ``LatestN`` ∪ ``BestN(n=1)``).  Saves are asynchronous (arrays are copied to host before
+``save`` returns, so the next step may donate them) and atomic (a step folder appears only when
+complete; unfinished temporary folders are removed on start-up).  All processes call every
+method (orbax coordinates the multi-host writes).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import grain
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from orbax.checkpoint.checkpoint_managers import preservation_policy as ocp_preservation
+
+from converse_jax.train.state import TrainState
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+def _psnr_of(metrics: Any) -> float:
+    return float(metrics["psnr"])
+
+
+class Checkpointer:
+    """Saves and restores training checkpoints in ``workdir/checkpoints``.
+
+    Args:
+      workdir: the run's folder (created if missing).
+      keep: number of most recent checkpoints kept (>= 1); the best by validation PSNR is kept
+        in addition.
+    """
+
+    def __init__(self, workdir: str | os.PathLike, *, keep: int) -> None:
+        if int(keep) < 1:
+            raise ValueError(f"keep (keep_checkpoints) must be >= 1, got {keep!r}")
+        self.directory = os.path.join(os.fspath(workdir), CHECKPOINT_DIR)
+        policy = ocp_preservation.AnyPreservationPolicy(
+            [
+                ocp_preservation.LatestN(n=int(keep)),
+                ocp_preservation.BestN(get_metric_fn=_psnr_of, n=1, keep_checkpoints_without_metrics=False),
+            ]
+        )
+        options = ocp.CheckpointManagerOptions(
+            preservation_policy=policy,
+            best_fn=_psnr_of,  # also makes orbax store the metrics with each checkpoint
+            best_mode="max",
+            cleanup_tmp_directories=True,
+            create=True,
+        )
+        self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "data"))
+
+    def all_steps(self) -> list[int]:
+        """Steps of the checkpoints on disk, ascending."""
+        return sorted(self._manager.all_steps())
+
+    def latest_step(self) -> int | None:
+        """Most recent complete checkpoint, or None."""
+        return self._manager.latest_step()
+
+    def best_step(self) -> int | None:
+        """Checkpoint with the highest validation PSNR among those saved with metrics, or None."""
+        return self._manager.best_step()
+
+    def metrics(self, step: int) -> dict[str, float] | None:
+        """The validation metrics stored with checkpoint ``step`` (None if saved without)."""
+        return self._manager.metrics(step)
+
+    def save(
+        self,
+        step: int,
+        state: TrainState,
+        data_iterator: grain.DatasetIterator,
+        metrics: dict[str, float] | None = None,
+    ) -> bool:
+        """Starts saving ``state`` and the iterator position as checkpoint ``step``.
+
+        Returns False (and writes nothing) if checkpoint ``step`` already exists.  ``metrics``
+        (``{'psnr': dB, ...}``) ranks the checkpoint for the "best" one.
+        """
+        if step in self._manager.all_steps():
+            return False
+        return self._manager.save(
+            int(step),
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                data=grain.checkpoint.CheckpointSave(data_iterator),
+            ),
+            metrics=None if metrics is None else {k: float(v) for k, v in metrics.items()},
+            force=True,
+        )
+
+    def restore(
+        self, step: int, abstract_state: TrainState, data_iterator: grain.DatasetIterator | None = None
+    ) -> TrainState:
+        """Reads checkpoint ``step``.
+
+        Args:
+          step: an existing step.
+          abstract_state: a state of ``jax.ShapeDtypeStruct`` leaves with shardings (e.g.
+            ``jax.eval_shape`` of the initialisation plus the target shardings); arrays are
+            restored with those shardings.
+          data_iterator: if given, its position is set to the saved one (in place).
+
+        Returns:
+          the restored state.
+        """
+        if step not in self._manager.all_steps():
+            raise ValueError(f"step {step} is not a checkpoint in {self.directory}; have {self.all_steps()}")
+        items: dict[str, Any] = {"state": ocp.args.StandardRestore(abstract_state)}
+        if data_iterator is not None:
+            items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
+        restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+        return restored["state"]
+
+    def read_state(self, step: int) -> dict[str, Any]:
+        """Checkpoint ``step``'s train state as saved, without a template (for inspection and export).
+
+        Returns:
+          nested dicts of numpy arrays with the :class:`TrainState` field names as top-level keys
+          (``'step'``, ``'params'``, ``'batch_stats'``, ``'opt_state'``, ``'ema_params'``,
+          ``'rng'``); containers inside ``opt_state`` come back as dicts or lists.
+        """
+        if step not in self._manager.all_steps():
+            raise ValueError(f"step {step} is not a checkpoint in {self.directory}; have {self.all_steps()}")
+        restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+        return jax.tree.map(np.asarray, restored["state"])
+
+    def wait(self) -> None:
+        """Blocks until every started save is on disk."""
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        """Waits for pending saves and releases the manager."""
+        self._manager.close()
+
+
+def abstract_like(state: TrainState) -> TrainState:
+    """``jax.ShapeDtypeStruct`` tree (with shardings) of a concrete or ``eval_shape`` state."""
+    return jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)), state
+    )

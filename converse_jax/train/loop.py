@@ -1,0 +1,283 @@
+"""The training loop: ``train_and_evaluate(config, workdir)``.
+
+What one run does, on every device of every process (see :mod:`converse_jax.train.mesh`):
+
+1. Builds the network ``get_model(config.model, remat=config.remat, **config.model_overrides)``,
+   the data iterator of this process (``config.data``, seed ``config.seed``), the validation set,
+   Adam with the step schedule (:mod:`converse_jax.train.optim`).
+2. Resumes from the latest checkpoint in ``workdir/checkpoints`` if there is one (train state,
+   RNG and data-iterator position -- the resumed run computes bit-identically what the
+   uninterrupted run would have), else initialises from ``config.seed``.
+3. Runs the jitted train step until ``config.num_train_steps``; every ``log_every_steps`` it
+   writes ``{'step', 'loss' (mean over the steps since the previous record), 'learning_rate',
+   'steps_per_sec'}`` to ``workdir/metrics.jsonl`` and TensorBoard; every ``eval_every_steps``
+   (and at the end) it evaluates the EMA weights on the validation set -- PSNR/SSIM on the
+   uint8-rounded, clipped output as the evaluation protocol (border 0 for denoising, ``scale``
+   for SR, 1 for deblurring) -- adds ``'psnr'``/``'ssim'`` to that step's record, and saves a
+   checkpoint ranked by the PSNR; it also saves every ``checkpoint_every_steps`` and at the end.
+4. On SIGTERM (preemption) it finishes the current step, saves a checkpoint and returns (the
+   program then exits with status 0); on multi-process jobs the processes agree on the step
+   through JAX's preemption sync point.
+
+A tqdm progress bar (process 0, stderr) shows steps/s and the last logged loss.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+from jax.experimental import multihost_utils
+from tqdm import tqdm
+
+from converse_jax.data import create_eval_set, create_train_iterator, default_data_config
+from converse_jax.train.checkpoint import Checkpointer
+from converse_jax.train.metrics import MetricWriter
+from converse_jax.train.mesh import check_batch_size, create_mesh, global_batch, replicated_sharding, to_host
+from converse_jax.train.optim import learning_rate_at, make_optimizer
+from converse_jax.train.state import TrainState, create_train_state
+from converse_jax.train.step import data_task, evaluate, init_variables, make_predict_fn, make_train_step
+
+REQUIRED_FIELDS = (
+    "model",
+    "model_overrides",
+    "data",
+    "batch_size",
+    "num_train_steps",
+    "learning_rate",
+    "lr_milestones",
+    "lr_decay",
+    "grad_clip_norm",
+    "ema_decay",
+    "log_every_steps",
+    "eval_every_steps",
+    "checkpoint_every_steps",
+    "keep_checkpoints",
+    "seed",
+    "remat",
+)
+"""Fields every training config has (see ``configs/default.py``)."""
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """Raises ``ValueError`` naming the field if ``config`` lacks a field or holds a bad value."""
+    missing = [f for f in REQUIRED_FIELDS if f not in config]
+    if missing:
+        raise ValueError(f"config is missing the fields {missing}")
+    for name in ("batch_size", "num_train_steps", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
+        value = config[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"config.{name} must be a positive integer, got {value!r}")
+    for name in ("eval_every_steps", "seed"):
+        value = config[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"config.{name} must be a non-negative integer (0: never), got {value!r}")
+    if not 0 <= config.ema_decay < 1:
+        raise ValueError(f"config.ema_decay must be in [0, 1), got {config.ema_decay!r}")
+
+
+def _example_batch(data_cfg: ml_collections.ConfigDict, task: str) -> dict[str, np.ndarray]:
+    """Zeros of the shapes of one training example (batch 1), for initialisation."""
+    cfg = default_data_config(data_cfg.task)
+    cfg.update(data_cfg)
+    side = cfg.patch_size // cfg.scale if cfg.task == "sr" else cfg.patch_size
+    example = {"input": np.zeros((1, side, side, cfg.channels), np.float32)}
+    if task == "deblur_nonblind":
+        example["kernel"] = np.full((1, cfg.kernel_size, cfg.kernel_size), 1.0 / cfg.kernel_size**2, np.float32)
+    return example
+
+
+def check_model_data(model: Any, data_cfg: ml_collections.ConfigDict) -> None:
+    """``ValueError`` if the network's ``in_channels`` / ``upscale`` (sr) / ``blur_kernel_size``
+    disagree with the data config's ``channels`` / ``scale`` / ``kernel_size``."""
+    cfg = default_data_config(data_cfg.task)
+    cfg.update(data_cfg)
+    pairs = [("in_channels", "channels")]
+    if cfg.task == "sr":
+        pairs.append(("upscale", "scale"))
+    pairs.append(("blur_kernel_size", "kernel_size"))
+    for model_field, data_field in pairs:
+        if hasattr(model, model_field) and getattr(model, model_field) != cfg[data_field]:
+            raise ValueError(
+                f"config.model_overrides.{model_field}={getattr(model, model_field)!r} does not match "
+                f"config.data.{data_field}={cfg[data_field]!r}"
+            )
+
+
+class _Preemption:
+    """SIGTERM -> "stop after this step" flag (single process); the JAX sync point otherwise."""
+
+    def __init__(self) -> None:
+        self._flag = threading.Event()
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> _Preemption:
+        if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+            self._installed = True
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        del signum, frame
+        self._flag.set()
+
+    def reached(self, step: int) -> bool:
+        if jax.process_count() > 1:
+            return bool(multihost_utils.reached_preemption_sync_point(step))
+        return self._flag.is_set()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._installed:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """``workdir/config.json`` (process 0), written atomically."""
+    fd, tmp = tempfile.mkstemp(dir=workdir, prefix=".tmp-config-")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, os.path.join(workdir, "config.json"))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> TrainState:
+    """Trains ``config`` in ``workdir`` (resuming if it holds checkpoints) and returns the state.
+
+    A SIGTERM received at any time (set-up included) makes the run finish the current step, save
+    a checkpoint and return.
+
+    Args:
+      config: a training config (``configs/*.py``; fields :data:`REQUIRED_FIELDS`).
+      workdir: folder for ``checkpoints/``, ``metrics.jsonl``, ``tensorboard/``, ``config.json``.
+
+    Returns:
+      the final :class:`TrainState` (replicated global arrays): at ``num_train_steps``, or at
+      the step where a SIGTERM stopped the run.
+    """
+    check_config(config)
+    with _Preemption() as preemption:
+        return _train(config, os.fspath(workdir), preemption)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str, preemption: _Preemption) -> TrainState:
+    """The body of :func:`train_and_evaluate`."""
+    from converse_jax.models import MODELS, get_model  # the registry imports every network
+
+    if config.model not in MODELS:
+        raise ValueError(f"config.model must be a registered model {sorted(MODELS)}, got {config.model!r}")
+    task = MODELS[config.model].task
+    if config.data.task != data_task(task):
+        raise ValueError(
+            f"config.data.task must be {data_task(task)!r} for model {config.model!r} (task {task!r}), "
+            f"got {config.data.task!r}"
+        )
+    is_main = jax.process_index() == 0
+    if is_main:
+        os.makedirs(workdir, exist_ok=True)
+        _write_config(config, workdir)
+
+    model = get_model(config.model, remat=config.remat, **config.model_overrides.to_dict())
+    check_model_data(model, config.data)
+    mesh = create_mesh()
+    check_batch_size(config.batch_size, mesh)
+    logging.info("%s (%s) on %d devices, %d processes", config.model, task, mesh.devices.size, jax.process_count())
+
+    tx = make_optimizer(config.learning_rate, config.lr_milestones, config.lr_decay, config.grad_clip_norm)
+    init_key, state_key = jax.random.split(jax.random.PRNGKey(config.seed))
+    example = _example_batch(config.data, task)
+
+    def fresh_state() -> TrainState:
+        variables = init_variables(model, task, example, init_key, mesh)
+        return jax.jit(lambda v, k: create_train_state(v, tx, k), out_shardings=replicated_sharding(mesh))(
+            variables, state_key
+        )
+
+    train_iter: Iterator[dict[str, np.ndarray]] = create_train_iterator(
+        config.data,
+        global_batch_size=config.batch_size,
+        seed=config.seed,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
+    eval_set = create_eval_set(config.data) if config.eval_every_steps else []
+    scale = int(config.data.get("scale", 1)) if config.data.task == "sr" else 1
+    ckpt = Checkpointer(workdir, keep=config.keep_checkpoints)
+    writer = None
+    bar = None
+    try:
+        latest = ckpt.latest_step()
+        if latest is None:
+            state = fresh_state()
+        else:
+            abstract = jax.tree.map(
+                lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated_sharding(mesh)),
+                jax.eval_shape(fresh_state),
+            )
+            state = ckpt.restore(latest, abstract, train_iter)
+            logging.info("resumed from %s at step %d", ckpt.directory, latest)
+        start = int(to_host(state.step))
+
+        train_step = make_train_step(model, tx, task=task, ema_decay=config.ema_decay, mesh=mesh)
+        predict = make_predict_fn(model, task=task, mesh=mesh)
+        writer = MetricWriter(workdir, enabled=is_main, resume_step=None if latest is None else start)
+        bar = tqdm(
+            total=config.num_train_steps, initial=start, unit="step", disable=not is_main, dynamic_ncols=True,
+            desc=config.model,
+        )
+        step = start
+        pending: list[jax.Array] = []
+        t_last, step_last = time.perf_counter(), start
+        while step < config.num_train_steps:
+            state, step_metrics = train_step(state, global_batch(next(train_iter), mesh))
+            step += 1
+            pending.append(step_metrics["loss"])
+            bar.update(1)
+            last = step == config.num_train_steps
+            do_eval = bool(config.eval_every_steps) and (step % config.eval_every_steps == 0 or last)
+            if do_eval or step % config.log_every_steps == 0 or last:
+                record = {
+                    "loss": float(np.mean([float(to_host(v)) for v in pending])),
+                    "learning_rate": learning_rate_at(
+                        step - 1, config.learning_rate, config.lr_milestones, config.lr_decay
+                    ),
+                    "steps_per_sec": (step - step_last) / max(time.perf_counter() - t_last, 1e-9),
+                }
+                pending = []
+                postfix = {"loss": f"{record['loss']:.4g}"}
+                if do_eval:
+                    result = evaluate(predict, state.variables(ema=True), eval_set, task=task, scale=scale, mesh=mesh)
+                    record.update(psnr=result["psnr"], ssim=result["ssim"])
+                    postfix["psnr"] = f"{result['psnr']:.2f}"
+                    logging.info(
+                        "step %d: validation PSNR %.3f dB, SSIM %.4f (%s)", step, result["psnr"], result["ssim"],
+                        ", ".join(f"{n} {p:.2f}" for n, p, _ in result["per_image"]),
+                    )
+                    ckpt.save(step, state, train_iter, {"psnr": result["psnr"], "ssim": result["ssim"]})
+                bar.set_postfix(postfix)
+                writer.write(step, record)
+                t_last, step_last = time.perf_counter(), step
+            stop = preemption.reached(step)
+            if step % config.checkpoint_every_steps == 0 or last or stop:
+                ckpt.save(step, state, train_iter)
+            if stop:
+                logging.warning("SIGTERM: saved checkpoint %d in %s; stopping", step, ckpt.directory)
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+        ckpt.close()
+        if writer is not None:
+            writer.close()
+        close = getattr(train_iter, "close", None)
+        if close is not None:
+            close()
+    return state

@@ -1,0 +1,95 @@
+"""Training metrics on disk: ``WORKDIR/metrics.jsonl`` and TensorBoard event files.
+
+* ``metrics.jsonl``: one JSON object per logged step, e.g.
+  ``{"step": 100, "loss": 0.031, "learning_rate": 0.0001, "steps_per_sec": 12.5}``, and on
+  evaluation steps also ``"psnr"`` (dB) and ``"ssim"``.  Floats are written with ``repr``
+  precision, so values read back are bit-identical to the float32 values logged (a
+  non-finite value is written as ``NaN`` / ``Infinity``, which Python's ``json`` reads back).
+* ``WORKDIR/tensorboard/``: the same scalars as TensorBoard events (``tensorboardX``, no
+  TensorFlow needed); view with ``tensorboard --logdir WORKDIR/tensorboard``.
+
+Only process 0 writes.  When a run resumes from step ``s``, records after ``s`` left by the
+interrupted run are dropped from ``metrics.jsonl`` (the file is rewritten atomically) and
+TensorBoard is told to purge events after ``s``, so the files read as one uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+
+from tensorboardX import SummaryWriter
+
+METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"
+
+
+def read_metrics(workdir: str | os.PathLike) -> list[dict[str, float]]:
+    """All records of ``workdir/metrics.jsonl`` in file order (empty if the file is missing)."""
+    path = os.path.join(os.fspath(workdir), METRICS_FILE)
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _write_atomic(path: str, text: str) -> None:
+    folder = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".jsonl")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class MetricWriter:
+    """Writes scalar metrics of logged steps to ``metrics.jsonl`` and TensorBoard.
+
+    Args:
+      workdir: the run's folder.
+      enabled: write anything at all (``jax.process_index() == 0``).
+      resume_step: the step a resumed run restarts from; records with a larger step are
+        removed.  None for a fresh run.
+    """
+
+    def __init__(self, workdir: str | os.PathLike, *, enabled: bool = True, resume_step: int | None = None) -> None:
+        self.enabled = enabled
+        self._path = os.path.join(os.fspath(workdir), METRICS_FILE)
+        self._tb: SummaryWriter | None = None
+        if not enabled:
+            return
+        os.makedirs(os.fspath(workdir), exist_ok=True)
+        if resume_step is not None:
+            kept = [r for r in read_metrics(workdir) if r["step"] <= resume_step]
+            _write_atomic(self._path, "".join(json.dumps(r) + "\n" for r in kept))
+        elif os.path.exists(self._path):
+            _write_atomic(self._path, "")
+        self._file = open(self._path, "a", encoding="utf-8")
+        purge = None if resume_step is None else resume_step + 1
+        self._tb = SummaryWriter(os.path.join(os.fspath(workdir), TENSORBOARD_DIR), purge_step=purge)
+
+    def write(self, step: int, scalars: Mapping[str, float]) -> None:
+        """Records ``scalars`` (name -> number) for ``step``: one JSON line + TensorBoard scalars."""
+        if not self.enabled:
+            return
+        if "step" in scalars:
+            raise ValueError("scalars must not contain 'step'; pass it as the step argument")
+        record = {"step": int(step)}
+        for name, value in scalars.items():
+            record[name] = float(value)
+            self._tb.add_scalar(name, record[name], int(step))
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        self._tb.flush()
+
+    def close(self) -> None:
+        """Flushes and closes the files."""
+        if self.enabled:
+            self._file.close()
+            self._tb.close()

@@ -1,0 +1,235 @@
+"""The jitted train step, model-call dispatch per task, and the validation (predict + PSNR/SSIM).
+
+Tasks (``converse_jax.models.MODELS[name].task``) and how the network is called:
+
+* ``'denoise'``, ``'sr'``, ``'deblur'`` (blind): ``model.apply(variables, x)``;
+  a model with BatchNorm (``dncnn``) takes ``train=`` and keeps ``batch_stats``.
+* ``'deblur_nonblind'`` (USRNet): ``model.apply(variables, x, kernel, 1)`` -- the blur kernel of
+  every example (``batch['kernel']``, (B, k, k)) and scale factor 1 (deblurring, no SR).
+
+Loss: ``converse_jax.losses.l1_loss(prediction, target)`` -- the mean absolute error over the
+global batch, so the gradient of one jitted step over a sharded batch equals the single-device
+gradient (XLA inserts the all-reduce).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import numpy as np
+import optax
+from jax.sharding import Mesh
+
+from converse_jax.losses import l1_loss
+from converse_jax.protocol.degradations import single2uint
+from converse_jax.protocol.metrics import calculate_psnr, calculate_ssim
+from converse_jax.train.mesh import batch_sharding, replicate, replicated_sharding, to_host
+from converse_jax.train.optim import ema_update
+from converse_jax.train.state import TrainState
+
+PyTree = Any
+MODEL_TASKS = ("denoise", "sr", "deblur", "deblur_nonblind")
+
+
+def data_task(model_task: str) -> str:
+    """The data pipeline task (``'denoise'|'sr'|'deblur'``) that feeds a model task."""
+    if model_task not in MODEL_TASKS:
+        raise ValueError(f"model task must be one of {MODEL_TASKS}, got {model_task!r}")
+    return "deblur" if model_task == "deblur_nonblind" else model_task
+
+
+def takes_train_flag(model: nn.Module) -> bool:
+    """Whether ``model.__call__`` has a ``train`` argument (BatchNorm models such as DnCNN)."""
+    return "train" in inspect.signature(type(model).__call__).parameters
+
+
+def apply_model(
+    model: nn.Module,
+    variables: dict[str, PyTree],
+    batch: dict[str, jax.Array],
+    task: str,
+    *,
+    train: bool,
+    rng: jax.Array | None = None,
+) -> tuple[jax.Array, PyTree]:
+    """Runs ``model`` on ``batch['input']`` (NHWC float32) with the task's call convention.
+
+    Args:
+      model: a registry network.
+      variables: ``{'params': ..., ['batch_stats': ...]}``.
+      batch: ``'input'`` (B, h, w, C) and, for ``'deblur_nonblind'``, ``'kernel'`` (B, k, k).
+      task: one of :data:`MODEL_TASKS`.
+      train: training mode (BatchNorm uses and updates batch statistics).
+      rng: optional raw key for a ``'dropout'`` stream.
+
+    Returns:
+      ``(prediction (B, H, W, C_out), new batch_stats)``; the second is the updated running
+      statistics when training a BatchNorm model, else ``variables.get('batch_stats', {})``.
+    """
+    if task not in MODEL_TASKS:
+        raise ValueError(f"task must be one of {MODEL_TASKS}, got {task!r}")
+    args: tuple[Any, ...] = (batch["input"],)
+    if task == "deblur_nonblind":
+        if "kernel" not in batch:
+            raise ValueError("batch must hold 'kernel' (B, k, k) for a non-blind deblurring model")
+        args = (batch["input"], batch["kernel"], 1)
+    kwargs: dict[str, Any] = {}
+    if takes_train_flag(model):
+        kwargs["train"] = train
+    if rng is not None:
+        kwargs["rngs"] = {"dropout": rng}
+    stats = variables.get("batch_stats", {})
+    if train and stats:
+        out, updated = model.apply(variables, *args, mutable=["batch_stats"], **kwargs)
+        return out, updated["batch_stats"]
+    return model.apply(variables, *args, **kwargs), stats
+
+
+def init_variables(
+    model: nn.Module, task: str, example: dict[str, np.ndarray], rng: jax.Array, mesh: Mesh
+) -> dict[str, PyTree]:
+    """Initialises the model on one example batch; variables come back replicated over ``mesh``.
+
+    Args:
+      example: batch of the shapes the model will see (only shapes and dtypes matter).
+      rng: raw PRNG key for the ``'params'`` (and ``'dropout'``) streams.
+    """
+    def init(key):
+        params_key, dropout_key = jax.random.split(key)
+        args: tuple[Any, ...] = (example["input"],)
+        if task == "deblur_nonblind":
+            args = (example["input"], example["kernel"], 1)
+        kwargs = {"train": False} if takes_train_flag(model) else {}
+        return model.init({"params": params_key, "dropout": dropout_key}, *args, **kwargs)
+
+    variables = jax.jit(init, out_shardings=replicated_sharding(mesh))(rng)
+    return {k: v for k, v in variables.items()}
+
+
+def make_train_step(
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    *,
+    task: str,
+    ema_decay: float,
+    mesh: Mesh,
+) -> Callable[[TrainState, dict[str, jax.Array]], tuple[TrainState, dict[str, jax.Array]]]:
+    """One jitted optimisation step over the mesh; the input state is donated.
+
+    ``step(state, batch) -> (new_state, metrics)``: L1 loss of the model's prediction for
+    ``batch['input']`` against ``batch['target']`` (float32 NHWC, sharded on ``'data'``),
+    gradient, optimizer update, EMA update (:func:`converse_jax.train.optim.ema_update` with the
+    new step), rng split.  ``metrics`` = ``{'loss', 'grad_norm'}`` (float32 scalars, the
+    pre-clipping global gradient norm).  State and metrics are replicated.
+    """
+    if task not in MODEL_TASKS:
+        raise ValueError(f"task must be one of {MODEL_TASKS}, got {task!r}")
+    if not 0 <= ema_decay < 1:
+        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
+
+    def step(state: TrainState, batch: dict[str, jax.Array]):
+        rng, dropout_rng = jax.random.split(state.rng)
+
+        def loss_fn(params):
+            variables = {"params": params}
+            if state.batch_stats:
+                variables["batch_stats"] = state.batch_stats
+            pred, new_stats = apply_model(model, variables, batch, task, train=True, rng=dropout_rng)
+            return l1_loss(pred, batch["target"]), new_stats
+
+        (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        new_step = state.step + 1
+        new_state = state.replace(
+            step=new_step,
+            params=params,
+            batch_stats=new_stats,
+            opt_state=opt_state,
+            ema_params=ema_update(state.ema_params, params, ema_decay, new_step),
+            rng=rng,
+        )
+        return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+
+    repl = replicated_sharding(mesh)
+    return jax.jit(
+        step, in_shardings=(repl, batch_sharding(mesh)), out_shardings=(repl, repl), donate_argnums=0
+    )
+
+
+def make_predict_fn(
+    model: nn.Module, *, task: str, mesh: Mesh
+) -> Callable[[dict[str, PyTree], dict[str, jax.Array]], jax.Array]:
+    """Jitted inference ``predict(variables, inputs) -> output`` (evaluation mode).
+
+    ``inputs``: ``'input'`` (B, h, w, C) and for ``'deblur_nonblind'`` ``'kernel'`` (B, k, k);
+    everything replicated over the mesh (each device computes the whole image -- validation
+    images differ in size, so they are not split).  Compiles once per input shape.
+    """
+    if task not in MODEL_TASKS:
+        raise ValueError(f"task must be one of {MODEL_TASKS}, got {task!r}")
+
+    def predict(variables, inputs):
+        return apply_model(model, variables, inputs, task, train=False)[0]
+
+    repl = replicated_sharding(mesh)
+    return jax.jit(predict, in_shardings=(repl, repl), out_shardings=repl)
+
+
+def eval_border(task: str, scale: int) -> int:
+    """Pixels dropped per side before PSNR/SSIM, as the official test scripts.
+
+    denoise 0; sr ``scale``; deblur ``sf**2`` with sf = 1, i.e. 1 (``main_test_*.py``; see
+    ``shared/paper_notes.md`` section 7).
+    """
+    task = data_task(task)
+    return {"denoise": 0, "sr": int(scale), "deblur": 1}[task]
+
+
+def evaluate(
+    predict: Callable[[dict[str, PyTree], dict[str, jax.Array]], jax.Array],
+    variables: dict[str, PyTree],
+    eval_set: Sequence[dict[str, Any]],
+    *,
+    task: str,
+    scale: int,
+    mesh: Mesh,
+) -> dict[str, Any]:
+    """PSNR/SSIM of the network on full validation images, the evaluation protocol's way.
+
+    Each output is clipped to [0, 1], ×255, rounded to uint8 (``single2uint``) and compared
+    with the uint8 target by ``calculate_psnr`` / ``calculate_ssim`` (RGB or gray, border
+    :func:`eval_border`).
+
+    Args:
+      predict: from :func:`make_predict_fn`.
+      variables: model variables (usually the EMA parameters).
+      eval_set: ``create_eval_set`` output: dicts with ``'name'``, ``'input'``, ``'target'``
+        (HWC float32) and optionally ``'kernel'`` (k, k).
+
+    Returns:
+      ``{'psnr': mean dB, 'ssim': mean, 'per_image': [(name, psnr, ssim), ...]}``.
+    """
+    if not eval_set:
+        raise ValueError("eval_set must hold at least one image")
+    border = eval_border(task, scale)
+    rows = []
+    for ex in eval_set:
+        inputs = {"input": replicate(ex["input"][None].astype(np.float32), mesh)}
+        if task == "deblur_nonblind":
+            inputs["kernel"] = replicate(ex["kernel"][None].astype(np.float32), mesh)
+        out = to_host(predict(variables, inputs))[0]
+        restored = single2uint(out)
+        target = single2uint(np.asarray(ex["target"], np.float32))
+        rows.append(
+            (ex["name"], calculate_psnr(restored, target, border), calculate_ssim(restored, target, border))
+        )
+    return {
+        "psnr": float(np.mean([r[1] for r in rows])),
+        "ssim": float(np.mean([r[2] for r in rows])),
+        "per_image": rows,
+    }
