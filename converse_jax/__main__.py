@@ -1,0 +1,8 @@
+"""``python -m converse_jax ...``: the ``converse-jax`` command line (:mod:`converse_jax.cli`)."""
+
+import sys
+
+from converse_jax.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

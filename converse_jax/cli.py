@@ -1,0 +1,202 @@
+"""The ``converse-jax`` command line: ``models``, ``convert``, ``evaluate`` and ``restore``.
+
+Examples (paths relative to a checkout with ``../shared`` beside it)::
+
+    converse-jax models
+    converse-jax convert ../shared/data/weights/converse_dncnn.pth weights/converse_dncnn
+    converse-jax evaluate --model converse_dncnn --weights weights/converse_dncnn \\
+        --data ../shared/data/testsets/Set12 --sigma 25 --out runs/dncnn_set12
+    converse-jax restore --model converse_dncnn --weights ../shared/data/weights/converse_dncnn.pth \\
+        --tile 256 noisy.png restored.png
+
+``--weights`` accepts an official PyTorch ``.pth`` (read without torch and without executing
+pickled code) or a directory written by ``convert``. Errors (missing files, weights of another
+network, options that do not apply to the model's task) are reported on stderr with exit status
+1; usage errors exit with status 2 (argparse). ``python -m converse_jax`` runs the same program.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["build_parser", "main"]
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from converse_jax.models.registry import MODELS
+
+    header = ("name", "task", "scale", "channels", "params", "paper params", "released weights")
+    rows = [
+        (
+            s.name,
+            s.task,
+            f"x{s.scale}",
+            str(s.in_channels),
+            f"{s.param_count:,}",
+            "-" if s.paper_param_count is None else f"{s.paper_param_count:,}",
+            s.checkpoint or "-",
+        )
+        for s in sorted(MODELS.values(), key=lambda s: (s.task, s.name))
+    ]
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    for r in (header, *rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from converse_jax.models.registry import count_params
+    from converse_jax.pretrained import from_torch, infer_arch, read_pth, save_variables
+
+    source = Path(args.input)
+    state_dict = read_pth(source)
+    arch = args.arch if args.arch is not None else infer_arch(state_dict)
+    variables = from_torch(state_dict, arch)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    out = save_variables(
+        args.output,
+        variables,
+        arch=arch,
+        metadata={"source": source.name, "source_sha256": digest, "converted_by": "converse-jax convert"},
+        overwrite=args.overwrite,
+    )
+    print(f"{arch}: {count_params(variables.get('params', variables)):,} parameters -> {out}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from converse_jax.evaluate import evaluate
+
+    result = evaluate(
+        args.model,
+        args.weights,
+        args.data,
+        sigma=args.sigma,
+        scale=args.scale,
+        kernel=args.kernel,
+        x8=args.x8,
+        out_dir=args.out,
+        save_images=not args.no_images,
+        limit=args.limit,
+        progress=not args.quiet,
+    )
+    width = max(len(r.image) for r in result.rows)
+    for r in result.rows:
+        line = f"{r.image.ljust(width)}  PSNR {r.psnr:7.3f} dB  SSIM {r.ssim:.4f}"
+        if r.psnr_y is not None:
+            line += f"  |  Y: PSNR {r.psnr_y:7.3f} dB  SSIM {r.ssim_y:.4f}"
+        print(line)
+    print(result.summary())
+    print(f"results: {result.csv_path}")
+    return 0
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from converse_jax.restore import restore_path
+
+    if args.tile is None and args.tile_overlap is not None:
+        raise ValueError("tile_overlap: --tile-overlap needs --tile")
+    written = restore_path(
+        args.model,
+        args.weights,
+        args.input,
+        args.output,
+        degrade=args.degrade,
+        sigma=args.sigma,
+        kernel=args.kernel,
+        x8=args.x8,
+        tile=args.tile,
+        tile_overlap=32 if args.tile_overlap is None else args.tile_overlap,
+        progress=not args.quiet,
+    )
+    for path in written:
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of ``converse-jax`` (sub-commands models, convert, evaluate, restore)."""
+    parser = argparse.ArgumentParser(
+        prog="converse-jax",
+        description="ConverseNet (Reverse Convolution) models in JAX: list, convert official weights, "
+        "evaluate by the paper's protocol, restore images.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("models", help="list the model zoo (task, scale, parameter counts)")
+    p.set_defaults(run=_cmd_models)
+
+    p = sub.add_parser("convert", help="convert an official .pth into this project's variable store")
+    p.add_argument("input", metavar="IN.pth", help="official PyTorch checkpoint")
+    p.add_argument("output", metavar="OUT", help="directory to write (its parent must exist)")
+    p.add_argument("--arch", help="registry name (default: inferred from the checkpoint's keys)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing variable store at OUT")
+    p.set_defaults(run=_cmd_convert)
+
+    def model_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", required=True, help="registry name (see `converse-jax models`)")
+        p.add_argument("--weights", required=True, help="official .pth or a directory written by `convert`")
+        p.add_argument("--kernel", metavar="K.npy", help="7x7 blur kernel (.npy) for the deblurring models")
+        p.add_argument("--x8", action="store_true", help="x8 self-ensemble (flips and rotations)")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("evaluate", help="score a model on a test set by the official protocol")
+    model_args(p)
+    p.add_argument("--data", required=True, metavar="DIR", help="folder of test images (e.g. Set12, CSet5)")
+    p.add_argument(
+        "--sigma", type=float, help="noise level on 0..255: denoising (default 25) or after the blur (default 2.55)"
+    )
+    p.add_argument("--scale", type=_positive_int, help="SR factor (must be the model's; default: the model's)")
+    p.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N images")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (results.csv, summary.json, images/)")
+    p.add_argument("--no-images", action="store_true", help="do not write the side-by-side PNGs")
+    p.set_defaults(run=_cmd_evaluate)
+
+    p = sub.add_parser("restore", help="restore an image or a folder of images")
+    model_args(p)
+    p.add_argument(
+        "--degrade",
+        action="store_true",
+        help="treat INPUT as clean and synthesise the test degradation first (demo); "
+        "also writes <name>_degraded.png",
+    )
+    p.add_argument("--sigma", type=float, help="noise level on 0..255 for --degrade (default 25, deblurring 2.55)")
+    p.add_argument("--tile", type=_positive_int, metavar="SIZE", help="tiled inference with SIZE x SIZE windows")
+    p.add_argument("--tile-overlap", type=_non_negative_int, metavar="N", help="overlap of the tiles (default 32)")
+    p.add_argument("input", metavar="INPUT", help="image file or folder of images")
+    p.add_argument("output", metavar="OUTPUT", help="output .png (or folder) for a file; folder for a folder")
+    p.set_defaults(run=_cmd_restore)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``converse-jax`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    0 on success, 1 for a reported error (``converse-jax <command>: error: ...`` on stderr),
+    2 for a usage error (argparse exits via ``SystemExit(2)``).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
+        print(f"converse-jax {args.command}: error: {err}", file=sys.stderr)
+        return 1

@@ -1,0 +1,298 @@
+"""The paper's test protocol per task: degrade a test set, restore it, score PSNR/SSIM.
+
+:func:`evaluate` reproduces the official ``main_test_*.py`` scripts of the ConverseNet release
+(golden README §7, ``shared/paper_notes.md`` §7); every number is computed on uint8 images:
+
+* **denoise** (``converse_dncnn``, ``dncnn``, ...): gray images (``(H, W, 1)``; colour files are
+  converted with BT.601 luma). Input ``float32(float64(uint2single(clean)) + N(0, (sigma/255)^2))``
+  with the legacy numpy generator re-seeded with 0 for *every* image (all images get the same
+  noise field), unclipped. Output ``uint8(round(clip(y, 0, 1) * 255))``. PSNR and SSIM with
+  border 0. Default ``sigma`` 25.
+* **sr** (``converse_srresnet``, ...): RGB. Ground truth ``modcrop(hr, scale)``; input the
+  MATLAB-bicubic (antialiased) ``1/scale`` resize of ``uint2single`` of it, float32, not
+  quantised or clipped. PSNR/SSIM with a ``scale``-pixel border on RGB (``psnr``, ``ssim``) and on
+  the BT.601 luma of the uint8 images (``psnr_y``, ``ssim_y``; ``rgb2ycbcr`` studio range, rounded
+  to uint8). The paper's SR numbers are the Y ones.
+* **deblur** (``conversenet``, blind: called without the kernel) and **deblur_nonblind**
+  (``converse_usrnet``: called with the float32 kernel and ``sf=1``): RGB. Ground truth
+  ``modcrop(img, 8)``; input = SciPy-order circular blur of the uint8 image (truncating uint8
+  store), ``uint2single``, then AWGN 2.55/255 (seed 0 per image), unclipped. PSNR with border
+  ``sf^2 = 1``. The official script reports only PSNR; SSIM is added here with the same border.
+
+SSIM is the standard toolkit SSIM (11x11 Gaussian window, sigma 1.5, per channel then averaged).
+x8 self-ensemble is off in the official scripts (``x8=False``); with ``x8=True`` the non-blind
+deblurrer's kernel is flipped/rotated together with the image.
+
+Outputs in ``out_dir``: ``results.csv`` (one row per image, then an ``average`` row),
+``summary.json`` (the settings and averages) and, with ``save_images``, one side-by-side PNG per
+image in ``out_dir/images`` (degraded input | restored | ground truth; the SR input is enlarged
+by pixel repetition to the output size; the degraded input is clipped and rounded for display).
+All files are written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from converse_jax.data.sources import folder_images, read_image
+from converse_jax.models.registry import get_spec
+from converse_jax.protocol import (
+    calculate_psnr,
+    calculate_ssim,
+    deblur_input,
+    denoise_input,
+    rgb2ycbcr,
+    single2uint,
+    sr_input,
+)
+from converse_jax.restore import DEFAULT_SIGMA, Restorer, load_kernel, write_png
+
+__all__ = ["EvalResult", "ImageResult", "evaluate"]
+
+_GAP = 4  # px of white between the panels of a side-by-side image
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """Scores of one test image (PSNR in dB on 0..255 uint8 data; SSIM in [-1, 1])."""
+
+    image: str
+    psnr: float
+    ssim: float
+    psnr_y: float | None = None
+    ssim_y: float | None = None
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Outcome of :func:`evaluate`.
+
+    Attributes:
+      model: registry name. task: its task. setting: ``'sigma25'``, ``'x4'`` or the kernel file's
+        stem (``'kernel_1'``; ``'_sigma<s>'`` appended for a non-default noise level), with
+        ``'_x8'`` appended for the self-ensemble.
+      rows: per-image scores in file-name order.
+      psnr, ssim, psnr_y, ssim_y: plain means over ``rows`` (``*_y`` only for RGB SR, else None).
+      out_dir: where ``results.csv``, ``summary.json`` and ``images/`` were written.
+      seconds: wall time of the whole evaluation (loading and compilation included).
+    """
+
+    model: str
+    task: str
+    setting: str
+    rows: tuple[ImageResult, ...]
+    psnr: float
+    ssim: float
+    psnr_y: float | None
+    ssim_y: float | None
+    out_dir: Path
+    seconds: float = field(default=0.0, compare=False)
+
+    @property
+    def csv_path(self) -> Path:
+        """``out_dir / 'results.csv'``."""
+        return self.out_dir / "results.csv"
+
+    def summary(self) -> str:
+        """One line with the averages, e.g. ``converse_dncnn sigma25: 12 images, PSNR 30.699 dB, SSIM 0.8683``."""
+        text = f"{self.model} {self.setting}: {len(self.rows)} images, PSNR {self.psnr:.3f} dB, SSIM {self.ssim:.4f}"
+        if self.psnr_y is not None:
+            text += f"; Y: PSNR {self.psnr_y:.3f} dB, SSIM {self.ssim_y:.4f}"
+        return text
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fmt(value: float) -> str:
+    return "inf" if math.isinf(value) else f"{value:.6f}"
+
+
+def _csv_text(rows: tuple[ImageResult, ...], with_y: bool, averages: ImageResult) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["image", "psnr", "ssim"] + (["psnr_y", "ssim_y"] if with_y else []))
+    for r in (*rows, averages):
+        writer.writerow([r.image, _fmt(r.psnr), _fmt(r.ssim)] + ([_fmt(r.psnr_y), _fmt(r.ssim_y)] if with_y else []))
+    return buf.getvalue()
+
+
+def _side_by_side(panels: list[np.ndarray]) -> np.ndarray:
+    """Concatenate uint8 HWC panels of equal height left to right with white gaps."""
+    h, c = panels[0].shape[0], panels[0].shape[2]
+    gap = np.full((h, _GAP, c), 255, np.uint8)
+    out = [panels[0]]
+    for p in panels[1:]:
+        out += [gap, p]
+    return np.concatenate(out, axis=1)
+
+
+def _check_out_dir(out_dir: str | os.PathLike[str]) -> Path:
+    path = Path(out_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"out_dir: {path} exists and is not a folder")
+    return path
+
+
+def evaluate(
+    model_name: str,
+    weights: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str],
+    *,
+    sigma: float | None = None,
+    scale: int | None = None,
+    kernel: str | os.PathLike[str] | np.ndarray | None = None,
+    x8: bool = False,
+    out_dir: str | os.PathLike[str],
+    save_images: bool = True,
+    limit: int | None = None,
+    progress: bool = True,
+) -> EvalResult:
+    """Evaluate ``model_name`` with ``weights`` on the images of ``data_dir`` by the official protocol.
+
+    Args:
+      model_name: registry name (its task selects the protocol, see the module docstring).
+      weights: official ``.pth`` or variable-store directory of that network.
+      data_dir: folder of test images (png/jpg/bmp/tif), evaluated in file-name order.
+      sigma: noise level on the 0..255 scale. Denoising: the test noise (default 25).
+        Deblurring: the noise added after the blur (default 2.55, the official value).
+        Not allowed for SR.
+      scale: SR factor; must equal the network's (default: the network's, 4). Not allowed for the
+        other tasks (the deblurring protocol uses sf = 1).
+      kernel: the 7x7 blur kernel (``.npy`` path or 2-D array); required for deblurring, not
+        allowed otherwise.
+      x8: x8 self-ensemble (off in the official protocol).
+      out_dir: output folder (created if needed).
+      save_images: write the side-by-side PNGs to ``out_dir/images``.
+      limit: evaluate only the first ``limit`` images.
+      progress: tqdm progress bar.
+
+    Returns:
+      :class:`EvalResult` with per-image and mean scores.
+    """
+    start = time.perf_counter()
+    spec = get_spec(model_name)
+    task = spec.task
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit: expected a positive int or None, got {limit!r}")
+    if sigma is not None:
+        if task == "sr":
+            raise ValueError(f"sigma: {model_name} is an SR model; the SR protocol adds no noise")
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not (math.isfinite(sigma) and sigma >= 0):
+            raise ValueError(f"sigma: expected a finite number >= 0, got {sigma!r}")
+    if scale is not None and (task != "sr" or scale != spec.scale):
+        expected = f"{spec.scale} (its factor)" if task == "sr" else "None (the protocol uses sf = 1)"
+        raise ValueError(f"scale: {model_name} ({task}) supports only scale={expected}, got {scale!r}")
+    k = None
+    if task in ("deblur", "deblur_nonblind"):
+        if kernel is None:
+            raise ValueError(f"kernel: the deblurring protocol of {model_name} needs a blur kernel (--kernel K.npy)")
+        k = load_kernel(kernel)
+    elif kernel is not None:
+        raise ValueError(f"kernel: {model_name} ({task}) does not use a blur kernel")
+    noise = float(DEFAULT_SIGMA[task] if sigma is None else sigma) if task != "sr" else None
+    if task == "denoise":
+        setting = f"sigma{noise:g}"
+    elif task == "sr":
+        setting = f"x{spec.scale}"
+    else:
+        name = Path(kernel).stem if isinstance(kernel, (str, os.PathLike)) else "kernel"
+        setting = name if noise == DEFAULT_SIGMA[task] else f"{name}_sigma{noise:g}"
+    if x8:
+        setting += "_x8"
+    files = folder_images(data_dir, spec.in_channels).files
+    files = files[:limit] if limit is not None else files
+    out = _check_out_dir(out_dir)
+
+    restorer = Restorer(model_name, weights)
+    out.mkdir(parents=True, exist_ok=True)
+    fn = restorer.function(k if task == "deblur_nonblind" else None, x8=x8)
+    border = restorer.scale if task == "sr" else (1 if task != "denoise" else 0)
+    with_y = task == "sr" and restorer.in_channels == 3
+    if save_images:
+        (out / "images").mkdir(exist_ok=True)
+
+    rows: list[ImageResult] = []
+    bar = tqdm(range(len(files)), desc=f"{model_name} {setting}", unit="img", disable=not progress)
+    for i in bar:
+        img = read_image(files[i], restorer.in_channels)
+        if task == "denoise":
+            truth, x = img, denoise_input(img, noise)
+        elif task == "sr":
+            truth, x = sr_input(img, restorer.scale)
+        else:
+            truth, x = deblur_input(img, k, 1, noise)
+        restored = single2uint(np.asarray(fn(jnp.asarray(x[None])))[0])
+        row = ImageResult(
+            files[i].name,
+            calculate_psnr(restored, truth, border),
+            calculate_ssim(restored, truth, border),
+        )
+        if with_y:
+            ry, ty = rgb2ycbcr(restored, only_y=True), rgb2ycbcr(truth, only_y=True)
+            row = ImageResult(row.image, row.psnr, row.ssim, calculate_psnr(ry, ty, border), calculate_ssim(ry, ty, border))
+        rows.append(row)
+        bar.set_postfix(psnr=f"{np.mean([r.psnr for r in rows]):.3f}")
+        if save_images:
+            shown = single2uint(x)
+            if task == "sr":
+                shown = np.repeat(np.repeat(shown, restorer.scale, axis=0), restorer.scale, axis=1)
+            write_png(out / "images" / f"{files[i].stem}.png", _side_by_side([shown, restored, truth]))
+
+    def mean(values: list[float | None]) -> float | None:
+        return None if values[0] is None else float(np.mean(values))
+
+    result = EvalResult(
+        model=model_name,
+        task=task,
+        setting=setting,
+        rows=tuple(rows),
+        psnr=mean([r.psnr for r in rows]),
+        ssim=mean([r.ssim for r in rows]),
+        psnr_y=mean([r.psnr_y for r in rows]),
+        ssim_y=mean([r.ssim_y for r in rows]),
+        out_dir=out,
+        seconds=time.perf_counter() - start,
+    )
+    averages = ImageResult("average", result.psnr, result.ssim, result.psnr_y, result.ssim_y)
+    _write_text_atomic(out / "results.csv", _csv_text(result.rows, with_y, averages))
+    summary = {
+        "model": model_name,
+        "task": task,
+        "weights": str(Path(weights).expanduser().absolute()),
+        "data": str(Path(data_dir).expanduser().absolute()),
+        "setting": setting,
+        "sigma": noise,
+        "scale": restorer.scale,
+        "kernel": str(Path(kernel).absolute()) if isinstance(kernel, (str, os.PathLike)) else (None if k is None else k.tolist()),
+        "x8": bool(x8),
+        "border": border,
+        "images": len(rows),
+        "psnr": result.psnr,
+        "ssim": result.ssim,
+        "psnr_y": result.psnr_y,
+        "ssim_y": result.ssim_y,
+        "seconds": round(result.seconds, 3),
+    }
+    _write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return result

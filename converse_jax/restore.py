@@ -1,0 +1,383 @@
+"""Running a model-zoo network on image files: checked weights, a jitted forward, PNG output.
+
+:class:`Restorer` pairs a registry name with weights (an official ``.pth`` or a variable store
+saved by ``converse-jax convert``), refuses weights that belong to another network, and exposes
+the network as an NHWC float32 function with optional x8 self-ensemble and tiled inference.
+:func:`restore_path` restores one image file or a folder of images and writes PNGs; it backs
+``converse-jax restore``.
+
+What ``restore`` feeds the network is the image *as the user has it*: a noisy photo for a
+denoiser, a low-resolution image for an SR network, a blurred image for a deblurring network
+(plus its blur kernel for the non-blind ``*_usrnet`` models). None of the released networks takes
+a noise level, so there is no noise-level input. For demonstrations, ``degrade=True`` treats the
+input as a *clean* image and first synthesises the degradation of the evaluation protocol
+(:mod:`converse_jax.evaluate`): AWGN of ``sigma`` (default 25) for denoisers, MATLAB bicubic
+down-scaling by the model's factor for SR, circular blur with ``kernel`` plus AWGN of ``sigma``
+(default 2.55) for deblurring; the synthesised input is saved beside each output as
+``<name>_degraded.png``.
+
+Images are read with :func:`converse_jax.data.sources.read_image` as uint8 with the model's
+channel count (RGB input to a gray model is converted with BT.601 luma; gray input to an RGB
+model is repeated), scaled to [0, 1] with ``uint2single`` and restored outputs are stored as
+``uint8(round(clip(y, 0, 1) * 255))`` (``single2uint``), exactly as the official test scripts do.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from converse_jax.data.sources import IMAGE_EXTENSIONS, folder_images, read_image
+from converse_jax.inference import self_ensemble_x8, tiled_apply
+from converse_jax.models.registry import MODELS, ModelSpec, get_spec
+from converse_jax.protocol import deblur_input, denoise_input, single2uint, sr_input, uint2single
+
+__all__ = ["Restorer", "load_kernel", "restore_path", "write_png"]
+
+ArrayFn = Callable[[jax.Array], jax.Array]
+
+DEFAULT_SIGMA = {"denoise": 25.0, "deblur": 2.55, "deblur_nonblind": 2.55}
+"""Noise level (0..255 scale) of each task's test protocol; used by ``degrade`` when ``sigma`` is None."""
+
+
+def load_kernel(kernel: str | os.PathLike[str] | np.ndarray) -> np.ndarray:
+    """A blur kernel as a float64 ``(kh, kw)`` array, from a ``.npy`` file or an array.
+
+    The file is read with ``allow_pickle=False``. The kernel must be 2-D, finite and non-empty
+    (the released deblurring models use 7x7 kernels that are non-negative and sum to 1; the
+    values are not renormalised here).
+
+    >>> load_kernel(np.ones((3, 3)) / 9).shape
+    (3, 3)
+    """
+    if isinstance(kernel, (str, os.PathLike)):
+        path = Path(kernel)
+        if not path.is_file():
+            raise FileNotFoundError(f"kernel: {path} does not exist or is not a file")
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except ValueError as err:
+            raise ValueError(f"kernel: {path} is not a plain .npy array ({err})") from err
+    else:
+        arr = np.asarray(kernel)
+    if arr.ndim != 2 or arr.size == 0 or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"kernel: expected a non-empty 2-D numeric (kh, kw) array, got shape {arr.shape} ({arr.dtype})")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("kernel: must be finite")
+    return arr
+
+
+def _arch_of(module: Any) -> str:
+    """Registry name of a module built by :func:`converse_jax.models.get_model`."""
+    return next(name for name, spec in MODELS.items() if type(module) is spec.cls)
+
+
+class Restorer:
+    """A registry network with weights checked to belong to it, as an NHWC float32 function.
+
+    Args:
+      model_name: registry name (``converse-jax models`` lists them).
+      weights: an official PyTorch ``.pth`` checkpoint or a variable-store directory (written by
+        ``converse-jax convert`` or :func:`converse_jax.pretrained.save_variables`).
+
+    Raises:
+      ValueError: unknown ``model_name``; weights of another network (the message names both);
+        weights that do not fit the network. FileNotFoundError: ``weights`` does not exist.
+
+    Attributes:
+      name, spec: the registry name and :class:`~converse_jax.models.registry.ModelSpec`.
+      task: ``'denoise'``, ``'sr'``, ``'deblur'`` (blind) or ``'deblur_nonblind'`` (needs a kernel).
+      in_channels, scale: image channels (1 gray, 3 RGB) and output/input size ratio.
+      module, variables: the Flax module and its variables (on the default device).
+
+    Calling the restorer applies the network once under ``jax.jit`` (one compilation per
+    distinct input shape) with float32 matmul precision ``'highest'`` (so GPU results do not
+    drop to TF32): ``restorer(x)`` or, for ``deblur_nonblind``, ``restorer(x, kernel)``.
+    """
+
+    def __init__(self, model_name: str, weights: str | os.PathLike[str]):
+        from converse_jax.pretrained import infer_arch, load, read_pth  # deferred: orbax is slow to import
+
+        self.spec: ModelSpec = get_spec(model_name)
+        self.name = model_name
+        path = Path(weights).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"weights: {path} does not exist")
+        if path.is_dir():
+            module, variables = load(path)
+            held = _arch_of(module)
+            if held != model_name:
+                raise ValueError(f"weights: {path} hold a {held!r} network, but the model is {model_name!r}")
+        else:
+            try:
+                module, variables = load(path, arch=model_name)
+            except ValueError as err:
+                try:
+                    held = infer_arch(read_pth(path))
+                except ValueError:
+                    raise err from None
+                if held != model_name:
+                    raise ValueError(
+                        f"weights: {path} hold a {held!r} network, but the model is {model_name!r}"
+                    ) from None
+                raise
+        self.module = module
+        self.variables = jax.device_put(variables)
+        self.task: str = self.spec.task
+        self.in_channels: int = int(getattr(module, "in_channels", self.spec.in_channels))
+        self.scale: int = self.spec.scale
+        self._takes_train = "train" in inspect.signature(type(module).__call__).parameters
+
+    def __call__(self, x: jax.Array | np.ndarray, kernel: jax.Array | np.ndarray | None = None) -> jax.Array:
+        """Apply the network to ``x`` (N, H, W, in_channels) float32 in [0, 1].
+
+        Args:
+          x: NHWC degraded images.
+          kernel: ``(kh, kw)`` or ``(N, kh, kw)`` blur kernel, required by ``deblur_nonblind``
+            models (cast to float32, as the official script does) and rejected otherwise.
+
+        Returns:
+          float32 (N, scale*H, scale*W, in_channels) restored images (not clipped).
+        """
+        x = jnp.asarray(x, jnp.float32)
+        if self.task == "deblur_nonblind":
+            if kernel is None:
+                raise ValueError(f"kernel: {self.name} is a non-blind deblurring model and needs the blur kernel")
+            kernel = jnp.asarray(kernel, jnp.float32)
+        elif kernel is not None:
+            raise ValueError(f"kernel: {self.name} ({self.task}) does not take a blur kernel")
+        with jax.default_matmul_precision("highest"):
+            return _jitted_apply(self.module, self._takes_train, self.variables, x, kernel)
+
+    def function(
+        self,
+        kernel: np.ndarray | None = None,
+        *,
+        x8: bool = False,
+        tile: int | None = None,
+        tile_overlap: int = 32,
+        progress: bool = False,
+    ) -> ArrayFn:
+        """The restorer as ``fn(x) -> y`` on NHWC float32 batches, with inference options.
+
+        Args:
+          kernel: the ``(kh, kw)`` blur kernel for ``deblur_nonblind`` models (else None).
+          x8: average over the 8 flips/rotations of the input (x8 self-ensemble). For
+            ``deblur_nonblind`` models the kernel is flipped/rotated together with the image
+            (the blur of a transformed image is the transformed kernel's blur).
+          tile: apply the network to overlapping ``tile`` x ``tile`` windows (fixed shape: one
+            compilation) blended with sin^2 ramps (:func:`converse_jax.inference.tiled_apply`);
+            None = whole image. With ``x8`` each tile is self-ensembled.
+          tile_overlap: overlap of neighbouring windows in input pixels (``< tile``).
+          progress: show a tqdm bar over the tiles.
+
+        Returns:
+          A function mapping (N, H, W, C) to float32 (N, scale*H, scale*W, C) :class:`jax.Array`.
+        """
+        if kernel is not None:
+            kernel = load_kernel(kernel).astype(np.float32)
+        if self.task == "deblur_nonblind" and kernel is None:
+            raise ValueError(f"kernel: {self.name} is a non-blind deblurring model and needs the blur kernel")
+        if self.task != "deblur_nonblind" and kernel is not None:
+            raise ValueError(f"kernel: {self.name} ({self.task}) does not take a blur kernel")
+
+        def base(x: jax.Array) -> jax.Array:
+            if not x8:
+                return self(x, kernel)
+            if kernel is None:
+                return self_ensemble_x8(self, x)
+            return _self_ensemble_x8_with_kernel(self, x, kernel)
+
+        if tile is None:
+            return base
+        return lambda x: tiled_apply(base, x, tile=tile, overlap=tile_overlap, scale=self.scale, progress=progress)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _jitted_apply(module: Any, takes_train: bool, variables: Any, x: jax.Array, kernel: jax.Array | None) -> jax.Array:
+    """``module.apply(variables, x[, kernel, 1])`` (``train=False`` where the module takes it), jitted.
+
+    Shared by all :class:`Restorer` instances: equal modules (same class and hyper-parameters)
+    reuse one compilation per input shape. ``kernel`` None: blind call ``apply(v, x)``;
+    otherwise the non-blind call ``apply(v, x, kernel, sf=1)``.
+    """
+    rest = () if kernel is None else (kernel, 1)
+    return module.apply(variables, x, *rest, **({"train": False} if takes_train else {}))
+
+
+def _self_ensemble_x8_with_kernel(fn: Callable[[jax.Array, np.ndarray], jax.Array], x: jax.Array, kernel: np.ndarray) -> jax.Array:
+    """x8 self-ensemble of a non-blind deblurrer: image and kernel get the same flip/rotation.
+
+    For ``flip`` in (no, left-right) and ``k`` in 0..3: ``y = fn(T(x), T(kernel))`` with
+    ``T = rot90(flip(.), k)`` over the spatial axes, mapped back by ``T^-1``; the mean of the 8.
+    """
+    x = jnp.asarray(x, jnp.float32)
+    total = None
+    for flip in (False, True):
+        xf = x[:, :, ::-1] if flip else x
+        kf = kernel[:, ::-1] if flip else kernel
+        for k in range(4):
+            y = fn(jnp.rot90(xf, k, axes=(1, 2)), np.ascontiguousarray(np.rot90(kf, k)))
+            y = jnp.rot90(y, -k, axes=(1, 2))
+            y = y[:, :, ::-1] if flip else y
+            total = y if total is None else total + y
+    return total / 8.0
+
+
+def write_png(path: str | os.PathLike[str], img: np.ndarray) -> Path:
+    """Write a uint8 ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` image as PNG, atomically.
+
+    The PNG is written to a temporary file in the target folder and moved over ``path`` with
+    :func:`os.replace`, so a reader never sees a partial file. The folder must exist.
+    """
+    arr = np.asarray(img)
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3)):
+        raise ValueError(f"img: expected uint8 (H, W), (H, W, 1) or (H, W, 3), got {arr.dtype} {arr.shape}")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            Image.fromarray(arr).save(f, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _degrade(restorer: Restorer, img: np.ndarray, sigma: float | None, kernel: np.ndarray | None) -> np.ndarray:
+    """The evaluation protocol's degraded input of a clean uint8 image (float32 HWC)."""
+    if restorer.task == "denoise":
+        return denoise_input(img, DEFAULT_SIGMA["denoise"] if sigma is None else sigma)
+    if restorer.task == "sr":
+        return sr_input(img, restorer.scale)[1]
+    if kernel is None:
+        raise ValueError(f"kernel: degrading for {restorer.name} ({restorer.task}) needs the blur kernel")
+    return deblur_input(img, kernel, 1, DEFAULT_SIGMA[restorer.task] if sigma is None else sigma)[1]
+
+
+def restore_path(
+    model_name: str,
+    weights: str | os.PathLike[str],
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    *,
+    degrade: bool = False,
+    sigma: float | None = None,
+    kernel: str | os.PathLike[str] | np.ndarray | None = None,
+    x8: bool = False,
+    tile: int | None = None,
+    tile_overlap: int = 32,
+    progress: bool = True,
+) -> list[Path]:
+    """Restore one image file or every image of a folder and write the results as PNG.
+
+    Args:
+      model_name: registry name, e.g. ``'converse_dncnn'``.
+      weights: official ``.pth`` or variable-store directory of that network.
+      input_path: an image file (png/jpg/bmp/tif) or a folder of them (not recursive).
+      output_path: for a file input, the output file (``.png`` is appended unless the name
+        ends in ``.png``; other image suffixes are rejected) or an existing folder to write
+        ``<stem>.png`` into; for a folder input, a folder (created if needed) that receives
+        ``<stem>.png`` per image. An output that would overwrite its input is rejected.
+      degrade: treat the inputs as clean images and synthesise the evaluation protocol's
+        degradation first (see the module docstring); the degraded input is also written, as
+        ``<stem>_degraded.png`` (clipped and rounded to uint8) beside the output.
+      sigma: noise level on the 0..255 scale used by ``degrade`` (default 25 for denoisers, 2.55
+        for deblurring); only valid with ``degrade`` (the networks take no noise level) and not
+        for SR.
+      kernel: blur kernel (``.npy`` path or 2-D array). Required for ``deblur_nonblind`` models
+        (the kernel that blurred the input), and for ``degrade`` with any deblurring model;
+        rejected otherwise.
+      x8: x8 self-ensemble (8 network calls per image or tile).
+      tile: tiled inference with ``tile`` x ``tile`` input windows (>= 8) for images too large
+        for memory; None processes whole images.
+      tile_overlap: overlap of neighbouring tiles in input pixels (``0 <= tile_overlap < tile``).
+      progress: tqdm progress bar (over the images; over the tiles for a single image).
+
+    Returns:
+      The written restored-image paths, in input order.
+    """
+    task = get_spec(model_name).task
+    if sigma is not None:
+        if not degrade:
+            raise ValueError("sigma: only used with degrade=True (--degrade); the networks take no noise level")
+        if task == "sr":
+            raise ValueError(f"sigma: {model_name} is an SR model; its degradation has no noise")
+        if not (np.isfinite(sigma) and sigma >= 0):
+            raise ValueError(f"sigma: expected a finite number >= 0, got {sigma!r}")
+    k = load_kernel(kernel) if kernel is not None else None
+    if k is not None and task not in ("deblur", "deblur_nonblind"):
+        raise ValueError(f"kernel: {model_name} ({task}) does not use a blur kernel")
+    if k is not None and task == "deblur" and not degrade:
+        raise ValueError(f"kernel: {model_name} is a blind deblurring model; a kernel is only used with --degrade")
+    if k is None and (task == "deblur_nonblind" or (degrade and task == "deblur")):
+        raise ValueError(f"kernel: {model_name} ({task}) needs the blur kernel here (--kernel K.npy)")
+    if tile is not None:
+        if isinstance(tile, bool) or not isinstance(tile, int) or tile < 8:
+            raise ValueError(f"tile: expected an int >= 8 or None, got {tile!r}")
+        if isinstance(tile_overlap, bool) or not isinstance(tile_overlap, int) or not 0 <= tile_overlap < tile:
+            raise ValueError(f"tile_overlap: expected an int in [0, tile={tile}), got {tile_overlap!r}")
+
+    source = Path(input_path)
+    target = Path(output_path)
+    if source.is_dir():
+        files = list(folder_images(source, get_spec(model_name).in_channels).files)
+        if target.exists() and not target.is_dir():
+            raise ValueError(f"output_path: {target} exists and is not a folder (the input is a folder)")
+        outputs = [target / f"{f.stem}.png" for f in files]
+    elif source.is_file():
+        if source.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise ValueError(f"input_path: {source} is not an image file ({', '.join(IMAGE_EXTENSIONS)})")
+        files = [source]
+        if target.is_dir():
+            out = target / f"{source.stem}.png"
+        elif target.suffix.lower() == ".png":
+            out = target
+        elif target.suffix.lower() in IMAGE_EXTENSIONS:
+            raise ValueError(f"output_path: outputs are written as PNG; use a .png name instead of {target.name}")
+        else:
+            out = target.with_name(target.name + ".png")
+        if not out.parent.is_dir():
+            raise ValueError(f"output_path: folder {out.parent} does not exist")
+        outputs = [out]
+    else:
+        raise FileNotFoundError(f"input_path: {source} does not exist")
+    for file, out in zip(files, outputs):
+        if out.exists() and out.resolve() == file.resolve():
+            raise ValueError(f"output_path: writing {out} would overwrite the input image; choose another output")
+
+    restorer = Restorer(model_name, weights)
+    if source.is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+    fn = restorer.function(
+        k if task == "deblur_nonblind" else None,
+        x8=x8,
+        tile=tile,
+        tile_overlap=tile_overlap,
+        progress=progress and len(files) == 1,
+    )
+    for file, out in tqdm(list(zip(files, outputs)), desc=model_name, unit="img", disable=not progress or len(files) == 1):
+        img = read_image(file, restorer.in_channels)
+        if degrade:
+            x = _degrade(restorer, img, sigma, k)
+            write_png(out.with_name(f"{out.stem}_degraded.png"), single2uint(x))
+        else:
+            x = uint2single(img)
+        y = np.asarray(fn(jnp.asarray(x[None])))[0]
+        write_png(out, single2uint(y))
+    return outputs
