@@ -13,93 +13,178 @@ over the s×s aliasing blocks (an (h, w) spectrum) and :math:`T_s` its s×s tili
            {\langle |F_K|^2\rangle_s + \lambda}\right].
 
 This is algebraically identical to Algorithm 1 of the paper (see :mod:`converse_jax.ops.reference`)
-but cheaper:
+but cheaper. Three paths:
 
-* With the default prior, :math:`F X_0 = T_s[F Y]\cdot B` where ``B`` is the transfer function of
-  the s×s box, so the whole solve is one multiplication of the tiled input spectrum by a transfer
-  function ``M`` that depends only on the kernel and λ:
-  :math:`M = B + \bar F_K \cdot T_s[(1 - \langle F_K B\rangle_s) / (\langle |F_K|^2\rangle_s + \lambda)]`.
-  For ``scale == 1`` this is :math:`M = (\bar F_K + \lambda) / (|F_K|^2 + \lambda)`.
-  The data path is one ``rfft2`` of the padded input and one ``irfft2`` of the output.
-* ``M`` is computed once per call per channel (per sample only for per-sample kernels), with the
-  kernel's DFT evaluated directly by two small DFT matrices (the kernel has k×k taps), not by an
-  FFT of a mostly-zero array.
-* Real FFTs over the two trailing axes (the data is moved to NCHW inside, so the FFT axes are
-  contiguous) halve the work.
+* **Scale 1, default prior** (:math:`X_0 = Y`): the solve is a filter,
+  :math:`X^* = F^{-1}[F Y \cdot M]` with the kernel-only transfer function
+  :math:`M = (\bar F_K + \lambda) / (|F_K|^2 + \lambda)`: one ``rfft2`` of the padded input and one
+  ``irfft2``, the FFT floor. ``M`` is never materialised per sample for a shared kernel and is
+  computed in the same fused loop as the product.
+* **Scale s > 1, default prior**: since :math:`F X_0 = T_s[F Y]\cdot B` (``B`` the transfer
+  function of the s×s box) and :math:`T_s[W]` is the spectrum of the zero-inserted up-sampling
+  of :math:`w = F^{-1}W`, the solution is :math:`X^* = X_0 + \mathrm{corr}_K(\uparrow_s w)` with
+  :math:`w = F^{-1}_{coarse}[F Y \cdot Q]`, :math:`Q = (1 - \langle F_K B\rangle_s) /
+  (\langle |F_K|^2\rangle_s + \lambda)`. Both FFTs run on the *coarse* grid; the correlation of
+  the zero-inserted ``w`` with the kernel is assembled phase by phase (each of the s×s output
+  phases receives the ≈(k/s)² taps that land on it), directly in NHWC at the output size.
+* **Explicit prior** ``x0``: the formula above in the Fourier domain on the fine grid.
+
+The kernel's transfer function is evaluated directly from its k×k taps (a small real matrix
+product along one axis, then a k-term real sum along the other that fuses with its consumer),
+never by an FFT of a mostly-zero array or a complex matrix product. Data are moved to NCHW so
+the FFT axes are trailing (XLA's FFT works on the minor axes); the move happens on the unpadded
+array (the padded sizes are often not multiples of the transpose tile) and padding is done in
+NCHW.
+
+:func:`use_implementation` switches every call traced inside it to the literal Algorithm-1
+transcription (for benchmarks and cross-checks of whole networks).
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from functools import lru_cache, partial
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental.layout import Layout, with_layout_constraint
 
-from converse_jax.ops.validation import Geometry, check_args, crop_spatial, pad_spatial
+from converse_jax.ops.reference import converse2d_reference
+from converse_jax.ops.validation import PADDING_MODES, Geometry, check_args
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
+IMPLEMENTATIONS: tuple[str, ...] = ("fast", "reference")
+_IMPLEMENTATION = contextvars.ContextVar("converse2d_implementation", default="fast")
 
-@lru_cache(maxsize=256)
-def _dft_matrix(size: int, taps: int, half: bool) -> np.ndarray:
-    """E[u, a] = exp(-2πi·u·(a − ⌊taps/2⌋)/size): the DFT of a centred tap a, for u < size
-    (or u ≤ size//2 when ``half``). Exact integer phase reduction keeps it accurate in float32."""
-    rows = size // 2 + 1 if half else size
-    u = np.arange(rows)[:, None]
+
+@contextlib.contextmanager
+def use_implementation(name: str) -> Iterator[None]:
+    """Context manager selecting the algorithm of :func:`converse2d` for calls traced inside it.
+
+    ``name``: ``"fast"`` (this module's closed forms, the default) or ``"reference"`` (the literal
+    Algorithm 1 of :func:`converse_jax.ops.reference.converse2d_reference`). Both give the same
+    results up to rounding. The choice is read when a call is *traced*, and JAX caches traces
+    per function object without knowing of this setting: a function already traced (by
+    ``jax.jit``, ``make_jaxpr``, ...) keeps its implementation inside and outside the block, so
+    trace a fresh function object (e.g. a new ``lambda``) inside it. The setting is a
+    ``contextvars`` variable, local to the thread (and asyncio task) that enters the block.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> x, k = jnp.ones((1, 8, 8, 2)), jnp.full((3, 3, 2), 1 / 9)
+      >>> with use_implementation("reference"):
+      ...     ref = jax.jit(lambda x: converse2d(x, k, 1e-2, padding=2))(x)
+      >>> bool(jnp.allclose(ref, converse2d(x, k, 1e-2, padding=2), atol=1e-5))
+      True
+    """
+    if name not in IMPLEMENTATIONS:
+        raise ValueError(f"name must be one of {IMPLEMENTATIONS}, got {name!r}")
+    token = _IMPLEMENTATION.set(name)
+    try:
+        yield
+    finally:
+        _IMPLEMENTATION.reset(token)
+
+
+# --------------------------------------------------------------------------- kernel spectra
+
+
+@lru_cache(maxsize=512)
+def _dft_rows(size: int, taps: int, freqs: tuple[int, ...]) -> np.ndarray:
+    """E[i, a] = exp(-2πi·f_i·(a − ⌊taps/2⌋)/size): the DFT at frequency f_i of a tap a placed at
+    offset a − ⌊taps/2⌋ on a grid of ``size``. Exact integer phase reduction keeps it accurate
+    in float32. Returns (len(freqs), taps) complex128."""
+    f = np.asarray(freqs)[:, None]
     a = np.arange(taps)[None, :] - taps // 2
-    phase = (u * a) % size
-    return np.exp(-2j * np.pi * phase / size)
+    return np.exp(-2j * np.pi * ((f * a) % size) / size)
 
 
-@lru_cache(maxsize=256)
-def _box_transfer(size: int, s: int, half: bool) -> np.ndarray:
-    """1-D DFT of the length-s box at offset 0 on a grid of ``size``: Σ_t exp(-2πi·u·t/size)."""
-    rows = size // 2 + 1 if half else size
-    u = np.arange(rows)[:, None]
+@lru_cache(maxsize=512)
+def _box_rows(size: int, s: int, freqs: tuple[int, ...]) -> np.ndarray:
+    """1-D DFT of the length-s box at offset 0 on a grid of ``size`` at the frequencies ``freqs``:
+    Σ_{t<s} exp(-2πi·f·t/size), (len(freqs),) complex128."""
+    f = np.asarray(freqs)[:, None]
     t = np.arange(s)[None, :]
-    return np.exp(-2j * np.pi * ((u * t) % size) / size).sum(axis=1)
+    return np.exp(-2j * np.pi * ((f * t) % size) / size).sum(axis=1)
 
 
-def _kernel_otf(kernel: jax.Array, sh: int, sw: int, half: bool, cdtype: Any) -> jax.Array:
-    """Transfer function of the kernel on an (sh, sw) grid, NCHW-shaped.
+def _kernel_dft(
+    kernel: jax.Array, size_h: int, size_w: int, rows: tuple[int, ...], cols: tuple[int, ...]
+) -> tuple[jax.Array, jax.Array]:
+    """Real and imaginary part of the kernel's transfer function at the given frequencies.
 
     Args:
-      kernel: (K, kh, kw, C) real, K ∈ {1, N}.
-      half: return only the non-negative column frequencies (rfft layout, sw//2 + 1 columns).
+      kernel: (K, kh, kw, C) real, tap (⌊kh/2⌋, ⌊kw/2⌋) at the origin of an (size_h, size_w) grid.
+      rows, cols: the row and column frequencies wanted.
     Returns:
-      (K, C, sh, sw or sw//2+1) complex: the FFT of the kernel placed top-left and rolled by −⌊k/2⌋.
+      (re, im), each (K, C, len(rows), len(cols)) of the kernel's dtype.
+
+    The map is linear in the kernel. Forward: the column DFT is a small real matrix product
+    (computed once), the row DFT an explicit sum over the kh taps that XLA fuses into whatever
+    consumes it. Derivatives (a custom JVP, linear in the tangent): the row DFT as a matrix
+    product, whose transpose — the kernel gradient — is one efficient matrix product instead of
+    kh reductions over the whole spectrum.
     """
-    _, kh, kw, _ = kernel.shape
-    eh = jnp.asarray(_dft_matrix(sh, kh, False), cdtype)
-    ew = jnp.asarray(_dft_matrix(sw, kw, half), cdtype)
-    return jnp.einsum("ua,nabc,vb->ncuv", eh, kernel.astype(cdtype), ew, precision=_HIGHEST)
+    return _kernel_dft_fused(kernel, (size_h, size_w, rows, cols))
 
 
-def _block_average(a: jax.Array, s: int) -> jax.Array:
-    """Mean over the s×s contiguous blocks of the last two axes: (..., s·h, s·w) -> (..., h, w)."""
-    *lead, sh, sw = a.shape
-    return a.reshape(*lead, s, sh // s, s, sw // s).mean(axis=(-4, -2))
+def _column_dft(kernel: jax.Array, size_w: int, cols: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
+    """Stage 1 of :func:`_kernel_dft`: (K, kh, kw, C) -> (re, im) each (K, C, kh, len(cols))."""
+    ew = _dft_rows(size_w, kernel.shape[2], cols)
+    dtype = kernel.dtype
+    # (K, C, kh, kw) first, so the product's natural output order (K, C, kh, cols) keeps the
+    # frequency axis minor, as its consumers read it (a strided layout there costs ~10×).
+    kt = jnp.transpose(kernel, (0, 3, 1, 2))
+    tr = jnp.einsum("ncab,vb->ncav", kt, jnp.asarray(ew.real, dtype), precision=_HIGHEST)
+    ti = jnp.einsum("ncab,vb->ncav", kt, jnp.asarray(ew.imag, dtype), precision=_HIGHEST)
+    return tr, ti
 
 
-def _hermitian_full(half: jax.Array, w: int) -> jax.Array:
-    """Full-width spectrum (..., h, w) of a real signal from its rfft half (..., h, w//2+1)."""
-    h = half.shape[-2]
-    ncols = w - (w // 2 + 1)
-    if ncols == 0:
-        return half
-    rows = (-np.arange(h)) % h
-    cols = w - np.arange(w // 2 + 1, w)
-    mirror = jnp.conj(half[..., rows, :][..., cols])
-    return jnp.concatenate([half, mirror], axis=-1)
+@partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _kernel_dft_fused(kernel: jax.Array, spec: tuple) -> tuple[jax.Array, jax.Array]:
+    """:func:`_kernel_dft` with the row DFT as a fusible k-term sum; ``spec`` = (size_h,
+    size_w, rows, cols)."""
+    size_h, size_w, rows, cols = spec
+    dtype = kernel.dtype
+    kh = kernel.shape[1]
+    tr, ti = _column_dft(kernel, size_w, cols)
+    eh = _dft_rows(size_h, kh, rows)
+    ehr = jnp.asarray(eh.real, dtype)
+    ehi = jnp.asarray(eh.imag, dtype)
+    re = im = None
+    for a in range(kh):
+        cr, ci = ehr[:, a, None], ehi[:, a, None]
+        ar, ai = tr[:, :, a, None, :], ti[:, :, a, None, :]
+        re_a, im_a = cr * ar - ci * ai, cr * ai + ci * ar
+        re = re_a if re is None else re + re_a
+        im = im_a if im is None else im + im_a
+    return re, im
 
 
-def _tile_to_half(full: jax.Array, s: int, sw: int) -> jax.Array:
-    """s×s tiling of a full (..., h, w) spectrum, restricted to the rfft half of the (s·h, s·w) grid."""
-    w = full.shape[-1]
-    cols = np.arange(sw // 2 + 1) % w
-    return jnp.tile(full[..., cols], (1,) * (full.ndim - 2) + (s, 1))
+def _kernel_dft_matmul(kernel: jax.Array, spec: tuple) -> tuple[jax.Array, jax.Array]:
+    """:func:`_kernel_dft` with the row DFT as one real matrix product (the derivative's form)."""
+    size_h, size_w, rows, cols = spec
+    dtype = kernel.dtype
+    kh = kernel.shape[1]
+    tr, ti = _column_dft(kernel, size_w, cols)
+    eh = _dft_rows(size_h, kh, rows)
+    # [re; im] = [[Er, -Ei], [Ei, Er]] @ [tr; ti] along the tap axis.
+    block = np.block([[eh.real, -eh.imag], [eh.imag, eh.real]])
+    both = jnp.einsum(
+        "ua,ncav->ncuv", jnp.asarray(block, dtype), jnp.concatenate([tr, ti], axis=2), precision=_HIGHEST
+    )
+    return both[:, :, : len(rows)], both[:, :, len(rows) :]
+
+
+@_kernel_dft_fused.defjvp
+def _kernel_dft_fused_jvp(spec: tuple, primals: tuple, tangents: tuple) -> tuple:
+    (kernel,), (dkernel,) = primals, tangents
+    return _kernel_dft_fused(kernel, spec), _kernel_dft_matmul(dkernel, spec)
 
 
 def _lam_nchw(lam: Any, g: Geometry, dtype: Any) -> jax.Array:
@@ -110,45 +195,141 @@ def _lam_nchw(lam: Any, g: Geometry, dtype: Any) -> jax.Array:
     return jnp.broadcast_to(lam.reshape(-1), (g.c,))[None, :, None, None]
 
 
-def _transfer(kernel: jax.Array, lam: jax.Array, g: Geometry, cdtype: Any) -> jax.Array:
-    """M with F X* = T_s[F Y]·M for the default (nearest-neighbour) prior, rfft half layout.
+# --------------------------------------------------------------------------- layout helpers
 
-    Returns (N or 1, C, s·hp, s·wp//2+1) complex.
+
+_ROW_MAJOR = Layout(major_to_minor=(0, 1, 2, 3))
+
+
+def _to_nchw_padded(x: jax.Array, padding: int, padding_mode: str) -> jax.Array:
+    """NHWC (N, H, W, C) -> NCHW (N, C, H + 2p, W + 2p), padded in ``padding_mode``.
+
+    The transposed array is pinned to the row-major layout: left free, XLA's layout assignment
+    turns the transpose into a relabelling and moves the physical transposition into the
+    padding's fused loop, which reads the input with a stride of C and ran ~3× slower on CPU.
     """
-    s = g.scale
-    sh, sw = s * g.hp, s * g.wp
-    if s == 1:
-        fk = _kernel_otf(kernel, sh, sw, True, cdtype)
-        fk2 = jnp.real(fk) ** 2 + jnp.imag(fk) ** 2
-        return (jnp.conj(fk) + lam) / (fk2 + lam)
-    fk = _kernel_otf(kernel, sh, sw, False, cdtype)
-    fk2 = jnp.real(fk) ** 2 + jnp.imag(fk) ** 2
-    box = jnp.asarray(
-        np.outer(_box_transfer(sh, s, False), _box_transfer(sw, s, False)), cdtype
-    )
-    a0 = _block_average(fk2, s)
-    c1 = _block_average(fk * box, s)
-    t = (1.0 - c1) / (a0 + lam)
-    half = sw // 2 + 1
-    return box[:, :half] + jnp.conj(fk[..., :half]) * jnp.tile(t, (1, 1, s, s))[..., :half]
+    y = with_layout_constraint(jnp.transpose(x, (0, 3, 1, 2)), _ROW_MAJOR)
+    if padding == 0:
+        return y
+    widths = ((0, 0), (0, 0), (padding, padding), (padding, padding))
+    return jnp.pad(y, widths, mode=PADDING_MODES[padding_mode])
+
+
+def _from_nchw_cropped(y: jax.Array, border: int) -> jax.Array:
+    """NCHW (N, C, H, W) -> NHWC (N, H − 2b, W − 2b, C), ``border`` pixels cropped per side."""
+    if border:
+        y = y[:, :, border:-border, border:-border]
+    return jnp.transpose(y, (0, 2, 3, 1))
+
+
+def _periodic_window(a: jax.Array, axis: int, start: int, length: int) -> jax.Array:
+    """``a[..., (start + arange(length)) mod n, ...]`` along ``axis`` (period n = a.shape[axis])."""
+    n = a.shape[axis]
+    if 0 <= start and start + length <= n:
+        return jax.lax.slice_in_dim(a, start, start + length, axis=axis)
+    return jnp.take(a, (start + np.arange(length)) % n, axis=axis)
+
+
+# --------------------------------------------------------------------------- the three paths
+
+
+def _filter_scale1(yp: jax.Array, kernel: jax.Array, lam: jax.Array, g: Geometry) -> jax.Array:
+    """Scale 1, default prior: irfft2(rfft2(yp)·M) on the padded NCHW grid (N, C, hp, wp)."""
+    rows = tuple(range(g.hp))
+    cols = tuple(range(g.wp // 2 + 1))
+    fr, fi = _kernel_dft(kernel, g.hp, g.wp, rows, cols)
+    den = fr * fr + fi * fi + lam
+    m = jax.lax.complex((fr + lam) / den, -fi / den)
+    return jnp.fft.irfft2(jnp.fft.rfft2(yp) * m, s=(g.hp, g.wp))
+
+
+def _upsample_default_prior(
+    x: jax.Array, yp: jax.Array, kernel: jax.Array, lam: jax.Array, g: Geometry
+) -> jax.Array:
+    """Scale > 1, default prior: X0 + corr_K(zero-insertion ↑s of w), cropped; NHWC output.
+
+    ``x``: the unpadded input (N, H, W, C); ``yp``: it padded, NCHW (N, C, hp, wp).
+    """
+    s, p = g.scale, g.padding
+    hp, wp = g.hp, g.wp
+    wh = wp // 2 + 1
+    # Q on the coarse half spectrum from the kernel spectrum at the s×s aliases of each frequency.
+    rows = tuple(u + hp * j for j in range(s) for u in range(hp))
+    cols = tuple(v + wp * j for j in range(s) for v in range(wh))
+    fr, fi = _kernel_dft(kernel, s * hp, s * wp, rows, cols)
+    dtype = fr.dtype
+    box = np.outer(_box_rows(s * hp, s, rows), _box_rows(s * wp, s, cols))
+    br, bi = jnp.asarray(box.real, dtype), jnp.asarray(box.imag, dtype)
+    shape6 = (*fr.shape[:2], s, hp, s, wh)
+
+    def alias_mean(a: jax.Array) -> jax.Array:
+        return a.reshape(shape6).mean(axis=(2, 4))
+
+    a0 = alias_mean(fr * fr + fi * fi)
+    c1r = alias_mean(fr * br - fi * bi)
+    c1i = alias_mean(fr * bi + fi * br)
+    den = a0 + lam
+    q = jax.lax.complex((1.0 - c1r) / den, -c1i / den)
+    w = jnp.fft.irfft2(jnp.fft.rfft2(yp) * q, s=(hp, wp))  # (N, C, hp, wp)
+
+    # Fine row s·i0 + φ takes tap a from coarse row i0 + δ when φ + a − ⌊kh/2⌋ = s·δ.
+    def taps(k: int) -> dict[int, list[tuple[int, int]]]:
+        out: dict[int, list[tuple[int, int]]] = {phi: [] for phi in range(s)}
+        for phi in range(s):
+            for a in range(k):
+                if (phi + a - k // 2) % s == 0:
+                    out[phi].append((a, (phi + a - k // 2) // s))
+        return out
+
+    th, tw = taps(g.kh), taps(g.kw)
+    dh = [d for v in th.values() for _, d in v] or [0]
+    dw = [d for v in tw.values() for _, d in v] or [0]
+    lo_h, lo_w = min(dh), min(dw)
+    win = _periodic_window(w, 2, p + lo_h, g.h + max(dh) - lo_h)
+    win = _periodic_window(win, 3, p + lo_w, g.w + max(dw) - lo_w)
+    win = jnp.transpose(win, (0, 2, 3, 1))  # NHWC window of w
+    kern = kernel.astype(x.dtype)
+    phases = []
+    for phi in range(s):
+        row = []
+        for psi in range(s):
+            acc = x
+            for a, da in th[phi]:
+                for b, db in tw[psi]:
+                    part = win[:, da - lo_h : da - lo_h + g.h, db - lo_w : db - lo_w + g.w, :]
+                    acc = acc + kern[:, a, b, :][:, None, None, :] * part
+            row.append(acc)
+        phases.append(jnp.stack(row, axis=3))  # (N, H, W, s, C)
+    out = jnp.stack(phases, axis=2)  # (N, H, s, W, s, C)
+    return out.reshape(g.n, s * g.h, s * g.w, g.c)
 
 
 def _solve_with_prior(
-    fy: jax.Array, x0p: jax.Array, kernel: jax.Array, lam: jax.Array, g: Geometry, cdtype: Any
+    yp: jax.Array, x0p: jax.Array, kernel: jax.Array, lam: jax.Array, g: Geometry
 ) -> jax.Array:
-    """Spectrum (rfft half, fine grid) of the solution for an explicit prior ``x0p`` (NCHW, padded)."""
+    """Explicit prior: the solution on the padded fine NCHW grid (N, C, s·hp, s·wp).
+
+    ``yp``: padded input NCHW (N, C, hp, wp); ``x0p``: padded prior NCHW (N, C, s·hp, s·wp).
+    """
     s = g.scale
-    sh, sw = s * g.hp, s * g.wp
+    hp, wp = g.hp, g.wp
+    sh, sw = s * hp, s * wp
+    half = sw // 2 + 1
+    fy = jnp.fft.rfft2(yp)
     fx0 = jnp.fft.rfft2(x0p)
-    fk_half = _kernel_otf(kernel, sh, sw, True, cdtype)
     if s == 1:
-        a0 = jnp.real(fk_half) ** 2 + jnp.imag(fk_half) ** 2
-        return fx0 + jnp.conj(fk_half) * (fy - fk_half * fx0) / (a0 + lam)
-    fk = _kernel_otf(kernel, sh, sw, False, cdtype)
-    a0 = _block_average(jnp.real(fk) ** 2 + jnp.imag(fk) ** 2, s)
-    z = jnp.fft.irfft2(fk_half * fx0, s=(sh, sw))[..., ::s, ::s]
-    resid = _hermitian_full(fy - jnp.fft.rfft2(z), g.wp)
-    return fx0 + jnp.conj(fk_half) * _tile_to_half(resid / (a0 + lam), s, sw)
+        fr, fi = _kernel_dft(kernel, sh, sw, tuple(range(sh)), tuple(range(half)))
+        fk = jax.lax.complex(fr, fi)
+        update = (fy - fk * fx0) / (fr * fr + fi * fi + lam)
+        return jnp.fft.irfft2(fx0 + jnp.conj(fk) * update, s=(sh, sw))
+    # Fine-grid kernel spectrum, full width (the aliases of a coarse frequency span all of it).
+    fr, fi = _kernel_dft(kernel, sh, sw, tuple(range(sh)), tuple(range(sw)))
+    fk_half = jax.lax.complex(fr[..., :half], fi[..., :half])
+    a0 = (fr * fr + fi * fi).reshape(*fr.shape[:2], s, hp, s, wp).mean(axis=(2, 4))
+    z = jnp.fft.irfft2(fk_half * fx0, s=(sh, sw))[..., ::s, ::s]  # (K ⊛ X0)↓s
+    resid = jnp.fft.fft2(yp - z) / (a0 + lam)  # full coarse spectrum (N, C, hp, wp)
+    tiled = jnp.tile(resid[..., np.arange(half) % wp], (1, 1, s, 1))
+    return jnp.fft.irfft2(fx0 + jnp.conj(fk_half) * tiled, s=(sh, sw))
 
 
 def converse2d(
@@ -184,6 +365,8 @@ def converse2d(
     Raises:
       ValueError: on malformed shapes or values, naming the argument.
 
+    Inside ``with use_implementation("reference"):`` calls run the literal Algorithm 1 instead.
+
     Example:
       >>> import jax.numpy as jnp
       >>> x = jnp.ones((1, 8, 8, 3))
@@ -191,26 +374,23 @@ def converse2d(
       >>> converse2d(x, k, 1e-2, scale=2, padding=2, padding_mode="replicate").shape
       (1, 16, 16, 3)
     """
+    if _IMPLEMENTATION.get() == "reference":
+        return converse2d_reference(
+            x, kernel, lam, scale=scale, padding=padding, padding_mode=padding_mode, x0=x0
+        )
     g = check_args(x, kernel, lam, scale, padding, padding_mode, x0)
     s, p = g.scale, g.padding
-    dtype = jnp.result_type(x)
-    cdtype = jnp.result_type(dtype, jnp.complex64)
-    sh, sw = s * g.hp, s * g.wp
-
-    y = jnp.transpose(pad_spatial(jnp.asarray(x), p, padding_mode), (0, 3, 1, 2))
+    x = jnp.asarray(x)
+    dtype = x.dtype
     k = jnp.asarray(kernel, dtype)
     k = k if g.per_sample_kernel else k[None]
     lam_b = _lam_nchw(lam, g, dtype)
-    fy = jnp.fft.rfft2(y)
+    yp = _to_nchw_padded(x, p, padding_mode)
 
-    if x0 is None:
-        m = _transfer(k, lam_b, g, cdtype)
-        if s > 1:
-            fy = _tile_to_half(_hermitian_full(fy, g.wp), s, sw)
-        xf = fy * m
-    else:
-        x0p = jnp.transpose(pad_spatial(jnp.asarray(x0, dtype), p * s, padding_mode), (0, 3, 1, 2))
-        xf = _solve_with_prior(fy, x0p, k, lam_b, g, cdtype)
-
-    out = jnp.fft.irfft2(xf, s=(sh, sw)).astype(dtype)
-    return crop_spatial(jnp.transpose(out, (0, 2, 3, 1)), p * s)
+    if x0 is not None:
+        x0p = _to_nchw_padded(jnp.asarray(x0, dtype), p * s, padding_mode)
+        out = _solve_with_prior(yp, x0p, k, lam_b, g)
+        return _from_nchw_cropped(out.astype(dtype), p * s)
+    if s == 1:
+        return _from_nchw_cropped(_filter_scale1(yp, k, lam_b, g).astype(dtype), p)
+    return _upsample_default_prior(x, yp, k, lam_b, g)

@@ -1,0 +1,385 @@
+"""Shared machinery of the benchmark scripts: worker processes, timing, memory, JSON and tables.
+
+Every script is an *orchestrator* that imports no JAX itself. It starts one *worker* process per
+measurement group (``python benchmarks/NAME.py --worker JSON``) with the thread setting and device
+applied to the worker's environment before JAX starts, and collects the worker's JSON answer.
+
+Thread control (measured on jax 0.10.2, CPU): the XLA flags
+``--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1`` do **not** limit the
+threads of the CPU runtime (a 2048² matmul still ran on 4 threads with them); the runtime sizes
+its thread pool from the process's CPU affinity mask. So a worker with ``threads=n`` is pinned to
+``n`` CPUs (``os.sched_setaffinity`` before JAX is imported; per-thread CPU ticks from ``/proc``
+then showed a single busy thread for FFTs, matmuls, convolutions and elementwise loops alike),
+and every timing reports ``cpu_per_wall``, the parallelism actually achieved.
+
+Allocator: XLA's CPU runtime allocates its buffers afresh on every call, and glibc serves large
+ones with ``mmap``, so every pass over a new buffer pays page faults (an elementwise add on 32 MB
+took 23 ms instead of 3 ms). ``--malloc tuned`` (:func:`malloc_env`) runs the workers with
+``MALLOC_MMAP_MAX_=0`` and no trimming, so freed memory is reused; the default leaves the
+allocator as users get it. All candidates of a comparison run under the same setting.
+
+Timing (:func:`time_candidates`): candidates of one group are compiled ahead of time (compile
+time reported separately, never in a timing), warmed up, then timed in alternating order over
+several repetitions; each repetition runs a candidate enough times to last ``min_sample_s``;
+results are medians with the inter-quartile range. Every call is ``block_until_ready``-ed.
+
+Memory: :func:`xla_memory` reads XLA's compiled memory analysis; :func:`measure_peak_rss` the
+resident high-water mark of a phase (``/proc/self/status`` ``VmHWM``, reset through
+``/proc/self/clear_refs`` — Linux ≥ 4.0), meant for a fresh worker per measurement that was
+started with :func:`memory_env` so that freed buffers go back to the system.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
+DEVICES = ("cpu", "gpu")
+
+
+# --------------------------------------------------------------------------- worker processes
+
+
+def worker_env(device: str, threads: int | None) -> dict[str, str]:
+    """Environment of a worker process: JAX platform, repository on ``PYTHONPATH``.
+
+    ``device``: 'cpu' or 'gpu'. ``threads`` is applied by :func:`pin_threads` in the worker (an
+    affinity mask cannot be passed through the environment); it is recorded here as
+    ``BENCH_THREADS``. GPU workers do not preallocate, so peak memory is what is used.
+    """
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    env = dict(os.environ)
+    env["JAX_PLATFORMS"] = "cuda" if device == "gpu" else "cpu"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    if device == "gpu":
+        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    if threads is not None:
+        env["BENCH_THREADS"] = str(threads)
+    return env
+
+
+MALLOC_MODES = ("default", "tuned")
+
+
+def malloc_env(env: dict[str, str], mode: str) -> dict[str, str]:
+    """``env`` with glibc's allocator settings for ``mode``: 'default' (unchanged) or 'tuned'
+    (never ``mmap``, never trim: freed buffers are reused without page faults)."""
+    if mode not in MALLOC_MODES:
+        raise ValueError(f"malloc mode must be one of {MALLOC_MODES}, got {mode!r}")
+    env = dict(env)
+    if mode == "tuned":
+        env["MALLOC_MMAP_MAX_"] = "0"
+        env["MALLOC_TRIM_THRESHOLD_"] = str(2**62)
+    return env
+
+
+def memory_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with glibc's allocator set to map every allocation ≥ 256 KiB separately and unmap
+    it on free (fixed threshold, no adaptive growth), so the resident set tracks the live
+    buffers and one process can measure several phases. Slows allocation: memory workers only."""
+    env = dict(env)
+    env["MALLOC_MMAP_THRESHOLD_"] = str(256 * 1024)
+    env["MALLOC_TRIM_THRESHOLD_"] = str(256 * 1024)
+    return env
+
+
+def pin_threads(threads: int | None) -> list[int]:
+    """Pins this process to the first ``threads`` CPUs it may use; call before importing JAX.
+
+    Returns the CPUs used. ``None`` keeps the current mask. Raises ``ValueError`` when more
+    threads are asked than CPUs are available, or when JAX is already imported (the runtime has
+    sized its thread pool then).
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if threads is None:
+        return cpus
+    if "jax" in sys.modules:
+        raise ValueError("pin_threads must run before jax is imported")
+    if not 1 <= threads <= len(cpus):
+        raise ValueError(f"threads must be in 1..{len(cpus)} (CPUs available: {cpus}), got {threads}")
+    os.sched_setaffinity(0, cpus[:threads])
+    return cpus[:threads]
+
+
+def run_worker(script: Path, payload: dict[str, Any], env: dict[str, str], timeout_s: float) -> dict:
+    """Runs ``python script --worker JSON(payload)`` and returns the JSON object it prints last.
+
+    The worker's stderr is passed through. Raises ``RuntimeError`` with the worker's output tail
+    when it fails or prints no JSON.
+    """
+    cmd = [sys.executable, str(script), "--worker", json.dumps(payload)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stdout + proc.stderr)[-4000:]
+        raise RuntimeError(f"worker {script.name} {payload} failed (rc {proc.returncode}):\n{tail}")
+    return json.loads(lines[-1])
+
+
+def worker_reply(result: dict[str, Any]) -> None:
+    """Prints a worker's result as one JSON line on stdout (read by :func:`run_worker`)."""
+    print(json.dumps(result), flush=True)
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def block(tree: Any) -> Any:
+    """``jax.block_until_ready`` on every leaf of ``tree``; returns it."""
+    import jax
+
+    return jax.block_until_ready(tree)
+
+
+def compile_timed(jitted: Any, *args: Any) -> tuple[Any, float]:
+    """Ahead-of-time compiles ``jitted`` for ``args``; returns (compiled, seconds spent)."""
+    t0 = time.perf_counter()
+    compiled = jitted.lower(*args).compile()
+    return compiled, time.perf_counter() - t0
+
+
+def xla_memory(compiled: Any) -> dict[str, int] | None:
+    """XLA's memory analysis of a compiled executable, in bytes, or None where unavailable.
+
+    Keys: argument, output, alias, temp (scratch + live intermediates), generated_code, and
+    ``peak_estimate`` = argument + output − alias + temp (what the executable needs at most).
+    """
+    try:
+        ma = compiled.memory_analysis()
+    except (NotImplementedError, AttributeError, RuntimeError):
+        return None
+    if ma is None:
+        return None
+    out = {
+        "argument": int(ma.argument_size_in_bytes),
+        "output": int(ma.output_size_in_bytes),
+        "alias": int(ma.alias_size_in_bytes),
+        "temp": int(ma.temp_size_in_bytes),
+        "generated_code": int(ma.generated_code_size_in_bytes),
+    }
+    out["peak_estimate"] = out["argument"] + out["output"] - out["alias"] + out["temp"]
+    return out
+
+
+def time_candidates(
+    candidates: dict[str, Callable[[], Any]],
+    *,
+    reps: int,
+    min_sample_s: float = 0.05,
+    warmup: int = 1,
+) -> dict[str, dict[str, Any]]:
+    """Times zero-argument callables (already compiled) in alternating order.
+
+    Each candidate is warmed up ``warmup`` times; its inner loop count is chosen so one sample
+    lasts about ``min_sample_s``. Then ``reps`` rounds run every candidate once each, the order
+    rotating by one per round. Returns per candidate: ``median_s``, ``min_s``, ``iqr_s``
+    (wall seconds per call), ``samples`` (per-call wall seconds of each round), ``inner``,
+    ``median_cpu_s`` and ``cpu_samples`` (process CPU seconds per call, all threads: on a
+    shared machine a pinned one-thread worker's CPU time still measures its work while its wall
+    time also counts the time others held the core), and ``cpu_per_wall``: CPU time over wall
+    time during its samples (the parallelism achieved: ≤ 1 on one thread, less when the
+    machine is shared).
+    """
+    names = list(candidates)
+    inner = {}
+    for name in names:
+        fn = candidates[name]
+        for _ in range(warmup):
+            block(fn())
+        t0 = time.perf_counter()
+        block(fn())
+        once = max(time.perf_counter() - t0, 1e-6)
+        inner[name] = max(1, min(1000, round(min_sample_s / once)))
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    cpu_samples: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(reps):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            fn, n = candidates[name], inner[name]
+            c0 = time.process_time()
+            t0 = time.perf_counter()
+            for _ in range(n):
+                out = fn()
+            block(out)
+            samples[name].append((time.perf_counter() - t0) / n)
+            cpu_samples[name].append((time.process_time() - c0) / n)
+    result = {}
+    for name in names:
+        s = sorted(samples[name])
+        q = statistics.quantiles(s, n=4) if len(s) >= 2 else [s[0], s[0], s[0]]
+        result[name] = {
+            "median_s": statistics.median(s),
+            "min_s": s[0],
+            "iqr_s": q[2] - q[0],
+            "samples": samples[name],
+            "inner": inner[name],
+            "median_cpu_s": statistics.median(cpu_samples[name]),
+            "cpu_samples": cpu_samples[name],
+            "cpu_per_wall": sum(cpu_samples[name]) / sum(samples[name]),
+        }
+    return result
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _status_kib(field: str) -> int | None:
+    """A ``kB`` field of /proc/self/status (e.g. 'VmHWM'), or None where unavailable."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def measure_peak_rss(fn: Callable[[], Any]) -> dict[str, float | None]:
+    """Runs ``fn()`` (blocking on its result) and reports resident memory in MiB.
+
+    ``before``: resident set before; ``peak``: high-water mark during the call (reset just
+    before it where the kernel allows, else the process's lifetime peak from ``getrusage``);
+    ``delta``: peak − before, the memory the call itself needed. ``reset`` tells whether the
+    mark was reset (else ``peak``/``delta`` include anything earlier in the process).
+    """
+    import resource
+
+    before = _status_kib("VmRSS")
+    reset = False
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        reset = True
+    except OSError:
+        pass
+    out = fn()
+    block(out)
+    del out
+    peak = _status_kib("VmHWM") if reset else None
+    if peak is None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    mib = 1024.0
+    return {
+        "before": before / mib if before is not None else None,
+        "peak": peak / mib,
+        "delta": (peak - before) / mib if before is not None else None,
+        "reset": reset,
+    }
+
+
+def device_peak_bytes() -> int | None:
+    """Peak bytes in use on the first JAX device (GPU allocators report it; CPU: None)."""
+    import jax
+
+    try:
+        stats = jax.devices()[0].memory_stats()
+    except (NotImplementedError, AttributeError, RuntimeError):
+        return None
+    if not stats:
+        return None
+    return stats.get("peak_bytes_in_use")
+
+
+# --------------------------------------------------------------------------- info, JSON, tables
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def machine_info() -> dict[str, Any]:
+    """Host description (no JAX): CPU model, CPUs usable, Python, OS, date, git commit."""
+    return {
+        "cpu": _cpu_model(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "cpus_total": os.cpu_count(),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        "git_commit": _git_commit(),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }
+
+
+def jax_info() -> dict[str, Any]:
+    """JAX side of a worker: versions, backend, devices, CPUs pinned, XLA_FLAGS."""
+    import jax
+    import jaxlib
+
+    return {
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "backend": jax.default_backend(),
+        "devices": [str(d.device_kind) for d in jax.devices()],
+        "cpus_pinned": sorted(os.sched_getaffinity(0)),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Writes ``data`` as indented JSON atomically (temp file in the same folder, then replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table (pipes), floats with 3 significant digits, None as '–'."""
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return "–"
+        if isinstance(v, float):
+            return f"{v:.3g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def ms(seconds: float | None) -> float | None:
+    """Seconds to milliseconds (None stays None)."""
+    return None if seconds is None else seconds * 1e3

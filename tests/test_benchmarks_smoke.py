@@ -1,0 +1,80 @@
+"""Smoke tests of the benchmark scripts: each runs end to end in ``--quick`` mode (tiny shapes and
+networks, one repetition) in a subprocess and writes JSON with the expected structure.
+
+No timing is asserted (timings live in ``benchmarks/`` only); the checks are on structure and
+on the correctness facts the scripts record (fast and Algorithm-1 networks agree, the remat
+setting leaves the training loss unchanged).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, out: Path, *args: str) -> dict:
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    cmd = [sys.executable, str(REPO_ROOT / "benchmarks" / script), "--quick", "--reps", "1", "--out", str(out), *args]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert str(out) in proc.stdout  # the script says where the JSON went
+    return json.loads(out.read_text())
+
+
+def _check_timing(stats: dict) -> None:
+    assert stats["median_s"] > 0 and stats["min_s"] <= stats["median_s"]
+    assert len(stats["samples"]) == 1 and stats["inner"] >= 1
+    assert stats["compile_s"] > 0
+
+
+def test_converse2d_benchmark_quick(tmp_path):
+    report = _run("converse2d.py", tmp_path / "op.json", "--shapes", "a,d")
+    assert report["benchmark"] == "converse2d" and report["device"] == "cpu" and report["threads"] == 1
+    assert report["quick"] is True and set(report["shapes"]) == {"a", "d"}
+    assert report["jax"]["cpus_pinned"] and len(report["jax"]["cpus_pinned"]) == 1
+    assert {"cpu", "date_utc", "command"} <= set(report["machine"])
+    for name, entry in report["shapes"].items():
+        assert entry["config"]["name"] == name
+        assert set(entry["modes"]) == {"fwd", "fwd+bwd"}
+        for mode, res in entry["modes"].items():
+            assert set(res) == {"ours", "reference", "floor", "floor_nhwc"}
+            for stats in res.values():
+                _check_timing(stats)
+            ratios = entry["ratio_to_floor"][mode]
+            assert ratios["floor"] == 1.0 and ratios["ours"] > 0
+    assert "| (a) DnCNN training | fwd |" in report["table"]
+    assert "| (d) SRResNet up-sampler | fwd+bwd |" in report["table"]
+
+
+def test_models_benchmark_quick(tmp_path):
+    report = _run("models.py", tmp_path / "models.json", "--only", "converse_usrnet_256,train_converse_dncnn")
+    assert report["benchmark"] == "models" and report["quick"] is True
+    assert set(report["cases"]) == {"converse_usrnet_256", "train_converse_dncnn"}
+
+    infer = report["cases"]["converse_usrnet_256"]
+    assert infer["config"]["kind"] == "inference" and infer["config"]["kernel"] == 7
+    assert set(infer["candidates"]) == {"fast", "reference"}
+    assert infer["max_abs_diff_fast_vs_reference"] < 1e-3  # same network, two operators
+    h, w, c = infer["config"]["image"]
+    assert infer["output_shape"] == [1, h, w, c]
+
+    train = report["cases"]["train_converse_dncnn"]
+    assert train["config"]["kind"] == "training" and train["config"]["remat"] is True
+    assert set(train["candidates"]) == {"fast", "reference", "fast_remat"}
+    losses = train["losses_first_two_steps"]
+    assert abs(losses["fast"][1] - losses["fast_remat"][1]) <= 1e-6 * abs(losses["fast"][1])
+    assert abs(losses["fast"][1] - losses["reference"][1]) <= 1e-3 * abs(losses["fast"][1])
+
+    for case in (infer, train):
+        for stats in case["candidates"].values():
+            _check_timing(stats)
+            assert stats["images_per_s"] > 0
+            assert stats["rss_mib"]["peak"] > 0
+            assert stats["xla_memory"] is None or stats["xla_memory"]["peak_estimate"] > 0
+    assert "| train_converse_dncnn |" in report["table"]
+    assert "| train_converse_dncnn |" in report["remat_table"]
