@@ -9,7 +9,11 @@
    seed-0 Gaussian noise, unclipped) with the EMA weights;
 3. writes ``demo_out/denoise.png`` (noisy | restored | clean, side by side) and
    ``demo_out/val_psnr.png`` (validation PSNR over the training steps);
-4. prints one line: ``noisy 20.17 dB -> restored 28.90 dB (+8.73 dB) on camera``.
+4. prints one line: ``noisy <dB> dB -> restored <dB> dB (+<gain> dB) on camera``.
+
+Measured (2 shared CPU cores, load ~6 from other jobs): 228 s wall, 171 CPU-seconds for the
+whole run; validation PSNR 27.43 dB (noisy 20.49) after 800 steps; the final line read
+``noisy 20.61 dB -> restored 28.26 dB (+7.66 dB) on camera``.
 
 Flags: ``--steps N`` (train N steps, the schedule scaled to match -- e.g. ``--steps 20`` for a
 smoke test), ``--workdir``, ``--out_dir``, ``--image`` (one of the held-out images) and
@@ -107,7 +111,17 @@ def main(argv: list[str]) -> None:
     from converse_jax.models import get_model
     from converse_jax.protocol.degradations import denoise_input, single2uint
     from converse_jax.protocol.metrics import calculate_psnr
-    from converse_jax.train import create_mesh, make_predict_fn, read_metrics, replicate, to_host, train_and_evaluate
+    from converse_jax.train import (
+        create_mesh,
+        make_predict_fn,
+        quiet_orbax_logs,
+        read_metrics,
+        replicate,
+        to_host,
+        train_and_evaluate,
+    )
+
+    quiet_orbax_logs()
 
     config = FLAGS.config
     if FLAGS.steps is not None:

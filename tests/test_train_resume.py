@@ -2,8 +2,8 @@
 
 Every run is ``python train.py`` in a subprocess with the same tiny config.  Run A goes straight
 through.  Run B is stopped by SIGTERM (right after it starts, so it saves after its first step),
-restarted and killed with SIGKILL once it has logged a few more steps (after at least one more
-checkpoint), then restarted to the end.  B must end with A's parameters and A's per-step losses.
+restarted and killed with SIGKILL once it has logged a few more steps (after another checkpoint
+was started), then restarted to the end.  B must end with A's parameters and A's per-step losses.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 from converse_jax.train import Checkpointer, read_metrics
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-STEPS = 40
+STEPS = 80
 OVERRIDES = [
     "--config=configs/converse_dncnn.py",
     "--config.model_overrides.features=4",
@@ -34,7 +34,7 @@ OVERRIDES = [
     "--config.learning_rate=0.001",
     "--config.log_every_steps=1",
     "--config.eval_every_steps=0",
-    "--config.checkpoint_every_steps=4",
+    "--config.checkpoint_every_steps=8",
     "--config.keep_checkpoints=2",
 ]
 
@@ -103,9 +103,9 @@ def test_sigterm_then_sigkill_then_resume_is_bit_identical(tmp_path):
     ckpt.close()
     assert [r["step"] for r in read_metrics(run_b)] == [1]
 
-    # Resume, then SIGKILL once a later checkpoint (step 4) must have been started.
+    # Resume, then SIGKILL once a later checkpoint (step 8) has been started.
     proc = _start(run_b)
-    _wait_for(lambda: _logged_steps(run_b) >= 6, proc, "step 6")
+    _wait_for(lambda: _logged_steps(run_b) >= 10, proc, "step 10")
     proc.send_signal(signal.SIGKILL)
     rc, log = _finish(proc)
     assert rc == -signal.SIGKILL, f"the run finished before it could be killed (rc {rc})"

@@ -136,13 +136,17 @@ def test_schedule_halves_at_milestones():
     # Inside Adam: with a constant gradient Adam's step is lr * g/|g| (bias-corrected), so the size
     # of update k shows the rate it used.
     tx = make_optimizer(1e-2, (2,), 0.5)
-    params = jnp.zeros(3)
-    opt_state = tx.init(params)
-    sizes = []
-    for _ in range(4):
-        upd, opt_state = tx.update(jnp.ones(3), opt_state, params)
-        sizes.append(float(jnp.abs(upd[0])))
-    np.testing.assert_allclose(sizes, [1e-2, 1e-2, 5e-3, 5e-3], rtol=1e-4)
+
+    @jax.jit
+    def update_sizes(params):
+        opt_state = tx.init(params)
+        sizes = []
+        for _ in range(4):
+            upd, opt_state = tx.update(jnp.ones(3), opt_state, params)
+            sizes.append(jnp.abs(upd[0]))
+        return jnp.stack(sizes)
+
+    np.testing.assert_allclose(update_sizes(jnp.zeros(3)), [1e-2, 1e-2, 5e-3, 5e-3], rtol=1e-4)
     for bad in ((5, 3), (0,), (2, 2)):
         with pytest.raises(ValueError, match="lr_milestones"):
             lr_schedule(1e-4, bad, 0.5)
@@ -154,12 +158,16 @@ def test_gradient_clipping():
     params = {"w": jnp.zeros(2)}
 
     def run(tx, grads):
-        state = tx.init(params)
-        out = []
-        for g in grads:
-            upd, state = tx.update(g, state, params)
-            out.append(upd["w"])
-        return out
+        @jax.jit
+        def updates(grads):
+            state = tx.init(params)
+            out = []
+            for g in grads:
+                upd, state = tx.update(g, state, params)
+                out.append(upd["w"])
+            return out
+
+        return updates(grads)
 
     clipped = run(make_optimizer(1e-3, (), 0.5, grad_clip_norm=1.0), [g1, g2])
     manual = run(optax.adam(1e-3), [{"w": g1["w"] / 50.0}, g2])

@@ -13,7 +13,7 @@ calls :func:`maybe_initialize_distributed` and :func:`train_and_evaluate`.  Modu
 * :mod:`~converse_jax.train.loop` -- :func:`train_and_evaluate`.
 """
 
-from converse_jax.train.checkpoint import Checkpointer, abstract_like
+from converse_jax.train.checkpoint import Checkpointer, abstract_like, quiet_orbax_logs
 from converse_jax.train.loop import REQUIRED_FIELDS, check_config, check_model_data, train_and_evaluate
 from converse_jax.train.mesh import (
     DATA_AXIS,
@@ -68,6 +68,7 @@ __all__ = [
     "make_predict_fn",
     "make_train_step",
     "maybe_initialize_distributed",
+    "quiet_orbax_logs",
     "read_metrics",
     "replicate",
     "replicated_sharding",

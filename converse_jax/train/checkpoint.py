@@ -18,6 +18,7 @@ method (orbax coordinates the multi-host writes).
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -25,11 +26,32 @@ import grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging as absl_logging
 from orbax.checkpoint.checkpoint_managers import preservation_policy as ocp_preservation
 
 from converse_jax.train.state import TrainState
 
 CHECKPOINT_DIR = "checkpoints"
+
+
+class _OrbaxChatter(logging.Filter):
+    """Drops orbax's INFO records (dozens per save) and its warning for saves without metrics."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if f"{os.sep}orbax{os.sep}" not in record.pathname:
+            return True
+        return record.levelno >= logging.WARNING and "did not provide metrics" not in record.getMessage()
+
+
+def quiet_orbax_logs() -> None:
+    """Hides orbax's routine log messages from the absl log handler (errors still show).
+
+    Orbax logs every step of every save at INFO level; command-line programs call this once so
+    that the training log shows the run, not the checkpointing.
+    """
+    handler = absl_logging.get_absl_handler()
+    if not any(isinstance(f, _OrbaxChatter) for f in handler.filters):
+        handler.addFilter(_OrbaxChatter())
 
 
 def _psnr_of(metrics: Any) -> float:

@@ -40,6 +40,7 @@ from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from converse_jax.data import create_eval_set, create_train_iterator, default_data_config
+from converse_jax.models import MODELS, get_model
 from converse_jax.train.checkpoint import Checkpointer
 from converse_jax.train.metrics import MetricWriter
 from converse_jax.train.mesh import check_batch_size, create_mesh, global_batch, replicated_sharding, to_host
@@ -83,6 +84,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
             raise ValueError(f"config.{name} must be a non-negative integer (0: never), got {value!r}")
     if not 0 <= config.ema_decay < 1:
         raise ValueError(f"config.ema_decay must be in [0, 1), got {config.ema_decay!r}")
+    if "remat" in config.model_overrides:
+        raise ValueError("set config.remat, not config.model_overrides.remat")
 
 
 def _example_batch(data_cfg: ml_collections.ConfigDict, task: str) -> dict[str, np.ndarray]:
@@ -170,8 +173,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
 
 def _train(config: ml_collections.ConfigDict, workdir: str, preemption: _Preemption) -> TrainState:
     """The body of :func:`train_and_evaluate`."""
-    from converse_jax.models import MODELS, get_model  # the registry imports every network
-
     if config.model not in MODELS:
         raise ValueError(f"config.model must be a registered model {sorted(MODELS)}, got {config.model!r}")
     task = MODELS[config.model].task

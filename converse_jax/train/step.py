@@ -95,8 +95,15 @@ def init_variables(
     """Initialises the model on one example batch; variables come back replicated over ``mesh``.
 
     Args:
-      example: batch of the shapes the model will see (only shapes and dtypes matter).
+      model: a registry network.
+      task: one of :data:`MODEL_TASKS` (decides the call, see the module docstring).
+      example: ``'input'`` (B, h, w, C) [and ``'kernel'`` (B, k, k)] of the shapes the model will
+        see (only shapes and dtypes matter).
       rng: raw PRNG key for the ``'params'`` (and ``'dropout'``) streams.
+      mesh: the device mesh.
+
+    Returns:
+      ``{'params': ..., ['batch_stats': ...]}`` of replicated global arrays.
     """
     def init(key):
         params_key, dropout_key = jax.random.split(key)
