@@ -11,9 +11,11 @@
    ``demo_out/val_psnr.png`` (validation PSNR over the training steps);
 4. prints one line: ``noisy <dB> dB -> restored <dB> dB (+<gain> dB) on camera``.
 
-Measured (2 shared CPU cores, load ~6 from other jobs): 228 s wall, 171 CPU-seconds for the
-whole run; validation PSNR 27.43 dB (noisy 20.49) after 800 steps; the final line read
-``noisy 20.61 dB -> restored 28.26 dB (+7.66 dB) on camera``.
+Measured on this project's machine (2 CPU cores shared with other jobs): 159 CPU-seconds for the
+whole run -- the steps use about one core, so ~2.7 minutes on two free cores (211 s wall with
+the cores busy); validation PSNR 27.38 dB (noisy input 20.49 dB, +6.9 dB) after 700 steps, and
+the final line ``noisy 20.61 dB -> restored 28.21 dB (+7.60 dB) on camera``.  The run is
+deterministic: the same machine prints the same numbers every time.
 
 Flags: ``--steps N`` (train N steps, the schedule scaled to match -- e.g. ``--steps 20`` for a
 smoke test), ``--workdir``, ``--out_dir``, ``--image`` (one of the held-out images) and
