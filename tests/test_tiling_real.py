@@ -8,7 +8,9 @@ whole-image value is the official one (``shared/reference``), which ``evaluate``
 Memory ("a 2048x2048 image denoises within 6 GB of resident memory"). Denoising a full 2048^2
 image with the 20-block network costs ~64x a 256^2 forward (~12 CPU-minutes), too slow for CI,
 so the claim is checked in two measured parts, each a fresh process running the real CLI
-(``converse-jax restore --tile 64 --tile-overlap 16``) and reporting its peak RSS (``ru_maxrss``):
+(``converse-jax restore --tile 64 --tile-overlap 16``) and reporting its own peak RSS (``VmHWM``
+of ``/proc/self/status``; not ``ru_maxrss``, which Linux carries across ``exec`` from the forked
+parent, so a child of a large pytest worker would report the worker's high-water mark):
 
 1. real network and weights on a 64^2 image (1 tile) and a 256^2 image (25 tiles): every tile
    call runs the same compiled program on the same shapes, so the peak does not grow with the
@@ -39,11 +41,13 @@ from converse_jax.protocol import calculate_psnr
 
 GB = 1024**3
 _PROBE = """
-import json, resource, sys
+import json, sys
 from converse_jax.cli import main
 rc = main(["restore", "--model", "converse_dncnn", "--weights", sys.argv[1], "--tile", "64",
            "--tile-overlap", "16", "--quiet", sys.argv[2], sys.argv[3]])
-print(json.dumps({"rc": rc, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+with open("/proc/self/status") as f:
+    hwm_kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+print(json.dumps({"rc": rc, "peak_rss": hwm_kib * 1024}))
 """
 
 
@@ -85,6 +89,7 @@ def test_image():
     return np.tile(np.asarray(Image.open(shared_path("data/testsets/Set12/08.png")).convert("L")), (4, 4))
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak RSS is read from /proc/self/status (Linux)")
 def test_tiled_memory_is_bounded_for_2048_images(tmp_path, test_image):
     from converse_jax.models import example_inputs, get_model
     from converse_jax.pretrained import save_variables
@@ -103,5 +108,6 @@ def test_tiled_memory_is_bounded_for_2048_images(tmp_path, test_image):
     host_small = _peak_rss(store, test_image[:64, :64], tmp_path)
     host_2048 = _peak_rss(store, test_image, tmp_path)
     host_growth = host_2048 - host_small
-    assert host_growth <= 512 * 1024**2, host_growth  # <= 128 bytes per pixel of the 2048^2 image
+    # The measurement sees the image (at least one float32 copy of it, 16 MiB) and stays bounded:
+    assert 4 * test_image.size <= host_growth <= 512 * 1024**2, host_growth  # <= 128 bytes per pixel
     assert peak_25_tiles + host_growth <= 6 * GB, (peak_25_tiles, host_growth)
