@@ -19,11 +19,14 @@ Candidates: ``fast`` (the network as is) and ``reference`` (the same network, sa
 traced inside ``converse_jax.ops.converse2d.use_implementation("reference")``, i.e. every reverse
 convolution runs the literal Algorithm 1); ``fast_remat`` for the remat comparison. They are
 compiled in one worker process per case, timed alternately (median of ``--reps`` rounds), and
-their peak memory is measured in the same process, one after the other: resident-set growth
-during one call (CPU; the worker runs with glibc's ``mmap`` threshold fixed at 256 KiB so freed
-buffers go back to the system and each candidate's peak is its own — timings therefore include
-the page faults of fresh buffers, for every candidate alike) and XLA's compiled memory analysis
-(``peak_estimate`` = arguments + outputs − aliased + temporaries; the number that matters on a
+their peak memory is reported from XLA's compiled memory analysis (``peak_estimate`` =
+arguments + outputs − aliased (donated) + temporaries, in the tables; ``temp`` for the remat
+comparison). The JSON also holds each candidate's resident-set growth during one call, measured
+in the same process one candidate after the other (the worker runs with glibc's ``mmap``
+threshold fixed at 256 KiB, so freed buffers go back to the system; timings therefore include
+the page faults of fresh buffers, for every candidate alike). That figure is only indicative:
+donated inputs freed during a training step can make it negative, and untouched allocations do
+not count; XLA's figure is the one to compare (and the one that matters on a
 GPU). Speed-ups are ratios of wall-clock medians and, on the CPU, of CPU-time medians (see
 ``benchmarks/converse2d.py`` for why). JSON: ``benchmarks/results/models_<device>_<threads>t.json``.
 """
@@ -295,25 +298,23 @@ def main(argv: list[str] | None = None) -> dict:
             name, shape, f"{value(fast):.4g} {unit}", f"{value(ref):.4g} {unit}",
             ref["median_s"] / fast["median_s"],
             ref["median_cpu_s"] / fast["median_cpu_s"] if args.device == "cpu" else None,
-            fast["rss_mib"]["delta"], ref["rss_mib"]["delta"],
             _mib((fast["xla_memory"] or {}).get("peak_estimate")), _mib((ref["xla_memory"] or {}).get("peak_estimate")),
         ])
         if "fast_remat" in cand:
             rem = cand["fast_remat"]
             remat_rows.append([
                 name, shape, common.ms(fast["median_s"]), common.ms(rem["median_s"]),
-                fast["rss_mib"]["delta"], rem["rss_mib"]["delta"],
                 _mib((fast["xla_memory"] or {}).get("temp")), _mib((rem["xla_memory"] or {}).get("temp")),
                 abs(reply["losses_first_two_steps"]["fast"][1] - reply["losses_first_two_steps"]["fast_remat"][1]),
             ])
         common.write_json(out, report)  # after every case: a long run that is cut off keeps its results
         print(f"{name} done", file=sys.stderr, flush=True)
 
-    headers = ["case", "input", "fast", "Alg.1", "speed-up", "speed-up (CPU time)", "fast RSS MiB", "Alg.1 RSS MiB",
-               "fast XLA MiB", "Alg.1 XLA MiB"]
+    headers = ["case", "input", "fast", "Alg.1", "speed-up", "speed-up (CPU time)", "fast peak MiB (XLA)",
+               "Alg.1 peak MiB (XLA)"]
     table = common.format_table(headers, rows)
     remat_table = common.format_table(
-        ["case", "input", "ms", "remat ms", "RSS MiB", "remat RSS MiB", "XLA temp MiB", "remat XLA temp MiB",
+        ["case", "input", "ms", "remat ms", "XLA temp MiB", "remat XLA temp MiB",
          "|Δ loss| step 2"], remat_rows)
     report["table"], report["remat_table"] = table, remat_table
     common.write_json(out, report)
