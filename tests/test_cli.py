@@ -1,7 +1,7 @@
 """The ``converse-jax`` command line: models, convert, evaluate, restore and its error reports.
 
 The networks run on small crops (64x64) so that the whole file stays cheap; the per-image
-agreement with the official results is in ``test_evaluate_protocol.py``.
+agreement with the official results is in ``test_readme.py`` (the README's evaluate commands).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Accuracy: ``converse-jax restore --degrade --tile 128 --tile-overlap 32`` of Set12/01.png (the
 protocol's sigma = 25 noise, seed 0) scores within 0.05 dB of the whole-image PSNR. The
 whole-image value is the official one (``shared/reference``), which ``evaluate`` reproduces to
-< 0.001 dB (``test_evaluate_protocol.py``), so no second whole-image forward is spent here.
+< 0.01 dB (``test_readme.py::test_evaluate_commands``), so no second whole-image forward is spent here.
 
 Memory ("a 2048x2048 image denoises within 6 GB of resident memory"). Denoising a full 2048^2
 image with the 20-block network costs ~64x a 256^2 forward (~12 CPU-minutes), too slow for CI,

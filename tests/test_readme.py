@@ -1,0 +1,350 @@
+"""The README is true: its Python examples run as written and every command in it is exercised.
+
+* The fenced Python blocks are executed as written (the weights example in a folder holding the
+  official checkpoints under the names it uses, with small input arrays defined).
+* Every shell command the README shows -- lines of its ``bash`` blocks and inline spans starting
+  with ``converse-jax``, ``python``, ``make``, ``pip`` or ``tensorboard`` -- must match an entry
+  of :data:`WHERE_EXERCISED`, which names the test that runs it. A command added to the README
+  without a test fails :func:`test_every_readme_command_is_exercised`.
+* The commands that the other test files do not already run are run here literally, as
+  subprocesses, with the README's placeholders substituted (``$S`` -> a copy of the shared data
+  root holding one test image per set, ``runs/`` -> a temporary folder, ``HOST0:1234`` -> a local
+  port, ...) and, for ``train.py``, tiny-network overrides appended (later flags win).
+* The command-line synopsis block lists only options the real parser accepts.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO_ROOT, shared_path
+from PIL import Image
+
+README = (REPO_ROOT / "README.md").read_text()
+PROGRAMS = ("converse-jax", "python", "make", "pip", "tensorboard")
+CLI = str(Path(sys.executable).with_name("converse-jax"))
+
+# README command (regex, matched against the whole command) -> the test that exercises it.
+WHERE_EXERCISED: dict[str, str] = {
+    r"make demo": "tests/test_readme.py::test_demo_command",
+    r"make test": "tests/test_readme.py::test_ci_runs_the_readme_test_command",
+    r'pip install -e (\.|"\.\[test\]")': "tests/test_readme.py::test_ci_runs_the_readme_test_command",  # make's
+    r'pip install -e "\.\[tf\]"': "tests/test_readme.py::test_tf_extra_is_declared",
+    r"python -m converse_jax\.demo": "tests/test_readme.py::test_demo_command",
+    r"converse-jax convert .*": "tests/test_readme.py::test_convert_command",
+    r"converse-jax evaluate .*": "tests/test_readme.py::test_evaluate_commands",
+    r"converse-jax models": "tests/test_cli.py::test_models_lists_every_registry_name",
+    r"converse-jax (convert|evaluate|restore|showcase)": "tests/test_readme.py::test_cli_synopsis_matches_the_parser",
+    r"python -m converse_jax": "tests/test_cli.py::test_python_dash_m_runs_the_cli",
+    r"python train\.py .*--coordinator_address=.*": "tests/test_readme.py::test_multi_host_command",
+    r"python train\.py --config=configs/\S+ --workdir=\S+( --config\..*)?": "tests/test_readme.py::test_train_commands",
+    r"tensorboard --logdir WORKDIR": "tests/test_train_outputs.py::test_tensorboard_events_written",
+    r"python benchmarks/(converse2d|models)\.py .*": "tests/test_benchmarks_smoke.py",
+}
+
+
+def _fenced_blocks(lang: str) -> list[str]:
+    return re.findall(rf"^```{lang}\n(.*?)^```", README, flags=re.M | re.S)
+
+
+def readme_commands() -> list[str]:
+    """Every command of the README's ``bash`` blocks and inline code spans, comments stripped."""
+    commands = []
+    for block in _fenced_blocks("bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = re.sub(r"\s+#.*$", "", line).strip()
+            if line and not line.startswith("#"):
+                commands.append(re.sub(r"\s+", " ", line))
+    for span in re.findall(r"`([^`\n]+)`", README):
+        if span.split(" ", 1)[0] in PROGRAMS and " " in span:
+            commands.append(span.strip())
+    return commands
+
+
+def _matching(command: str) -> list[str]:
+    return [pattern for pattern in WHERE_EXERCISED if re.fullmatch(pattern, command)]
+
+
+def test_every_readme_command_is_exercised():
+    commands = readme_commands()
+    assert len(commands) >= 10, commands  # the extraction found the README's commands
+    unexercised = [c for c in commands if not _matching(c)]
+    assert not unexercised, f"README commands without a test (add one to WHERE_EXERCISED): {unexercised}"
+    for target in set(WHERE_EXERCISED.values()):
+        path, _, name = target.partition("::")
+        source = (REPO_ROOT / path).read_text()
+        assert not name or f"def {name}(" in source, f"{target}: no such test"
+
+
+def _commands_for(pattern: str) -> list[str]:
+    found = [c for c in readme_commands() if pattern in _matching(c)]
+    assert found, f"the README has no command matching {pattern!r}"
+    return found
+
+
+def _run(command: str, cwd: Path, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
+    argv = shlex.split(command)
+    if argv[0] == "converse-jax":
+        argv[0] = CLI
+    elif argv[0] == "python":
+        argv[0] = sys.executable
+    full_env = dict(os.environ, JAX_PLATFORMS="cpu", **env)
+    full_env.pop("XLA_FLAGS", None)
+    proc = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{command}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+# ----------------------------------------------------------------------------- Python examples
+
+
+def test_functional_api_example_runs_as_written(capsys):
+    block = _fenced_blocks("python")[0]
+    assert "converse2d(" in block
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert capsys.readouterr().out.strip() == "(2, 64, 64, 3)"
+    assert namespace["g"].shape == (5, 5, 3) and np.isfinite(np.asarray(namespace["g"])).all()
+
+
+def test_flax_layers_example_runs_as_written():
+    import jax
+
+    block = _fenced_blocks("python")[1]
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    net = namespace["MyNet"]()
+    x = jax.random.uniform(jax.random.key(0), (1, 8, 8, 3))
+    variables = net.init(jax.random.key(1), x)
+    assert net.apply(variables, x).shape == (1, 16, 16, 3)
+
+
+def test_weights_example_runs_as_written(tmp_path, monkeypatch):
+    import jax.numpy as jnp
+
+    block = _fenced_blocks("python")[2]
+    for name in ("converse_dncnn.pth", "converse_usrnet.pth"):
+        assert name in block
+        (tmp_path / name).symlink_to(shared_path(f"data/weights/{name}"))
+    monkeypatch.chdir(tmp_path)
+    kernel = jnp.zeros((7, 7)).at[3, 3].set(1.0)  # the identity blur
+    namespace = {"noisy": jnp.full((1, 16, 16, 1), 0.5), "blurred": jnp.full((1, 16, 16, 3), 0.5), "kernel": kernel}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["restored"].shape == (1, 16, 16, 3)
+    np.testing.assert_allclose(np.asarray(namespace["restored"]), 0.5, atol=0.02)  # flat stays flat
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "make test" in readme_commands()
+    ci = (REPO_ROOT / ".ci" / "run").read_text().splitlines()
+    assert ci[-1].strip() == "make test"
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert re.search(r"^test: \$\(STAMP\)\n\t\$\(PY\) -m pytest .*tests", makefile, flags=re.M)
+    assert '-m pip install --quiet -e ".[test]"' in makefile  # the README's `pip install -e .`
+
+
+def test_tf_extra_is_declared():
+    """``pip install -e ".[tf]"`` (not run: it downloads TensorFlow, ~600 MB): the extra exists."""
+    import tomllib
+
+    extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(req.startswith("tensorflow") for req in extras["tf"]), extras["tf"]
+
+
+def test_demo_command(tmp_path):
+    """``make demo`` is ``python -m converse_jax.demo``; run with ``--steps 2`` to keep CI short."""
+    assert re.search(r"^demo: \$\(STAMP\)\n\t\$\(PY\) -m converse_jax\.demo$", (REPO_ROOT / "Makefile").read_text(), re.M)
+    _commands_for(r"python -m converse_jax\.demo")
+    out = tmp_path / "demo_out"
+    proc = _run(f"python -m converse_jax.demo --steps 2 --workdir {out}/run --out_dir {out}", REPO_ROOT)
+    match = re.search(r"noisy (\S+) dB -> restored (\S+) dB \((\S+) dB\) on camera", proc.stdout)
+    assert match, proc.stdout
+    assert abs(float(match[1]) - 20.61) < 0.2  # the official sigma-25 degradation of camera
+    assert (out / "denoise.png").stat().st_size > 0 and (out / "val_psnr.png").stat().st_size > 0
+
+
+def test_convert_command(tmp_path):
+    (command,) = _commands_for("converse-jax convert .*")
+    source = shlex.split(command)[2]
+    (tmp_path / source).symlink_to(shared_path(f"data/weights/{source}"))
+    proc = _run(command, tmp_path)
+    assert "converse_dncnn" in proc.stdout
+    from converse_jax.pretrained import load
+
+    model, variables = load(tmp_path / shlex.split(command)[3])
+    assert type(model).__name__ == "ConverseDnCNN"
+
+
+@pytest.fixture(scope="module")
+def small_shared(tmp_path_factory) -> Path:
+    """A data root laid out like ``../shared/data`` with one image per test set."""
+    root = tmp_path_factory.mktemp("S")
+    for name in ("weights", "blur_kernels"):
+        (root / name).symlink_to(shared_path(f"data/{name}"))
+    for testset, image in (("Set12", "01.png"), ("CSet5", "butterfly.png")):
+        (root / "testsets" / testset).mkdir(parents=True)
+        (root / "testsets" / testset / image).symlink_to(shared_path(f"data/testsets/{testset}/{image}"))
+    return root
+
+
+def _official(name: str, image: str) -> dict[str, str]:
+    with open(shared_path(f"reference/{name}"), newline="") as f:
+        return next(row for row in csv.DictReader(f) if row["image"] == image)
+
+
+def _check_dncnn(out: Path, data: Path) -> None:
+    """Set12 01.png: PSNR/SSIM as the official code's; noisy | restored | clean panel."""
+    from converse_jax.protocol import denoise_input, single2uint
+
+    with open(out / "results.csv", newline="") as f:
+        table = list(csv.reader(f))
+    assert table[0] == ["image", "psnr", "ssim"] and table[1][0] == "01.png" and table[2] == ["average", *table[1][1:]]
+    ref = _official("official_converse_dncnn_Set12_sigma25.csv", "01.png")
+    assert float(table[1][1]) == pytest.approx(float(ref["psnr"]), abs=PSNR_TOL)
+    assert float(table[1][2]) == pytest.approx(float(ref["ssim"]), abs=SSIM_TOL)
+    panel = np.asarray(Image.open(out / "images" / "01.png"))
+    clean = np.asarray(Image.open(data / "Set12" / "01.png").convert("L"))
+    assert panel.shape == (256, 3 * 256 + 2 * 4)
+    np.testing.assert_array_equal(panel[:, :256], single2uint(denoise_input(clean[..., None], 25))[..., 0])
+    np.testing.assert_array_equal(panel[:, -256:], clean)
+
+
+def _check_srresnet(out: Path, data: Path) -> None:
+    """CSet5 butterfly x4: RGB and Y PSNR/SSIM as the official code's; LR | SR | HR panel."""
+    from converse_jax.protocol import single2uint, sr_input
+
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["image", "psnr", "ssim", "psnr_y", "ssim_y"]
+    assert [r["image"] for r in rows] == ["butterfly.png", "average"]
+    ref = _official("official_converse_srresnet_CSet5_x4.csv", "butterfly.png")
+    for column, tol in (("psnr", PSNR_TOL), ("psnr_y", PSNR_TOL), ("ssim", SSIM_TOL), ("ssim_y", SSIM_TOL)):
+        assert float(rows[0][column]) == pytest.approx(float(ref[column]), abs=tol), column
+    panel = np.asarray(Image.open(out / "images" / "butterfly.png"))
+    hr = np.asarray(Image.open(data / "CSet5" / "butterfly.png").convert("RGB"))
+    assert panel.shape == (256, 3 * 256 + 2 * 4, 3)
+    np.testing.assert_array_equal(panel[::4, :256:4], single2uint(sr_input(hr, 4)[1]))
+    np.testing.assert_array_equal(panel[:, -256:], hr)
+
+
+def _check_usrnet(out: Path, data: Path) -> None:
+    """CSet5 butterfly, kernel 1, sigma 2.55: non-blind deblurring lands far above the input."""
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["image"] for r in rows] == ["butterfly.png", "average"]
+    assert float(rows[0]["psnr"]) > 30  # the blurred input scores ~20 dB (CSet5 average: 35.04)
+
+
+PSNR_TOL = 0.01  # dB, per image, against the official code re-run (shared/reference)
+SSIM_TOL = 5e-4
+
+
+def test_evaluate_commands(small_shared, tmp_path):
+    """The table commands, literally, with ``$S`` holding one image per set: per-image results
+    as the official code's (the full tables are the same commands on the full sets)."""
+    commands = _commands_for("converse-jax evaluate .*")
+    checks = {"converse_dncnn": _check_dncnn, "converse_srresnet": _check_srresnet, "converse_usrnet": _check_usrnet}
+    assert sorted(shlex.split(c)[shlex.split(c).index("--model") + 1] for c in commands) == sorted(checks)
+    for command in commands:
+        command = command.replace("$S", str(small_shared)).replace("runs/", f"{tmp_path}/runs/")
+        _run(command, tmp_path)
+        argv = shlex.split(command)
+        checks[argv[argv.index("--model") + 1]](Path(argv[argv.index("--out") + 1]), small_shared / "testsets")
+
+
+TINY_TRAINING = (
+    "--config.model_overrides.features=4",
+    "--config.model_overrides.num_blocks=1",
+    "--config.batch_size=2",
+    "--config.data.num_threads=0",
+    "--config.data.val_max_images=1",
+    "--config.data.val_crop=32",
+    "--config.num_train_steps=2",
+    "--config.lr_milestones=(1,)",
+    "--config.log_every_steps=1",
+    "--config.eval_every_steps=2",
+    "--config.checkpoint_every_steps=2",
+)
+
+
+def _assert_trained(workdir: Path, steps: int = 2) -> None:
+    assert (workdir / "checkpoints" / str(steps)).is_dir(), sorted(p.name for p in workdir.rglob("*"))[:20]
+    assert (workdir / "metrics.jsonl").read_text().count('"step"') >= steps
+
+
+def test_train_commands(tmp_path):
+    """Both single-host ``train.py`` commands, literally, with tiny-network overrides appended."""
+    commands = _commands_for(r"python train\.py --config=configs/\S+ --workdir=\S+( --config\..*)?")
+    assert len(commands) == 2, commands
+    train_dir = tmp_path / "DIV2K_train_HR"
+    train_dir.mkdir()
+    for image in ("baby.png", "bird.png"):
+        (train_dir / image).symlink_to(shared_path(f"data/testsets/CSet5/{image}"))
+    for command in commands:
+        command = (
+            command.replace("runs/", f"{tmp_path}/runs/")
+            .replace("/data/DIV2K_train_HR", str(train_dir))
+            .replace("/data/Set5", str(shared_path("data/testsets/CSet5")))
+        )
+        patch = 24 if "srresnet" in command else 12
+        _run(" ".join([command, *TINY_TRAINING, f"--config.data.patch_size={patch}"]), REPO_ROOT)
+        _assert_trained(Path(re.search(r"--workdir=(\S+)", command)[1]))
+
+
+def test_multi_host_command(tmp_path):
+    """The multi-host line: two processes on this machine, one CPU device each."""
+    (command,) = _commands_for(r"python train\.py .*--coordinator_address=.*")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    workdir = tmp_path / "run"
+    command = (
+        command.replace("--config=...", "--config=configs/converse_dncnn.py")
+        .replace("--workdir=...", f"--workdir={workdir}")
+        .replace("HOST0:1234", f"127.0.0.1:{port}")
+        .replace("--num_processes=N", "--num_processes=2")
+    )
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, *shlex.split(command.replace("--process_id=I", f"--process_id={pid}"))[1:],
+             *TINY_TRAINING, "--config.data.patch_size=12"],
+            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        for pid in (0, 1)
+    ]
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, log in zip(procs, logs):
+        assert p.returncode == 0, log[-4000:]
+    _assert_trained(workdir)
+    for pid, log in enumerate(logs):
+        assert f"jax.distributed: process {pid} of 2, 1 local / 2 global devices" in log, log[-2000:]
+        assert "on 2 devices, 2 processes" in log
+
+
+def test_cli_synopsis_matches_the_parser():
+    """Each ``converse-jax SUB ... --option`` of the synopsis block is accepted by ``SUB``'s parser."""
+    from converse_jax.cli import build_parser
+
+    synopsis = next(b for b in re.findall(r"^```\n(.*?)^```", README, flags=re.M | re.S) if "converse-jax" in b)
+    subparsers = next(a for a in build_parser()._actions if a.choices and "restore" in a.choices).choices
+    entries = re.split(r"^converse-jax ", synopsis, flags=re.M)[1:]
+    assert sorted(e.split()[0] for e in entries) == sorted(subparsers)
+    for entry in entries:
+        sub = entry.split()[0]
+        accepted = {opt for action in subparsers[sub]._actions for opt in action.option_strings}
+        shown = set(re.findall(r"--[a-z0-9-]+", entry))
+        assert shown <= accepted, (sub, shown - accepted)
