@@ -1,23 +1,14 @@
 """Training config: ConvT-SRResNet baseline, x4 super-resolution.
 
-Recipe: KAIR ``train_msrresnet_psnr.json`` -- RGB 96x96 HR patches (24x24 LR, MATLAB bicubic x4),
-batch 32, Adam 1e-4 halved at 200k/400k/600k/800k/1M/2M, L1, EMA 0.999.
-Sources of the numbers and the common fields: ``configs/default.py``.
+Recipe: ``configs.default.sr_recipe`` (KAIR ``train_msrresnet_psnr.json``).
+The numbers and their sources: that function's docstring and ``configs/default.py``.
 
     python train.py --config=configs/convt_srresnet.py --workdir=runs/convt_srresnet
 """
 
-from configs.default import KAIR_MILESTONES, base_config
+from configs.default import sr_recipe
 
 
 def get_config():
     """The convt_srresnet training config (an ``ml_collections.ConfigDict``)."""
-    return base_config(
-        "convt_srresnet",
-        "sr",
-        model_overrides={"features": 64, "num_blocks": 16, "upscale": 4},
-        batch_size=32,
-        num_train_steps=585_000,
-        lr_milestones=KAIR_MILESTONES,
-        channels=3, patch_size=96, scale=4,
-    )
+    return sr_recipe("convt_srresnet", features=64, num_blocks=16, upscale=4)

@@ -108,3 +108,39 @@ def base_config(
     config.seed = 0
     config.remat = False
     return config
+
+
+def denoise_recipe(model: str, **model_overrides) -> ml_collections.ConfigDict:
+    """KAIR ``train_dncnn.json``: gray 40x40 patches, batch 64, AWGN sigma 25, Adam 1e-4 halved at
+    :data:`KAIR_MILESTONES`, L1, EMA 0.999; 1,075,000 updates (the released DnCNN-family iteration).
+
+    ``model_overrides``: the network's constructor arguments, e.g. ``features=64, num_blocks=20``.
+    """
+    return base_config(
+        model, "denoise", model_overrides=model_overrides, batch_size=64, num_train_steps=1_075_000,
+        lr_milestones=KAIR_MILESTONES, channels=1, patch_size=40, sigma=25.0,
+    )  # fmt: skip
+
+
+def sr_recipe(model: str, **model_overrides) -> ml_collections.ConfigDict:
+    """KAIR ``train_msrresnet_psnr.json``: RGB 96x96 HR patches (24x24 LR, MATLAB bicubic x4),
+    batch 32, Adam 1e-4 halved at :data:`KAIR_MILESTONES`, L1, EMA 0.999; 585,000 updates (the
+    released SRResNet-family iteration).
+    """
+    return base_config(
+        model, "sr", model_overrides=model_overrides, batch_size=32, num_train_steps=585_000,
+        lr_milestones=KAIR_MILESTONES, channels=3, patch_size=96, scale=4,
+    )  # fmt: skip
+
+
+def deblur_recipe(model: str, num_train_steps: int, **model_overrides) -> ml_collections.ConfigDict:
+    """KAIR ``train_usrnet.json``: RGB 96x96 patches, batch 48, Adam 1e-4 halved at
+    :data:`USRNET_MILESTONES`, L1, EMA 0.999; 7x7 motion / anisotropic Gaussian kernels (the
+    ConverseNets' KernelNet size), noise sigma ~ U(0, 25)/255, validation noise 2.55.
+    ``num_train_steps``: the released checkpoint's iteration of that family.
+    """
+    return base_config(
+        model, "deblur", model_overrides=model_overrides, batch_size=48, num_train_steps=num_train_steps,
+        lr_milestones=USRNET_MILESTONES, channels=3, patch_size=96, kernel_size=7, noise_range=(0.0, 25.0),
+        val_noise=2.55,
+    )  # fmt: skip
