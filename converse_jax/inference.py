@@ -48,6 +48,17 @@ def self_ensemble_x8(fn: ArrayFn, x: np.ndarray | jax.Array) -> jax.Array:
     Returns:
       float32 :class:`jax.Array` ``(N, s*H, s*W, C_out)``. The 8 outputs are summed pairwise,
       so an ``fn`` whose 8 back-mapped outputs are identical is reproduced bit-exactly.
+
+    Example:
+      >>> zero_corner = lambda t: t.at[:, 0, 0].set(0.0)  # zeroes the top-left pixel
+      >>> y = jax.jit(lambda x: self_ensemble_x8(zero_corner, x))(jnp.ones((1, 4, 4, 1)))
+      >>> np.asarray(y[0, :, :, 0]).tolist()  # each corner is top-left in 2 of the 8 transforms
+      [[0.75, 1.0, 1.0, 0.75], [1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0], [0.75, 1.0, 1.0, 0.75]]
+      >>> up2 = lambda t: jnp.repeat(jnp.repeat(t, 2, axis=1), 2, axis=2)  # commutes: unchanged
+      >>> x = jnp.arange(6.0).reshape(1, 2, 3, 1)
+      >>> y = jax.jit(lambda x: self_ensemble_x8(up2, x))(x)
+      >>> y.shape, y.dtype, bool(jnp.array_equal(y, up2(x)))
+      ((1, 4, 6, 1), dtype('float32'), True)
     """
     _check_nhwc(x)
     x = jnp.asarray(x, jnp.float32)
@@ -140,6 +151,21 @@ def tiled_apply(
 
     Returns:
       float32 :class:`jax.Array` ``(N, scale*H, scale*W, C_out)``.
+
+    Example:
+      >>> calls = []
+      >>> def double(t):  # records the shape of each call
+      ...     calls.append(t.shape)
+      ...     return 2 * t
+      >>> x = np.random.default_rng(0).random((1, 20, 20, 3), np.float32)
+      >>> y = tiled_apply(double, x, tile=8, overlap=4)
+      >>> y.shape, bool(jnp.allclose(y, 2 * x))  # the blend weights sum to one
+      ((1, 20, 20, 3), True)
+      >>> len(calls), set(calls)  # 4 x 4 windows, every call the same shape
+      (16, {(1, 8, 8, 3)})
+      >>> up2 = lambda t: jnp.repeat(jnp.repeat(t, 2, axis=1), 2, axis=2)
+      >>> tiled_apply(up2, x, tile=8, overlap=2, scale=2, batch_tiles=4).shape
+      (1, 40, 40, 3)
     """
     if not callable(fn):
         raise ValueError(f"fn: expected a callable, got {type(fn).__name__}")

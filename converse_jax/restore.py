@@ -104,7 +104,37 @@ class Restorer:
 
     Calling the restorer applies the network once under ``jax.jit`` (one compilation per
     distinct input shape) with float32 matmul precision ``'highest'`` (so GPU results do not
-    drop to TF32): ``restorer(x)`` or, for ``deblur_nonblind``, ``restorer(x, kernel)``.
+    drop to TF32): ``restorer(x)`` or, for ``deblur_nonblind``, ``restorer(x, kernel)``, with
+    ``x`` float32 NHWC ``(N, H, W, in_channels)`` -> ``(N, scale*H, scale*W, in_channels)``.
+
+    Example:
+      A tiny DnCNN with zero weights (its output ``x - f(x)`` is then ``x`` itself):
+
+      >>> import tempfile
+      >>> import jax
+      >>> from converse_jax.models import abstract_variables, get_model
+      >>> from converse_jax.pretrained import save_variables
+      >>> kwargs = {"features": 4, "num_layers": 3}  # a tiny DnCNN: out = x - f(x)
+      >>> shapes = abstract_variables(get_model("dncnn", **kwargs))
+      >>> zeros = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)  # f = 0: out = x
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> root = Path(tmp.name)
+      >>> weights = save_variables(root / "weights", zeros, arch="dncnn",
+      ...                          metadata={"model_kwargs": kwargs})
+      >>> restorer = Restorer("dncnn", weights)
+      >>> restorer.task, restorer.in_channels, restorer.scale
+      ('denoise', 1, 1)
+      >>> x = np.random.default_rng(0).random((2, 16, 16, 1), np.float32)
+      >>> y = restorer(x)
+      >>> y.shape, y.dtype, bool(jnp.array_equal(y, x))
+      ((2, 16, 16, 1), dtype('float32'), True)
+      >>> restorer.function(x8=True)(x).shape  # x8 self-ensemble
+      (2, 16, 16, 1)
+      >>> Restorer("converse_dncnn", weights)  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      ValueError: weights: ...weights hold a 'dncnn' network, but the model is 'converse_dncnn'
+      >>> tmp.cleanup()
     """
 
     def __init__(self, model_name: str, weights: str | os.PathLike[str]):
@@ -241,6 +271,21 @@ def write_png(path: str | os.PathLike[str], img: np.ndarray) -> Path:
 
     The PNG is written to a temporary file in the target folder and moved over ``path`` with
     :func:`os.replace`, so a reader never sees a partial file. The folder must exist.
+
+    Returns:
+      ``path`` as a :class:`~pathlib.Path`.
+
+    Example:
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> img = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+      >>> path = write_png(Path(tmp.name) / "x.png", img)
+      >>> path.name, bool(np.array_equal(read_image(path, 3), img))
+      ('x.png', True)
+      >>> write_png(Path(tmp.name) / "y.png", img / 255)
+      Traceback (most recent call last):
+      ...
+      ValueError: img: expected uint8 (H, W), (H, W, 1) or (H, W, 3), got float64 (4, 4, 3)
+      >>> tmp.cleanup()
     """
     arr = np.asarray(img)
     if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3)):
@@ -311,6 +356,31 @@ def restore_path(
 
     Returns:
       The written restored-image paths, in input order.
+
+    Example:
+      A tiny DnCNN with zero weights (it returns its input unchanged):
+
+      >>> import tempfile
+      >>> import jax
+      >>> from converse_jax.models import abstract_variables, get_model
+      >>> from converse_jax.pretrained import save_variables
+      >>> kwargs = {"features": 4, "num_layers": 3}  # a tiny DnCNN: out = x - f(x)
+      >>> shapes = abstract_variables(get_model("dncnn", **kwargs))
+      >>> zeros = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)  # f = 0: out = x
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> root = Path(tmp.name)
+      >>> weights = save_variables(root / "weights", zeros, arch="dncnn",
+      ...                          metadata={"model_kwargs": kwargs})
+      >>> noisy = np.random.default_rng(0).integers(0, 256, (16, 16), dtype=np.uint8)
+      >>> _ = write_png(root / "noisy.png", noisy)
+      >>> out = restore_path("dncnn", weights, root / "noisy.png", root / "restored", progress=False)
+      >>> [p.name for p in out], bool(np.array_equal(read_image(out[0], 1)[..., 0], noisy))
+      (['restored.png'], True)
+      >>> (root / "clean").mkdir(); _ = write_png(root / "clean" / "a.png", noisy)
+      >>> _ = restore_path("dncnn", weights, root / "clean", root / "demo", degrade=True, progress=False)
+      >>> sorted(p.name for p in (root / "demo").iterdir())  # restored and degraded input
+      ['a.png', 'a_degraded.png']
+      >>> tmp.cleanup()
     """
     task = get_spec(model_name).task
     if sigma is not None:

@@ -68,6 +68,14 @@ def augment(img: np.ndarray, mode: int) -> np.ndarray:
 
     Returns:
       A C-contiguous array of the same dtype; (H, W) are swapped for modes 1, 3, 5 and 7.
+
+    Example:
+      >>> x = np.arange(6).reshape(2, 3, 1)  # HWC, one channel
+      >>> augment(x, 1).shape  # transpose: H and W swap, C untouched
+      (3, 2, 1)
+      >>> augment(x, 2)[..., 0]  # flipud: rows reversed
+      array([[3, 4, 5],
+             [0, 1, 2]])
     """
     img = _check_image(img)
     m = _check_mode(mode)
@@ -91,7 +99,15 @@ def augment(img: np.ndarray, mode: int) -> np.ndarray:
 
 
 def inverse_mode(mode: int) -> int:
-    """The mode ``m'`` with ``augment(augment(x, mode), m') == x`` for every image ``x``."""
+    """The mode ``m'`` with ``augment(augment(x, mode), m') == x`` for every image ``x``.
+
+    Example:
+      >>> [inverse_mode(m) for m in range(8)]  # the two quarter turns undo each other
+      [0, 1, 2, 5, 4, 3, 6, 7]
+      >>> x = np.arange(6).reshape(2, 3)
+      >>> bool(np.array_equal(augment(augment(x, 3), inverse_mode(3)), x))
+      True
+    """
     return _INVERSE_MODE[_check_mode(mode)]
 
 
@@ -104,6 +120,13 @@ def augment_inverse(img: np.ndarray, mode: int) -> np.ndarray:
 
     Returns:
       A C-contiguous array of the same dtype and the shape of the original ``x``.
+
+    Example:
+      >>> x = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)  # HWC
+      >>> [augment(x, m).shape[:2] for m in (0, 1)]
+      [(2, 3), (3, 2)]
+      >>> all(np.array_equal(augment_inverse(augment(x, m), m), x) for m in range(8))
+      True
     """
     return augment(img, inverse_mode(mode))
 
@@ -121,6 +144,15 @@ def random_crop(rng: np.random.Generator, img: np.ndarray, size: int) -> np.ndar
 
     Returns:
       A view of ``img`` of shape (size, size) or (size, size, C).
+
+    Example:
+      >>> img = np.arange(36).reshape(6, 6)  # pixel value = 6 * row + column
+      >>> crop = random_crop(np.random.default_rng(0), img, 2)
+      >>> crop.shape
+      (2, 2)
+      >>> top, left = divmod(int(crop[0, 0]), 6)  # where the window was taken
+      >>> bool(np.array_equal(crop, img[top : top + 2, left : left + 2]))
+      True
     """
     img = _check_image(img)
     size = check_positive_int(size, "size")
@@ -150,6 +182,16 @@ def random_crop_aligned(
     Returns:
       ``(lr_patch, hr_patch)`` of shapes (lr_size, lr_size[, C]) and
       (scale*lr_size, scale*lr_size[, C]) (views).
+
+    Example:
+      >>> lr = np.arange(16).reshape(4, 4)  # pixel value = 4 * row + column
+      >>> hr = np.arange(64).reshape(8, 8)  # pixel value = 8 * row + column
+      >>> lr_patch, hr_patch = random_crop_aligned(np.random.default_rng(0), lr, hr, 2, 2)
+      >>> lr_patch.shape, hr_patch.shape
+      ((2, 2), (4, 4))
+      >>> top, left = divmod(int(lr_patch[0, 0]), 4)
+      >>> bool(np.array_equal(hr_patch, hr[2 * top : 2 * top + 4, 2 * left : 2 * left + 4]))
+      True
     """
     lr = _check_image(lr, "lr")
     hr = _check_image(hr, "hr")

@@ -199,6 +199,28 @@ def create_train_iterator(
       resume the position; with ``worker_count > 0`` call ``close()`` when done (it stops the
       worker processes).  See the module docstring for which global examples each process
       computes.
+
+    Example:
+      >>> import tempfile
+      >>> from pathlib import Path
+      >>> from PIL import Image
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> rng = np.random.default_rng(0)
+      >>> for name in ("a", "b"):  # two 16x16 gray training images
+      ...     img = rng.integers(0, 256, (16, 16), dtype=np.uint8)
+      ...     Image.fromarray(img).save(Path(tmp.name) / f"{name}.png")
+      >>> cfg = default_data_config("denoise")  # gray, sigma 25
+      >>> cfg.update(source="folder", train_dir=tmp.name, patch_size=8, num_threads=0)
+      >>> it = create_train_iterator(cfg, global_batch_size=2, seed=0)
+      >>> batch = next(it)
+      >>> {k: (v.shape, v.dtype.name) for k, v in batch.items()}  # NHWC
+      {'input': ((2, 8, 8, 1), 'float32'), 'target': ((2, 8, 8, 1), 'float32')}
+      >>> state = it.get_state()  # resume point
+      >>> second = next(it)["input"]
+      >>> it.set_state(state)
+      >>> bool(np.array_equal(next(it)["input"], second))
+      True
+      >>> tmp.cleanup()
     """
     cfg = _resolved(data_cfg)
     degradation = TrainDegradation(
@@ -279,6 +301,19 @@ def create_eval_set(data_cfg: ml_collections.ConfigDict) -> list[dict[str, Any]]
       One dict per image, in source order: ``'name'`` (str), ``'input'`` and ``'target'`` float32
       HWC (sr: target modcropped to ``scale``, input (H/scale, W/scale, C); deblur: both
       modcropped to 8), and for deblur ``'kernel'`` float32 (k, k).  No batch dimension.
+
+    Example:
+      >>> import tempfile
+      >>> from pathlib import Path
+      >>> from PIL import Image
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> img = np.random.default_rng(0).integers(0, 256, (18, 17, 3), dtype=np.uint8)
+      >>> Image.fromarray(img).save(Path(tmp.name) / "photo.png")
+      >>> cfg = default_data_config("sr")  # RGB, x4
+      >>> cfg.update(source="folder", val_dir=tmp.name)
+      >>> [(e["name"], e["input"].shape, e["target"].shape) for e in create_eval_set(cfg)]
+      [('photo', (4, 4, 3), (16, 16, 3))]
+      >>> tmp.cleanup()
     """
     cfg = _resolved(data_cfg)
     if cfg.task == "denoise" and cfg.sigma is None:

@@ -115,7 +115,28 @@ def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
 
 
 def read_image(path: str | os.PathLike, channels: int) -> np.ndarray:
-    """Reads an image file into a uint8 (H, W, channels) array (see :func:`pil_to_array`)."""
+    """Reads an image file into a uint8 (H, W, channels) array (see :func:`pil_to_array`).
+
+    Args:
+      path: an image file PIL can decode (8-bit modes).
+      channels: 1 (BT.601 gray) or 3 (RGB; gray files repeated).
+
+    Returns:
+      uint8 array (H, W, channels), C-contiguous.
+
+    Example:
+      >>> import tempfile
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> rgb = np.zeros((4, 6, 3), np.uint8); rgb[..., 0] = 255  # a red 4x6 picture
+      >>> Image.fromarray(rgb).save(Path(tmp.name) / "red.png")
+      >>> img = read_image(Path(tmp.name) / "red.png", 3)
+      >>> img.shape, img.dtype, bool(np.array_equal(img, rgb))
+      ((4, 6, 3), dtype('uint8'), True)
+      >>> gray = read_image(Path(tmp.name) / "red.png", 1)  # BT.601 luma of pure red
+      >>> gray.shape, int(gray[0, 0, 0])
+      ((4, 6, 1), 76)
+      >>> tmp.cleanup()
+    """
     with Image.open(path) as image:
         return pil_to_array(image, channels)
 
@@ -144,6 +165,12 @@ def embedded_images(split: str, channels: int) -> list[tuple[str, np.ndarray]]:
     Returns:
       List of ``(name, image)`` in the order above; ``image`` is a read-only uint8 array
       (H, W, channels), cached across calls.
+
+    Example:
+      >>> [(name, img.shape) for name, img in embedded_images("validation", 1)]
+      [('camera', (512, 512, 1)), ('chelsea', (300, 451, 1)), ('coins', (303, 384, 1))]
+      >>> embedded_images("validation", 1)[0][1].flags.writeable
+      False
     """
     if split not in EMBEDDED_SPLITS:
         raise ValueError(f"split must be one of {sorted(EMBEDDED_SPLITS)}, got {split!r}")
@@ -157,6 +184,21 @@ class FolderImages(Sequence):
     Files (extensions :data:`IMAGE_EXTENSIONS`, case-insensitive; sub-folders are not searched)
     are sorted by file name; ``name`` is the file name without extension.  Each access decodes the
     file again (nothing is cached), so large folders such as DIV2K cost no memory.  Picklable.
+
+    Args:
+      path: an existing folder with at least one image file (``ValueError`` otherwise).
+      channels: 1 (BT.601 gray) or 3 (RGB).
+
+    Example:
+      >>> import tempfile
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> Image.fromarray(np.zeros((8, 6, 3), np.uint8)).save(Path(tmp.name) / "b.png")
+      >>> Image.fromarray(np.zeros((4, 4), np.uint8)).save(Path(tmp.name) / "a.bmp")
+      >>> _ = (Path(tmp.name) / "notes.txt").write_text("not an image")
+      >>> images = FolderImages(tmp.name, channels=3)
+      >>> len(images), [(name, img.shape) for name, img in images]  # sorted, .txt skipped
+      (2, [('a', (4, 4, 3)), ('b', (8, 6, 3))])
+      >>> tmp.cleanup()
     """
 
     def __init__(self, path: str | os.PathLike, channels: int):
@@ -200,5 +242,18 @@ def folder_images(path: str | os.PathLike, channels: int) -> FolderImages:
     Returns:
       A :class:`FolderImages` sequence of ``(name, image)`` with ``image`` uint8
       (H, W, channels).
+
+    Example:
+      >>> import tempfile
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> Image.fromarray(np.full((16, 12, 3), 200, np.uint8)).save(Path(tmp.name) / "x.png")
+      >>> name, img = folder_images(tmp.name, 1)[0]
+      >>> name, img.shape, img.dtype, int(img[0, 0, 0])
+      ('x', (16, 12, 1), dtype('uint8'), 200)
+      >>> tmp.cleanup()
+      >>> folder_images(tmp.name, 1)  # the folder is gone  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      ValueError: path '...' is not an existing folder of images
     """
     return FolderImages(path, channels)

@@ -130,6 +130,17 @@ def denoise_example(
     Returns:
       ``{'input', 'target'}`` float32 (patch_size, patch_size, C);
       ``input = target + float32(sigma/255) * N(0, 1)`` (float32 normals), unclipped.
+
+    Example:
+      >>> hr = np.random.default_rng(0).integers(0, 256, (16, 16, 1), dtype=np.uint8)
+      >>> ex = denoise_example(hr, np.random.default_rng(1), patch_size=8)
+      >>> {k: (v.shape, v.dtype.name) for k, v in ex.items()}
+      {'input': ((8, 8, 1), 'float32'), 'target': ((8, 8, 1), 'float32')}
+      >>> bool(np.all(np.isin(np.round(ex["target"] * 255), hr)))  # target: pixels of hr / 255
+      True
+      >>> ex = denoise_example(hr, np.random.default_rng(1), patch_size=8, sigma=0)
+      >>> bool(np.array_equal(ex["input"], ex["target"]))  # no noise at sigma 0
+      True
     """
     hr = _check_hr(hr)
     patch_size = check_positive_int(patch_size, "patch_size")
@@ -154,6 +165,14 @@ def sr_example(
     Returns:
       ``{'input': (patch_size/scale, patch_size/scale, C), 'target': (patch_size, patch_size, C)}``
       float32, ``input = bicubic_downsample(target, scale)`` exactly.
+
+    Example:
+      >>> hr = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+      >>> ex = sr_example(hr, np.random.default_rng(1), patch_size=8, scale=2)
+      >>> ex["input"].shape, ex["target"].shape, ex["input"].dtype
+      ((4, 4, 3), (8, 8, 3), dtype('float32'))
+      >>> bool(np.array_equal(ex["input"], bicubic_downsample(ex["target"], 2)))
+      True
     """
     hr = _check_hr(hr)
     patch_size, scale = _sr_sizes(patch_size, scale)
@@ -182,6 +201,16 @@ def deblur_example(
       ``{'input', 'target'}`` float32 (patch_size, patch_size, C) and ``'kernel'`` float32
       (kernel_size, kernel_size);
       ``input = circular_blur(target, kernel) + float32(s/255) * N(0, 1)``, unclipped.
+
+    Example:
+      >>> hr = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+      >>> ex = deblur_example(hr, np.random.default_rng(1), patch_size=8, noise_range=(0, 0))
+      >>> {k: v.shape for k, v in ex.items()}
+      {'input': (8, 8, 3), 'target': (8, 8, 3), 'kernel': (7, 7)}
+      >>> round(float(ex["kernel"].sum()), 4), bool(ex["kernel"].min() >= 0)
+      (1.0, True)
+      >>> bool(np.array_equal(ex["input"], circular_blur(ex["target"], ex["kernel"])))  # noise 0
+      True
     """
     hr = _check_hr(hr)
     patch_size = check_positive_int(patch_size, "patch_size")
@@ -204,6 +233,19 @@ class TrainDegradation:
       sigma, sigma_range: denoise noise level(s), 0..255 scale (see :func:`denoise_example`).
       scale: sr factor.
       kernel_size, noise_range: deblur kernel side and noise range (see :func:`deblur_example`).
+
+    Calling it with a uint8 (H, W, C) image and a numpy generator gives the example dict of the
+    task's ``*_example`` function (float32 HWC arrays).
+
+    Example:
+      >>> degrade = TrainDegradation("sr", patch_size=8, scale=2)
+      >>> hr = np.zeros((16, 16, 3), np.uint8)
+      >>> {k: v.shape for k, v in degrade(hr, np.random.default_rng(0)).items()}
+      {'input': (4, 4, 3), 'target': (8, 8, 3)}
+      >>> TrainDegradation("sr", patch_size=10, scale=4)
+      Traceback (most recent call last):
+      ...
+      ValueError: patch_size must be a multiple of scale=4, got 10
     """
 
     task: str
@@ -268,6 +310,19 @@ def validation_example(
 
     Returns:
       ``{'input', 'target'}`` float32 HWC (plus ``'kernel'`` float32 (k, k) for deblur).
+
+    Example:
+      >>> img = np.random.default_rng(0).integers(0, 256, (18, 18, 3), dtype=np.uint8)
+      >>> ex = validation_example(img, "sr", scale=4)  # target modcropped to 16, input 16/4
+      >>> ex["input"].shape, ex["target"].shape
+      ((4, 4, 3), (16, 16, 3))
+      >>> a, b = validation_example(img, "denoise"), validation_example(img, "denoise")
+      >>> bool(np.array_equal(a["input"], b["input"]))  # fixed seed-0 noise: deterministic
+      True
+      >>> delta = np.zeros((3, 3)); delta[1, 1] = 1
+      >>> ex = validation_example(img, "deblur", kernel=delta, noise=0)  # modcrop to 8
+      >>> ex["input"].shape, bool(np.array_equal(ex["input"], ex["target"]))
+      ((16, 16, 3), True)
     """
     img = _check_hr(img)
     if task == "denoise":

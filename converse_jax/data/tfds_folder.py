@@ -54,6 +54,11 @@ class RestorationImageFolderConfig(tfds.core.BuilderConfig):
     """Builder config: ``name`` identifies the dataset, ``split_dirs`` maps split -> folder.
 
     ``split_dirs`` is only needed to prepare; reading a prepared dataset needs just the name.
+
+    Example:
+      >>> config = RestorationImageFolderConfig(name="set5", split_dirs={"test": "/data/Set5"})
+      >>> config.name, dict(config.split_dirs)
+      ('set5', {'test': '/data/Set5'})
     """
 
     split_dirs: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -67,6 +72,21 @@ class RestorationImageFolder(tfds.core.GeneratorBasedBuilder):
     :func:`prepare_image_folder`.  The dataset lands in
     ``<data_dir>/restoration_image_folder/<name>/1.0.0/``; preparing again with the same name
     reuses it (delete that folder to rebuild after the images change).
+
+    Example:
+      >>> import contextlib, io, tempfile
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> src = Path(tmp.name) / "images"; src.mkdir()
+      >>> for name in ("a", "b"):
+      ...     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(src / f"{name}.png")
+      >>> config = RestorationImageFolderConfig(name="tiny", split_dirs={"train": str(src)})
+      >>> builder = RestorationImageFolder(
+      ...     config=config, data_dir=Path(tmp.name) / "tfds", file_format="array_record")
+      >>> with contextlib.redirect_stdout(io.StringIO()):  # TFDS prints progress
+      ...     builder.download_and_prepare()
+      >>> builder.info.splits["train"].num_examples, sorted(builder.info.features)
+      (2, ['image', 'name'])
+      >>> tmp.cleanup()
     """
 
     VERSION = tfds.core.Version("1.0.0")
@@ -129,6 +149,23 @@ def prepare_image_folder(
 
     Returns:
       The name to read it back with, ``'restoration_image_folder/<name>'``.
+
+    Example:
+      >>> import contextlib, io, tempfile
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> src = Path(tmp.name) / "images"; src.mkdir()
+      >>> Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(src / "a.png")
+      >>> with contextlib.redirect_stdout(io.StringIO()):  # TFDS prints progress
+      ...     name = prepare_image_folder("tiny", {"train": src}, Path(tmp.name) / "tfds")
+      >>> name
+      'restoration_image_folder/tiny'
+      >>> len(tfds_images(name, "train", Path(tmp.name) / "tfds"))
+      1
+      >>> tmp.cleanup()
+      >>> prepare_image_folder("Tiny", {"train": src}, tmp.name)
+      Traceback (most recent call last):
+      ...
+      ValueError: name must be lower case letters, digits and '_' starting with a letter, got 'Tiny'
     """
     if not isinstance(name, str) or not _CONFIG_NAME.match(name):
         raise ValueError(
@@ -161,7 +198,23 @@ class TfdsImages(Sequence):
 
     Built by :func:`tfds_images`.  ``name`` is the example's ``name`` feature when the dataset has
     one (decoded to ``str``), else ``f"{split}_{index:06d}"``.  The image bytes are decoded with
-    PIL on every access (see :func:`converse_jax.data.sources.pil_to_array`).
+    PIL on every access (see :func:`converse_jax.data.sources.pil_to_array`).  Picklable (the
+    data source is reopened on unpickling), so grain worker processes can use it.
+
+    Example:
+      >>> import contextlib, io, pickle, tempfile
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> src = Path(tmp.name) / "images"; src.mkdir()
+      >>> Image.fromarray(np.full((6, 10), 9, np.uint8)).save(src / "gray.png")
+      >>> with contextlib.redirect_stdout(io.StringIO()):  # TFDS prints progress
+      ...     name = prepare_image_folder("tiny", {"train": src}, Path(tmp.name) / "tfds")
+      >>> images = TfdsImages(name, "train", Path(tmp.name) / "tfds", "image", channels=3)
+      >>> images
+      TfdsImages('restoration_image_folder/tiny', split='train', image_key='image', channels=3, n=1)
+      >>> title, img = pickle.loads(pickle.dumps(images))[0]  # gray file repeated to RGB
+      >>> title, img.shape, img.dtype, int(img.max())
+      ('gray', (6, 10, 3), dtype('uint8'), 9)
+      >>> tmp.cleanup()
     """
 
     def __init__(
@@ -274,6 +327,21 @@ def tfds_images(
     Returns:
       A :class:`TfdsImages` sequence of ``(name, image)``, image uint8 (H, W, channels).
       The dataset must have been prepared with ``file_format='array_record'``.
+
+    Example:
+      >>> import contextlib, io, tempfile
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> src = Path(tmp.name) / "images"; src.mkdir()
+      >>> rgb = np.random.default_rng(0).integers(0, 256, (12, 8, 3), dtype=np.uint8)
+      >>> Image.fromarray(rgb).save(src / "photo.png")
+      >>> with contextlib.redirect_stdout(io.StringIO()):  # TFDS prints progress
+      ...     name = prepare_image_folder("tiny", {"train": src}, Path(tmp.name) / "tfds")
+      >>> title, img = tfds_images(name, "train", Path(tmp.name) / "tfds", channels=3)[0]
+      >>> title, img.shape, bool(np.array_equal(img, rgb))  # png bytes stored unchanged
+      ('photo', (12, 8, 3), True)
+      >>> tfds_images(name, "train", Path(tmp.name) / "tfds", channels=1)[0][1].shape
+      (12, 8, 1)
+      >>> tmp.cleanup()
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a TFDS dataset name like 'div2k/bicubic_x4', got {name!r}")

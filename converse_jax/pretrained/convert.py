@@ -269,7 +269,22 @@ def _mismatch_error(who: str, missing: list[str], unexpected: list[str], misshap
 
 def torch_names(arch: str, **model_kwargs: Any) -> dict[str, tuple[int, ...]]:
     """PyTorch state_dict names and shapes of the network ``arch`` (parameters and BatchNorm
-    running statistics; not ``num_batches_tracked``), in natural name order."""
+    running statistics; not ``num_batches_tracked``), in natural name order.
+
+    Args:
+      arch: registry name (see :func:`converse_jax.models.list_models`).
+      **model_kwargs: hyper-parameters of a non-default variant (as for ``get_model``).
+
+    Returns:
+      PyTorch name -> shape tuple in PyTorch layout (conv weights ``(out, in, kh, kw)``).
+
+    Example:
+      >>> names = torch_names("converse_dncnn", features=4, num_blocks=1)
+      >>> len(names), list(names)[:2]
+      (18, ['m_body.0.conv1.0.bias', 'm_body.0.conv1.0.weight'])
+      >>> names["m_head.0.weight"], names["m_body.0.conv1.3.weight"]  # 1x1 conv, Converse2D
+      ((4, 1, 1, 1), (1, 8, 7, 7))
+    """
     _, entries = _model_and_entries(arch, model_kwargs)
     return {e.torch_name: e.torch_shape for e in entries}
 
@@ -292,6 +307,24 @@ def from_torch(state_dict: Mapping[str, Any], arch: str, **model_kwargs: Any) ->
     Raises:
       ValueError: unknown ``arch``/hyper-parameter, or the keys do not match — listing the
         missing, unexpected and misshapen keys together.
+
+    Example:
+      A round trip through :func:`to_torch` with random variables of a tiny network:
+
+      >>> import jax
+      >>> from converse_jax.models import abstract_variables, get_model
+      >>> shapes = abstract_variables(get_model("converse_dncnn", features=4, num_blocks=1))
+      >>> rng = np.random.default_rng(0)
+      >>> variables = jax.tree.map(lambda s: rng.standard_normal(s.shape, np.float32), shapes)
+      >>> state_dict = to_torch(variables, "converse_dncnn", features=4, num_blocks=1)
+      >>> back = from_torch(state_dict, "converse_dncnn", features=4, num_blocks=1)
+      >>> jax.tree.all(jax.tree.map(np.array_equal, back, variables))
+      True
+      >>> del state_dict["m_tail.0.bias"]
+      >>> from_torch(state_dict, "converse_dncnn", features=4, num_blocks=1)
+      Traceback (most recent call last):
+      ...
+      ValueError: from_torch(arch='converse_dncnn'): keys do not match the model. missing (1): ['m_tail.0.bias']; unexpected (0): []; misshapen (0): []
     """
     _, entries = _model_and_entries(arch, model_kwargs)
     counters = _bn_counters(entries)
@@ -342,7 +375,21 @@ def _check_tree(variables: Mapping[str, Any], entries: Sequence[_Entry], who: st
 
 def check_variables(variables: Mapping[str, Any], arch: str, **model_kwargs: Any) -> None:
     """Raise ``ValueError`` (listing missing, unexpected and misshapen variables) unless
-    ``variables`` has exactly the params (and optionally the ``batch_stats``) of ``arch``."""
+    ``variables`` has exactly the params (and optionally the ``batch_stats``) of ``arch``.
+
+    Example:
+      >>> import jax
+      >>> from converse_jax.models import abstract_variables, get_model
+      >>> shapes = abstract_variables(get_model("converse_dncnn", features=4, num_blocks=1))
+      >>> rng = np.random.default_rng(0)
+      >>> variables = jax.tree.map(lambda s: rng.standard_normal(s.shape, np.float32), shapes)
+      >>> check_variables(variables, "converse_dncnn", features=4, num_blocks=1)  # fits: None
+      >>> variables["params"]["tail"]["kernel"] = np.zeros((4, 3), np.float32)  # 3 channels out
+      >>> check_variables(variables, "converse_dncnn", features=4, num_blocks=1)
+      Traceback (most recent call last):
+      ...
+      ValueError: check_variables(arch='converse_dncnn'): keys do not match the model. missing (0): []; unexpected (0): []; misshapen (1): ['params/tail/kernel: got (4, 3), expected (4, 1)']
+    """
     _, entries = _model_and_entries(arch, model_kwargs)
     _check_tree(variables, entries, f"check_variables(arch={arch!r})")
 
@@ -363,6 +410,22 @@ def to_torch(variables: Mapping[str, Any], arch: str, **model_kwargs: Any) -> di
     Raises:
       ValueError: unknown ``arch``/hyper-parameter, or the variables do not match the network —
         listing missing, unexpected and misshapen variables (``/``-joined Flax paths).
+
+    Example:
+      >>> import jax
+      >>> from converse_jax.models import abstract_variables, get_model
+      >>> shapes = abstract_variables(get_model("converse_dncnn", features=4, num_blocks=1))
+      >>> rng = np.random.default_rng(0)
+      >>> variables = jax.tree.map(lambda s: rng.standard_normal(s.shape, np.float32), shapes)
+      >>> state_dict = to_torch(variables, "converse_dncnn", features=4, num_blocks=1)
+      >>> flax_kernel = variables["params"]["blocks_0"]["spatial"]["kernel"]  # (k, k, C)
+      >>> torch_weight = state_dict["m_body.0.conv1.3.weight"]  # (1, C, k, k)
+      >>> flax_kernel.shape, torch_weight.shape
+      ((7, 7, 8), (1, 8, 7, 7))
+      >>> bool(np.array_equal(torch_weight[0, 5], flax_kernel[:, :, 5]))
+      True
+      >>> variables["params"]["head"]["kernel"].shape, state_dict["m_head.0.weight"].shape
+      ((1, 4), (4, 1, 1, 1))
     """
     _, entries = _model_and_entries(arch, model_kwargs)
     leaves = _check_tree(variables, entries, f"to_torch(arch={arch!r})")
@@ -383,6 +446,17 @@ def infer_arch(state_dict: Mapping[str, Any]) -> str:
 
     Recognises all networks except that conv_dncnn and convt_dncnn have identical keys and
     shapes (``ValueError``: pass ``arch`` explicitly). Raises ``ValueError`` for unknown layouts.
+
+    Example:
+      >>> infer_arch({"model.0.weight": np.zeros((64, 1, 3, 3)), "model.0.bias": np.zeros(64)})
+      'dncnn'
+      >>> names = torch_names("converse_dncnn", features=4, num_blocks=1)
+      >>> infer_arch({name: np.zeros(shape) for name, shape in names.items()})
+      'converse_dncnn'
+      >>> infer_arch({"fc.weight": np.zeros((2, 2))})
+      Traceback (most recent call last):
+      ...
+      ValueError: state_dict: cannot infer the architecture from its keys (first: ['fc.weight'])
     """
     keys = set(state_dict)
 

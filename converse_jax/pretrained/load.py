@@ -48,6 +48,30 @@ def load(
     Raises:
       FileNotFoundError: ``path`` does not exist. ValueError: unknown or mismatching ``arch``,
       or variables that do not fit the network (see :func:`from_torch`).
+
+    Example:
+      A variable store of a tiny variant, whose hyper-parameters travel in its metadata:
+
+      >>> import jax, tempfile
+      >>> import numpy as np
+      >>> from converse_jax.models import abstract_variables
+      >>> from converse_jax.pretrained import save_variables
+      >>> kwargs = {"features": 4, "num_blocks": 1}
+      >>> shapes = abstract_variables(get_model("converse_dncnn", **kwargs))
+      >>> variables = jax.tree.map(lambda s: np.full(s.shape, 0.5, s.dtype), shapes)
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> store = save_variables(Path(tmp.name) / "tiny", variables, arch="converse_dncnn",
+      ...                        metadata={MODEL_KWARGS_KEY: kwargs})
+      >>> model, loaded = load(store)  # ready for model.apply(loaded, x), x (N, H, W, 1)
+      >>> type(model).__name__, model.features, model.num_blocks
+      ('ConverseDnCNN', 4, 1)
+      >>> jax.tree.all(jax.tree.map(np.array_equal, loaded, variables))
+      True
+      >>> load(store, arch="dncnn")  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      ValueError: arch: ...tiny holds 'converse_dncnn', but arch='dncnn' was requested
+      >>> tmp.cleanup()
     """
     path = Path(path).expanduser()
     if path.is_dir():

@@ -43,7 +43,27 @@ __all__ = ["UnsafeCheckpointError", "read_pth", "WRAPPER_KEYS"]
 
 
 class UnsafeCheckpointError(ValueError):
-    """The checkpoint's pickle references a global that is not on the reader's allow-list."""
+    """The checkpoint's pickle references a global that is not on the reader's allow-list.
+
+    Raised by :func:`read_pth` before the global is imported or called; a ``ValueError``.
+
+    Example:
+      >>> import pickle, tempfile
+      >>> class Payload:  # unpickling this would call eval(...)
+      ...     def __reduce__(self):
+      ...         return (eval, ("print('code ran')",))
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> path = Path(tmp.name) / "evil.pth"
+      >>> with zipfile.ZipFile(path, "w") as z:
+      ...     z.writestr("archive/data.pkl", pickle.dumps(Payload()))
+      >>> read_pth(path)  # nothing is printed: eval is never called  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      converse_jax.pretrained.pth.UnsafeCheckpointError: ...evil.pth: refusing to load ... global 'builtins.eval', which is not ...
+      >>> issubclass(UnsafeCheckpointError, ValueError)
+      True
+      >>> tmp.cleanup()
+    """
 
 
 # Keys under which training frameworks commonly nest the state dict (BasicSR/KAIR use
@@ -300,7 +320,7 @@ def _select_state_dict(obj: Any, key: str | None, path: Path) -> dict[str, np.nd
 
 
 def read_pth(path: str | os.PathLike[str], *, key: str | None = None) -> dict[str, np.ndarray]:
-    """Read the tensors of a PyTorch ``.pth`` checkpoint as NumPy arrays, safely.
+    r"""Read the tensors of a PyTorch ``.pth`` checkpoint as NumPy arrays, safely.
 
     Args:
       path: a ``torch.save`` zip archive (PyTorch >= 1.6 format). Its single top-level folder
@@ -326,6 +346,26 @@ def read_pth(path: str | os.PathLike[str], *, key: str | None = None) -> dict[st
         corrupt), a record is missing or has the wrong size, a tensor reads outside its
         storage, or the content is not a state dict.
       FileNotFoundError: ``path`` does not exist.
+
+    Example:
+      A checkpoint as ``torch.save({"conv.weight": torch.arange(6.).reshape(2, 3)}, path)``
+      writes it, assembled here by hand (text pickle opcodes) since torch is not needed:
+
+      >>> import tempfile
+      >>> pkl = (b"ccollections\nOrderedDict\n(tR(Vconv.weight\n"  # OrderedDict(), a key
+      ...        b"ctorch._utils\n_rebuild_tensor_v2\n("  # its tensor: rebuild(
+      ...        b"(Vstorage\nctorch\nFloatStorage\nV0\nVcpu\nI6\ntQ"  # storage '0', 6 floats,
+      ...        b"I0\n(I2\nI3\nt(I3\nI1\nt"  # offset 0, size (2, 3), stride (3, 1),
+      ...        b"I00\nccollections\nOrderedDict\n(tRtRu.")  # no grad, no hooks)
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> path = Path(tmp.name) / "tiny.pth"
+      >>> with zipfile.ZipFile(path, "w") as z:
+      ...     z.writestr("archive/data.pkl", pkl)
+      ...     z.writestr("archive/data/0", np.arange(6, dtype="<f4").tobytes())
+      >>> read_pth(path)
+      {'conv.weight': array([[0., 1., 2.],
+             [3., 4., 5.]], dtype=float32)}
+      >>> tmp.cleanup()
     """
     path = Path(path)
     if not path.is_file():

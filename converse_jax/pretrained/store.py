@@ -153,6 +153,22 @@ def save_variables(
 
     On any failure nothing new is left behind: a previous store is intact and a store directory
     created by this call is removed.
+
+    Example:
+      >>> import tempfile
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> variables = {"params": {"dense": {"kernel": np.ones((2, 3), np.float32),
+      ...                                   "bias": np.zeros(3, np.float32)}}}
+      >>> path = save_variables(Path(tmp.name) / "store", variables, arch="my_net")
+      >>> path.name, (path / MANIFEST_NAME).is_file(), len(list(path.glob("variables-*")))
+      ('store', True, 1)
+      >>> save_variables(path, variables, arch="my_net")  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      FileExistsError: path: variable store ...store already exists (pass overwrite=True)
+      >>> path == save_variables(path, variables, arch="my_net", overwrite=True)
+      True
+      >>> tmp.cleanup()
     """
     if not isinstance(arch, str) or not arch:
         raise ValueError(f"arch: expected a non-empty str, got {arch!r}")
@@ -219,6 +235,18 @@ def load_variables(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
     Raises:
       FileNotFoundError: ``path`` does not exist. ValueError: ``path`` is not a store, its
       manifest is invalid, or the stored arrays do not match the manifest's listing.
+
+    Example:
+      >>> import tempfile
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> kernel = np.random.default_rng(0).standard_normal((3, 3, 1, 2)).astype(np.float32)
+      >>> variables = {"params": {"conv": {"kernel": kernel}}, "state": {"step": np.array(7)}}
+      >>> arch, loaded = load_variables(save_variables(Path(tmp.name) / "s", variables, arch="cnn"))
+      >>> arch, loaded["params"]["conv"]["kernel"].shape, loaded["params"]["conv"]["kernel"].dtype
+      ('cnn', (3, 3, 1, 2), dtype('float32'))
+      >>> bool(np.array_equal(loaded["params"]["conv"]["kernel"], kernel)), int(loaded["state"]["step"])
+      (True, 7)
+      >>> tmp.cleanup()
     """
     path = Path(path).expanduser().absolute()
     manifest = _read_manifest(path)
@@ -238,5 +266,15 @@ def load_variables(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
 
 
 def load_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``metadata`` dict stored by :func:`save_variables` at ``path`` (reads only the manifest)."""
+    """The ``metadata`` dict stored by :func:`save_variables` at ``path`` (reads only the manifest).
+
+    Example:
+      >>> import tempfile
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> path = save_variables(Path(tmp.name) / "s", {"params": {"w": np.ones(2)}}, arch="net",
+      ...                       metadata={"step": 1000, "model_kwargs": {"features": 16}})
+      >>> load_metadata(path)
+      {'step': 1000, 'model_kwargs': {'features': 16}}
+      >>> tmp.cleanup()
+    """
     return _read_manifest(Path(path).expanduser().absolute())["metadata"]

@@ -240,6 +240,16 @@ def bicubic_downsample(hr: np.ndarray, sf: int) -> np.ndarray:
     Args:
       hr: float ``(H, W)`` or ``(H, W, C)`` image in [0, 1] (normally float32, modcropped to sf).
       sf: positive int scale factor.
+
+    Returns:
+      float32 ``(ceil(H/sf), ceil(W/sf)[, C])`` image.
+
+    Example:
+      >>> lr = bicubic_downsample(np.full((8, 6, 3), 0.5, np.float32), 2)
+      >>> lr.shape, lr.dtype
+      ((4, 3, 3), dtype('float32'))
+      >>> bool(np.allclose(lr, 0.5))  # the bicubic weights sum to one
+      True
     """
     arr = _check_float(hr, "hr")
     sf = _check_positive_int(sf, "sf")
@@ -260,6 +270,13 @@ def denoise_input(clean_uint8: np.ndarray, sigma_255: float, seed: int = 0) -> n
 
     Returns:
       float32 noisy image of the input's shape.
+
+    Example:
+      >>> noisy = denoise_input(np.zeros((1, 3, 1), np.uint8), 255)  # sigma 255/255 = 1
+      >>> noisy.shape, noisy.dtype
+      ((1, 3, 1), dtype('float32'))
+      >>> [round(float(v), 3) for v in noisy.ravel()]  # the seed-0 legacy normals
+      [1.764, 0.4, 0.979]
     """
     arr = _check_uint8(clean_uint8, "clean_uint8")
     sigma_255 = _check_sigma(sigma_255, "sigma_255")
@@ -279,6 +296,13 @@ def sr_input(hr_uint8: np.ndarray, sf: int) -> tuple[np.ndarray, np.ndarray]:
 
     Returns:
       ``(hr_uint8 modcropped to sf, lr float32 of shape (H//sf, W//sf[, C]))``.
+
+    Example:
+      >>> hr, lr = sr_input(np.full((10, 9, 3), 51, np.uint8), 4)
+      >>> hr.shape, hr.dtype, lr.shape, lr.dtype
+      ((8, 8, 3), dtype('uint8'), (2, 2, 3), dtype('float32'))
+      >>> bool(np.allclose(lr, 0.2))  # 51/255, a flat image stays flat
+      True
     """
     arr = _check_uint8(hr_uint8, "hr_uint8")
     sf = _check_positive_int(sf, "sf")
@@ -310,6 +334,17 @@ def deblur_input(
 
     Returns:
       ``(img_H uint8 modcropped to lcm(sf, 8), img_L float32 of shape (H'/sf, W'/sf[, C]))``.
+
+    Example:
+      >>> img = np.random.default_rng(0).integers(0, 256, (20, 17, 3), dtype=np.uint8)
+      >>> delta = np.zeros((7, 7)); delta[3, 3] = 1  # a blur that changes nothing
+      >>> hr, lr = deblur_input(img, delta, sigma_255=0)
+      >>> hr.shape, lr.shape, lr.dtype  # modcropped to 8
+      ((16, 16, 3), (16, 16, 3), dtype('float32'))
+      >>> bool(np.array_equal(lr, uint2single(hr)))
+      True
+      >>> deblur_input(img, delta, sf=2)[1].shape  # every second pixel
+      (8, 8, 3)
     """
     arr = _check_uint8(img_uint8, "img_uint8")
     sf = _check_positive_int(sf, "sf")
