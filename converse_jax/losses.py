@@ -21,7 +21,14 @@ def l1_loss(pred: jax.Array, target: jax.Array) -> jax.Array:
 
     Returns:
       Scalar ``mean(|pred − target|)`` in the promoted dtype of the inputs. Its gradient w.r.t.
-      ``pred`` is ``sign(pred − target) / pred.size`` (0 where they are equal, as PyTorch).
+      ``pred`` is ``sign(pred − target) / pred.size`` where they differ. Where they are exactly
+      equal it is ``+1 / pred.size`` (JAX's derivative of ``|·|`` at 0), not 0 as in PyTorch.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> pred, target = jnp.zeros((2, 8, 8, 3)), jnp.full((2, 8, 8, 3), 0.5)  # NHWC batches
+      >>> l1_loss(pred, target).shape, float(l1_loss(pred, target))
+      ((), 0.5)
     """
     if jnp.shape(pred) != jnp.shape(target):
         raise ValueError(

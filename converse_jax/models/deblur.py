@@ -33,6 +33,17 @@ class ConverseNet(nn.Module):
       num_iterations: how many times the stack is applied (5).
       kernel_size, padding, padding_mode, eps: the blocks' spatial operator (3, 2, 'circular', 1e-5).
       remat: rematerialise each block application in the backward pass (same results, less memory).
+
+    Example (a tiny network; shapes traced with ``jax.eval_shape``, nothing computed):
+      >>> import jax, jax.numpy as jnp
+      >>> from converse_jax.models import count_params
+      >>> model = ConverseNet(features=4, num_blocks=1, num_iterations=2)
+      >>> x = jnp.zeros((2, 16, 16, 3))  # (N, H, W, C) blurred batch
+      >>> y, variables = jax.eval_shape(model.init_with_output, jax.random.key(0), x)
+      >>> y.shape, count_params(variables["params"])
+      ((2, 16, 16, 3), 279)
+      >>> sorted(variables["params"])  # the one block is shared by both iterations
+      ['blocks_0', 'head', 'tail']
     """
 
     in_channels: int = 3
@@ -72,7 +83,15 @@ class ConverseNet(nn.Module):
 
 
 class ConvNet(ConverseNet):
-    """ConvNet: :class:`ConverseNet` with :class:`ConvBlock` (depthwise k3, p1, circular)."""
+    """ConvNet: :class:`ConverseNet` with :class:`ConvBlock` (depthwise k3, p1, circular);
+    (N, H, W, in_channels) -> (N, H, W, in_channels).
+
+    Example (shapes traced with ``jax.eval_shape``):
+      >>> import jax, jax.numpy as jnp
+      >>> model = ConvNet(features=4, num_blocks=1, num_iterations=2)
+      >>> jax.eval_shape(model.init_with_output, jax.random.key(0), jnp.zeros((2, 16, 16, 3)))[0].shape
+      (2, 16, 16, 3)
+    """
 
     padding: int = 1
     block_class: ClassVar[type[nn.Module]] = ConvBlock

@@ -36,6 +36,15 @@ class ConverseDnCNN(nn.Module):
       num_blocks: number of blocks.
       kernel_size, padding, padding_mode, eps: the blocks' spatial operator settings.
       remat: rematerialise each block in the backward pass (same results, less memory).
+
+    Example (a tiny network; shapes traced with ``jax.eval_shape``, nothing computed):
+      >>> import jax, jax.numpy as jnp
+      >>> from converse_jax.models import count_params
+      >>> model = ConverseDnCNN(features=4, num_blocks=1)
+      >>> x = jnp.zeros((2, 16, 16, 1))  # (N, H, W, C) noisy gray batch
+      >>> y, variables = jax.eval_shape(model.init_with_output, jax.random.key(0), x)
+      >>> y.shape, count_params(variables["params"])
+      ((2, 16, 16, 1), 581)
     """
 
     in_channels: int = 1
@@ -71,7 +80,15 @@ class ConverseDnCNN(nn.Module):
 
 
 class ConvDnCNN(ConverseDnCNN):
-    """Conv-DnCNN: :class:`ConverseDnCNN` with :class:`ConvBlock` (depthwise k5 conv, p2, circular)."""
+    """Conv-DnCNN: :class:`ConverseDnCNN` with :class:`ConvBlock` (depthwise k5 conv, p2, circular);
+    (N, H, W, in_channels) -> (N, H, W, in_channels).
+
+    Example (shapes traced with ``jax.eval_shape``):
+      >>> import jax, jax.numpy as jnp
+      >>> model = ConvDnCNN(features=4, num_blocks=1)
+      >>> jax.eval_shape(model.init_with_output, jax.random.key(0), jnp.zeros((2, 16, 16, 1)))[0].shape
+      (2, 16, 16, 1)
+    """
 
     kernel_size: int = 5
     padding: int = 2
@@ -81,7 +98,15 @@ class ConvDnCNN(ConverseDnCNN):
 
 class ConvTDnCNN(ConverseDnCNN):
     """ConvT-DnCNN: :class:`ConverseDnCNN` with :class:`ConvTBlock` (depthwise k5 ConvTranspose,
-    p2, zero padding; the official constructor passes a padding mode ConvT_Block does not accept)."""
+    p2, zero padding; the official constructor passes a padding mode ConvT_Block does not accept);
+    (N, H, W, in_channels) -> (N, H, W, in_channels).
+
+    Example (shapes traced with ``jax.eval_shape``):
+      >>> import jax, jax.numpy as jnp
+      >>> model = ConvTDnCNN(features=4, num_blocks=1)
+      >>> jax.eval_shape(model.init_with_output, jax.random.key(0), jnp.zeros((2, 16, 16, 1)))[0].shape
+      (2, 16, 16, 1)
+    """
 
     kernel_size: int = 5
     padding: int = 2
@@ -97,6 +122,18 @@ class ConvBNReLU(nn.Module):
     One difference remains: PyTorch stores the *unbiased* batch variance in ``running_var``,
     Flax the biased one (a factor n/(n − 1) with n = N·H·W pixels per channel, negligible for
     training batches); normalisation uses the biased variance in both.
+
+    Example (``train=True`` normalises with the batch statistics and updates ``batch_stats``):
+      >>> import jax, jax.numpy as jnp
+      >>> layer = ConvBNReLU(features=4)
+      >>> x = jnp.ones((2, 8, 8, 1))
+      >>> variables = jax.eval_shape(layer.init, jax.random.key(0), x)
+      >>> sorted(variables), variables["batch_stats"]["bn"]["mean"].shape
+      (['batch_stats', 'params'], (4,))
+      >>> y, updates = jax.eval_shape(
+      ...     lambda v: layer.apply(v, x, train=True, mutable=["batch_stats"]), variables)
+      >>> y.shape, list(updates)
+      ((2, 8, 8, 4), ['batch_stats'])
     """
 
     features: int = 64
@@ -121,6 +158,15 @@ class DnCNN(nn.Module):
       features: feature channels.
       num_layers: convolution layers in total (17).
       remat: rematerialise each conv-BN-ReLU layer in the backward pass.
+
+    Example (a tiny network; shapes traced with ``jax.eval_shape``, nothing computed):
+      >>> import jax, jax.numpy as jnp
+      >>> from converse_jax.models import count_params
+      >>> model = DnCNN(features=4, num_layers=3)
+      >>> x = jnp.zeros((2, 16, 16, 1))  # (N, H, W, C) noisy gray batch
+      >>> y, variables = jax.eval_shape(model.init_with_output, jax.random.key(0), x)
+      >>> y.shape, sorted(variables), count_params(variables["params"])
+      ((2, 16, 16, 1), ['batch_stats', 'params'], 233)
     """
 
     in_channels: int = 1

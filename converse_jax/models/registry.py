@@ -52,6 +52,13 @@ class ModelSpec:
       param_count: parameters of the network built with its defaults.
       paper_param_count: the paper's / upstream table's figure, None where none is known.
       checkpoint: file name of the released official weights (``<name>.pth``), or None.
+
+    Example:
+      >>> spec = MODELS["conversenet"]
+      >>> spec.cls.__name__, spec.task, spec.in_channels, spec.scale, spec.param_count
+      ('ConverseNet', 'deblur', 3, 1, 243267)
+      >>> spec.checkpoint
+      'conversenet.pth'
     """
 
     name: str
@@ -104,30 +111,57 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
 
 
 def list_models(task: str | None = None) -> list[str]:
-    """Registry names, sorted; only those of ``task`` (one of :data:`TASKS`) when given."""
+    """Registry names, sorted; only those of ``task`` (one of :data:`TASKS`) when given.
+
+    Example:
+      >>> list_models("denoise")
+      ['conv_dncnn', 'converse_dncnn', 'convt_dncnn', 'dncnn']
+      >>> len(list_models())
+      13
+    """
     if task is not None and task not in TASKS:
         raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
     return sorted(name for name, spec in MODELS.items() if task is None or spec.task == task)
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The :class:`ModelSpec` of ``name``; ``ValueError`` listing the valid names otherwise."""
+    """The :class:`ModelSpec` of ``name``; ``ValueError`` listing the valid names otherwise.
+
+    Example:
+      >>> spec = get_spec("converse_srresnet")
+      >>> spec.task, spec.scale, spec.param_count, spec.paper_param_count
+      ('sr', 4, 699072, 694208)
+    """
     if name not in MODELS:
         raise ValueError(f"unknown model name {name!r}; valid names: {', '.join(list_models())}")
     return MODELS[name]
 
 
 def model_fields(cls: type[nn.Module]) -> list[str]:
-    """The hyper-parameter attribute names of a model class (its dataclass fields)."""
+    """The hyper-parameter attribute names of a model class (its dataclass fields), in order.
+
+    Example:
+      >>> from converse_jax.models import DnCNN
+      >>> model_fields(DnCNN)
+      ['in_channels', 'features', 'num_layers', 'remat']
+    """
     return [f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")]
 
 
 def get_model(name: str, **overrides: Any) -> nn.Module:
     """Build the network ``name`` with the paper's defaults, updated by ``overrides``.
 
-    Example: ``get_model('converse_dncnn', features=16, num_blocks=4, remat=True)``.
     Raises ``ValueError`` for an unknown name (listing the valid ones) or an unknown
     hyper-parameter (listing the valid ones).
+
+    Example:
+      >>> model = get_model("converse_dncnn", features=16, num_blocks=4, remat=True)
+      >>> type(model).__name__, model.features, model.num_blocks, model.kernel_size
+      ('ConverseDnCNN', 16, 4, 7)
+      >>> get_model("dncnn", num_blocks=4)  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+        ...
+      ValueError: dncnn: unknown hyper-parameter(s) ['num_blocks']; valid: ['in_channels', ...]
     """
     spec = get_spec(name)
     valid = model_fields(spec.cls)
@@ -142,6 +176,12 @@ def example_inputs(model: nn.Module, *, batch: int = 1, size: int = 16, dtype: A
 
     (x,) with x zeros (batch, size, size, in_channels); USRNet models: (x, kernel) with a
     centred delta kernel (batch, k, k). Enough for initialisation and shape inference.
+
+    Example:
+      >>> [a.shape for a in example_inputs(get_model("conversenet"), batch=2, size=8)]
+      [(2, 8, 8, 3)]
+      >>> [a.shape for a in example_inputs(get_model("converse_usrnet"), batch=2, size=8)]
+      [(2, 8, 8, 3), (2, 7, 7)]
     """
     x = jnp.zeros((batch, size, size, model.in_channels), dtype)
     if isinstance(model, ConverseUSRNet):
@@ -153,10 +193,24 @@ def example_inputs(model: nn.Module, *, batch: int = 1, size: int = 16, dtype: A
 
 def abstract_variables(model: nn.Module) -> dict[str, Any]:
     """``jax.ShapeDtypeStruct`` tree of ``model``'s variables (``{'params': …}``, DnCNN also
-    ``batch_stats``), from tracing ``model.init`` on :func:`example_inputs` (no compute)."""
+    ``batch_stats``), from tracing ``model.init`` on :func:`example_inputs` (no compute).
+
+    Example (the default DnCNN has the registry's parameter count):
+      >>> variables = abstract_variables(get_model("dncnn"))
+      >>> sorted(variables), variables["params"]["head"]["kernel"].shape
+      (['batch_stats', 'params'], (3, 3, 1, 64))
+      >>> count_params(variables["params"]) == get_spec("dncnn").param_count == 557_057
+      True
+    """
     return dict(jax.eval_shape(model.init, jax.random.key(0), *example_inputs(model)))
 
 
 def count_params(params: Any) -> int:
-    """Total number of entries over all leaves of a parameter tree."""
+    """Total number of entries over all leaves of a parameter tree (arrays or ``ShapeDtypeStruct``).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> count_params({"dense": {"kernel": jnp.zeros((4, 8)), "bias": jnp.zeros(8)}})
+      40
+    """
     return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(params))

@@ -139,8 +139,20 @@ class _BlockSRResNet(nn.Module):
 class ConverseSRResNet(_BlockSRResNet):
     """Converse-SRResNet (official ``ConverseMSRResNet``); see the module docstring.
 
-    Extra attributes: ``up_kernel_size`` (2), ``up_padding`` (2), ``up_padding_mode``
-    ('replicate'), ``up_eps`` (1e-3) of the scale-2 Converse2D up-samplers ``ups_i``.
+    (N, H, W, in_channels) -> (N, H·upscale, W·upscale, out_channels). Extra attributes:
+    ``up_kernel_size`` (2), ``up_padding`` (2), ``up_padding_mode`` ('replicate'), ``up_eps``
+    (1e-3) of the scale-2 Converse2D up-samplers ``ups_i``.
+
+    Example (a tiny ×4 network; shapes traced with ``jax.eval_shape``, nothing computed):
+      >>> import jax, jax.numpy as jnp
+      >>> from converse_jax.models import count_params
+      >>> model = ConverseSRResNet(features=4, num_blocks=1)
+      >>> x = jnp.zeros((1, 8, 8, 3))  # (N, H, W, C) low-resolution batch
+      >>> y, variables = jax.eval_shape(model.init_with_output, jax.random.key(0), x)
+      >>> y.shape, count_params(variables["params"])
+      ((1, 32, 32, 3), 1572)
+      >>> variables["params"]["ups_0"]["kernel"].shape  # Converse2D ×2, k2
+      (2, 2, 4)
     """
 
     up_kernel_size: int = 2
@@ -162,7 +174,16 @@ class ConverseSRResNet(_BlockSRResNet):
 
 
 class ConvSRResNet(_BlockSRResNet):
-    """Conv-SRResNet (official ``Conv_Block_MSRResNet``); see the module docstring."""
+    """Conv-SRResNet (official ``Conv_Block_MSRResNet``); see the module docstring.
+
+    (N, H, W, in_channels) -> (N, H·upscale, W·upscale, out_channels).
+
+    Example (shapes traced with ``jax.eval_shape``):
+      >>> import jax, jax.numpy as jnp
+      >>> model = ConvSRResNet(features=4, num_blocks=1, upscale=2)
+      >>> jax.eval_shape(model.init_with_output, jax.random.key(0), jnp.zeros((1, 8, 8, 3)))[0].shape
+      (1, 16, 16, 3)
+    """
 
     padding: int = 2
     block_class: ClassVar[type[nn.Module]] = ConvBlock
@@ -180,7 +201,14 @@ class ConvSRResNet(_BlockSRResNet):
 
 class ConvTSRResNet(_BlockSRResNet):
     """ConvT-SRResNet (official ``ConvT_Block_MSRResNet``, block size chosen here: k5/p2);
-    see the module docstring."""
+    see the module docstring. (N, H, W, in_channels) -> (N, H·upscale, W·upscale, out_channels).
+
+    Example (shapes traced with ``jax.eval_shape``):
+      >>> import jax, jax.numpy as jnp
+      >>> model = ConvTSRResNet(features=4, num_blocks=1)
+      >>> jax.eval_shape(model.init_with_output, jax.random.key(0), jnp.zeros((1, 8, 8, 3)))[0].shape
+      (1, 32, 32, 3)
+    """
 
     padding: int = 2
     padding_mode: str = "constant"
@@ -206,6 +234,17 @@ class MSRResNet(nn.Module):
       remat: rematerialise each residual block in the backward pass.
 
     Params ``head``, ``blocks_i`` (:class:`ResidualBlock`), ``upconvs_i``, ``hres``, ``tail``.
+
+    Example (a tiny ×3 network, one PixelShuffle(3) stage; shapes traced with ``jax.eval_shape``):
+      >>> import jax, jax.numpy as jnp
+      >>> from converse_jax.models import count_params
+      >>> model = MSRResNet(features=4, num_blocks=1, upscale=3)
+      >>> x = jnp.zeros((1, 8, 8, 3))  # (N, H, W, C) low-resolution batch
+      >>> y, variables = jax.eval_shape(model.init_with_output, jax.random.key(0), x)
+      >>> y.shape, count_params(variables["params"])
+      ((1, 24, 24, 3), 1999)
+      >>> variables["params"]["upconvs_0"]["kernel"].shape  # 4 → 4·3² channels for the shuffle
+      (3, 3, 4, 36)
     """
 
     in_channels: int = 3
@@ -254,6 +293,12 @@ class ConverseUpMSRResNet(nn.Module):
       remat: rematerialise each residual block in the backward pass.
 
     Params ``head``, ``blocks_i``, ``upconvs_i`` (conv3×3), ``ups_i`` (Converse2D), ``hres``, ``tail``.
+
+    Example (shapes traced with ``jax.eval_shape``):
+      >>> import jax, jax.numpy as jnp
+      >>> model = ConverseUpMSRResNet(features=4, num_blocks=1, upscale=2)
+      >>> jax.eval_shape(model.init_with_output, jax.random.key(0), jnp.zeros((1, 8, 8, 3)))[0].shape
+      (1, 16, 16, 3)
     """
 
     in_channels: int = 3

@@ -48,6 +48,14 @@ class KernelNet(nn.Module):
     (N, kh, kw) -> (N, kh, kw, out_channels): flatten row-major, fc1 (kh·kw→hidden) → GELU →
     fc2 (hidden→hidden) → GELU → fc3 (hidden→out_channels·kh·kw), the last read in PyTorch's
     (out_channels, kh, kw) order and moved channels-last.
+
+    Example (shapes traced with ``jax.eval_shape``, nothing computed):
+      >>> import jax, jax.numpy as jnp
+      >>> net = KernelNet(hidden=8, out_channels=4)
+      >>> kernel = jnp.zeros((2, 7, 7))  # (N, kh, kw) blur kernels
+      >>> y, variables = jax.eval_shape(net.init_with_output, jax.random.key(0), kernel)
+      >>> y.shape, variables["params"]["fc3"]["kernel"].shape  # fc3: hidden -> 4·7·7
+      ((2, 7, 7, 4), (8, 196))
     """
 
     hidden: int = 64
@@ -73,6 +81,15 @@ class KernelDataStep(nn.Module):
 
     ``converse2d(x, kernel, λ, scale, padding=0)`` with λ = sigmoid(alpha − 9) + eps per channel;
     x (N, H, W, C), kernel (N, kh, kw, C) -> (N, H·scale, W·scale, C). Param ``alpha`` (C,), zeros.
+
+    Example (shapes traced with ``jax.eval_shape``, nothing computed; ``scale`` must be static):
+      >>> import jax, jax.numpy as jnp
+      >>> step = KernelDataStep(features=4)
+      >>> x, kernel = jnp.ones((2, 8, 8, 4)), jnp.ones((2, 3, 3, 4)) / 9  # one kernel per sample
+      >>> y, variables = jax.eval_shape(
+      ...     lambda x, k: step.init_with_output(jax.random.key(0), x, k, 2), x, kernel)
+      >>> y.shape, variables["params"]["alpha"].shape
+      ((2, 16, 16, 4), (4,))
     """
 
     features: int = 64
@@ -92,6 +109,18 @@ def circular_conv_per_sample(x: jax.Array, kernel: jax.Array) -> jax.Array:
     (j − b + ⌊kw/2⌋) mod W, c]`` (tap (⌊kh/2⌋, ⌊kw/2⌋) is the origin, as in
     :func:`converse2d`'s forward model).
     x (N, H, W, C), kernel (N, kh, kw, C) -> (N, H, W, C).
+
+    Example (sample 0: a delta at the origin tap, the identity; sample 1: a delta one tap right
+    of it, a circular shift by one pixel along W):
+      >>> import numpy as np
+      >>> x = np.arange(2 * 8 * 8 * 3, dtype=np.float32).reshape(2, 8, 8, 3)
+      >>> kernel = np.zeros((2, 3, 3, 3), np.float32)
+      >>> kernel[0, 1, 1], kernel[1, 1, 2] = 1.0, 1.0
+      >>> y = np.asarray(circular_conv_per_sample(x, kernel))
+      >>> y.shape
+      (2, 8, 8, 3)
+      >>> bool(np.allclose(y[0], x[0])), bool(np.allclose(y[1], np.roll(x[1], 1, axis=1)))
+      (True, True)
     """
     _, kh, kw, c = kernel.shape
     ch, cw = kh // 2, kw // 2
@@ -115,6 +144,15 @@ class KernelConvStep(nn.Module):
     :func:`circular_conv_per_sample` with the predicted kernel. No parameters.
 
     x (N, H, W, C), kernel (N, kh, kw, C) -> (N, H·scale, W·scale, C).
+
+    Example (with a delta kernel the step is nearest up-sampling):
+      >>> import numpy as np
+      >>> x = np.arange(64, dtype=np.float32).reshape(1, 8, 8, 1)
+      >>> delta = np.zeros((1, 3, 3, 1), np.float32)  # (N, kh, kw, C)
+      >>> delta[0, 1, 1, 0] = 1.0
+      >>> y = np.asarray(KernelConvStep().apply({}, x, delta, 2))
+      >>> y.shape, bool(np.allclose(y[:, ::2, ::2], x)), bool(np.allclose(y[:, 1::2, 1::2], x))
+      ((1, 16, 16, 1), True, True)
     """
 
     def __call__(self, x: jax.Array, kernel: jax.Array, scale: int) -> jax.Array:
@@ -135,6 +173,17 @@ class ConverseUSRNet(nn.Module):
       kernel_channels: KernelNet's output kernels (16).
       data_eps: lower bound of the data step's λ (1e-3).
       remat: rematerialise each block application in the backward pass (same results, less memory).
+
+    Example (a tiny network; shapes traced with ``jax.eval_shape``, nothing computed):
+      >>> import jax
+      >>> from converse_jax.models import count_params, example_inputs
+      >>> model = ConverseUSRNet(features=4, num_blocks=1, num_iterations=1)
+      >>> x, kernel = example_inputs(model, size=8)  # (1, 8, 8, 3) image, (1, 7, 7) delta kernel
+      >>> y, variables = jax.eval_shape(model.init_with_output, jax.random.key(0), x, kernel)
+      >>> y.shape, count_params(variables["params"])
+      ((1, 8, 8, 3), 58679)
+      >>> jax.eval_shape(lambda v: model.apply(v, x, kernel, sf=2), variables).shape  # ×2 SR
+      (1, 16, 16, 3)
     """
 
     in_channels: int = 3
@@ -215,7 +264,17 @@ class ConverseUSRNet(nn.Module):
 class ConvUSRNet(ConverseUSRNet):
     """Conv-USRNet, a **plausible construction** (the paper's network is unknown): ConverseUSRNet
     with :class:`ConvBlockAlpha` (depthwise k3, p1, circular) blocks and :class:`KernelConvStep`
-    (nearest up-sampling + per-sample circular convolution with k_i) as data step."""
+    (nearest up-sampling + per-sample circular convolution with k_i) as data step. Same call
+    and shapes as ConverseUSRNet.
+
+    Example (shapes traced with ``jax.eval_shape``):
+      >>> import jax
+      >>> from converse_jax.models import example_inputs
+      >>> model = ConvUSRNet(features=4, num_blocks=1, num_iterations=1)
+      >>> x, kernel = example_inputs(model, size=8)
+      >>> jax.eval_shape(model.init_with_output, jax.random.key(0), x, kernel)[0].shape
+      (1, 8, 8, 3)
+    """
 
     padding: int = 1
     block_class: ClassVar[type[nn.Module]] = ConvBlockAlpha

@@ -63,6 +63,15 @@ def pixel_shuffle(x: jax.Array, r: int) -> jax.Array:
     """PyTorch ``PixelShuffle(r)`` on NHWC: (N, H, W, C·r²) -> (N, H·r, W·r, C).
 
     ``out[n, h·r + i, w·r + j, c] = x[n, h, w, c·r² + i·r + j]`` (PyTorch's channel order).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> x = jnp.arange(16.0).reshape(1, 2, 2, 4)  # (N, H, W, C·r²), r = 2
+      >>> y = pixel_shuffle(x, 2)
+      >>> y.shape
+      (1, 4, 4, 1)
+      >>> y[0, :, :, 0].astype(int).tolist()
+      [[0, 1, 4, 5], [2, 3, 6, 7], [8, 9, 12, 13], [10, 11, 14, 15]]
     """
     n, h, w, crr = x.shape
     if not isinstance(r, int) or r < 1 or crr % (r * r):
@@ -73,7 +82,19 @@ def pixel_shuffle(x: jax.Array, r: int) -> jax.Array:
 
 
 def upsample_nearest(x: jax.Array, r: int) -> jax.Array:
-    """Nearest-neighbour ×r up-sampling of an NHWC array: each pixel becomes an r×r block."""
+    """Nearest-neighbour ×r up-sampling of an NHWC array: each pixel becomes an r×r block.
+
+    (N, H, W, C) -> (N, H·r, W·r, C), dtype kept.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> x = jnp.arange(4.0).reshape(1, 2, 2, 1)
+      >>> y = upsample_nearest(x, 2)
+      >>> y.shape
+      (1, 4, 4, 1)
+      >>> y[0, :, :, 0].astype(int).tolist()
+      [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]]
+    """
     if not isinstance(r, int) or r < 1:
         raise ValueError(f"r must be a positive int, got {r!r}")
     return jnp.repeat(jnp.repeat(x, r, axis=1), r, axis=2)
@@ -95,6 +116,15 @@ def upsample_bilinear(x: jax.Array, r: int) -> jax.Array:
     antialiasing): output pixel i samples the source coordinate (i + 0.5)/r − 0.5, clamped at 0,
     linearly between its two neighbours, the upper one clamped to the last pixel; separable over
     H then W. (N, H, W, C) -> (N, H·r, W·r, C), dtype kept.
+
+    Example (one row [0, 4]: the outputs sample 0, 0.25, 0.75 and 1 (clamped) of the way):
+      >>> import jax.numpy as jnp
+      >>> x = jnp.array([0.0, 4.0]).reshape(1, 1, 2, 1)
+      >>> y = upsample_bilinear(x, 2)
+      >>> y.shape
+      (1, 2, 4, 1)
+      >>> y[0, 0, :, 0].tolist()
+      [0.0, 1.0, 3.0, 4.0]
     """
     if x.ndim != 4:
         raise ValueError(f"x must be NHWC (N, H, W, C), got shape {x.shape}")
@@ -120,6 +150,18 @@ class Conv2D(nn.Module):
 
     Init: ``kernel_init`` (default PyTorch's U(±1/√fan_in)); ``bias_init`` None = PyTorch's
     U(±1/√fan_in) with fan_in = kh·kw·C_in/groups.
+
+    Example (shapes traced with ``jax.eval_shape``, nothing computed):
+      >>> import jax, jax.numpy as jnp
+      >>> x = jnp.ones((1, 16, 16, 4))  # (N, H, W, C_in)
+      >>> conv = Conv2D(features=8, kernel_size=3, padding=1, padding_mode="reflect")
+      >>> y, variables = jax.eval_shape(conv.init_with_output, jax.random.key(0), x)
+      >>> y.shape, variables["params"]["kernel"].shape
+      ((1, 16, 16, 8), (3, 3, 4, 8))
+      >>> depthwise = Conv2D(features=4, kernel_size=5, groups=4)  # no padding: 16 − 5 + 1
+      >>> y, variables = jax.eval_shape(depthwise.init_with_output, jax.random.key(0), x)
+      >>> y.shape, variables["params"]["kernel"].shape
+      ((1, 12, 12, 4), (5, 5, 1, 4))
     """
 
     features: int
@@ -176,6 +218,16 @@ class DepthwiseConvTranspose2D(nn.Module):
     weight ``(C, 1, kh, kw)`` transposed by ``(2, 3, 1, 0)`` and *not* flipped; the flip that
     turns the scatter into a correlation happens inside (a stride-dilated correlation of the
     input with the flipped kernel and zero padding kh − 1 − padding).
+
+    (N, H, W, C) -> (N, (H − 1)·stride − 2·padding + kh, (W − 1)·stride − 2·padding + kw, C).
+
+    Example (a ×2 up-sampler, k4/s2/p1; shapes traced with ``jax.eval_shape``):
+      >>> import jax, jax.numpy as jnp
+      >>> up = DepthwiseConvTranspose2D(features=4, kernel_size=4, stride=2, padding=1)
+      >>> x = jnp.ones((1, 8, 8, 4))
+      >>> y, variables = jax.eval_shape(up.init_with_output, jax.random.key(0), x)
+      >>> y.shape, variables["params"]["kernel"].shape
+      ((1, 16, 16, 4), (4, 4, 1, 4))
     """
 
     features: int
@@ -219,7 +271,14 @@ class ConvBlock(ConverseBlock):
 
     The block keeps the size only for ``padding == (kernel_size − 1)/2`` (otherwise the residual
     add is impossible; ``ValueError``). Defaults k3/p1 replicate. Spatial params ``kernel``
-    (k, k, 1, 2C) N(0, 0.02²) and ``bias`` (2C,) zeros. ``eps`` is unused.
+    (k, k, 1, 2C) N(0, 0.02²) and ``bias`` (2C,) zeros. ``eps`` is unused. (N, H, W, C) -> same.
+
+    Example (shapes traced with ``jax.eval_shape``, nothing computed):
+      >>> import jax, jax.numpy as jnp
+      >>> x = jnp.ones((1, 8, 8, 4))
+      >>> y, variables = jax.eval_shape(ConvBlock(features=4).init_with_output, jax.random.key(0), x)
+      >>> y.shape, variables["params"]["spatial"]["kernel"].shape
+      ((1, 8, 8, 4), (3, 3, 1, 8))
     """
 
     kernel_size: int = 3
@@ -245,7 +304,15 @@ class ConvBlock(ConverseBlock):
 
 
 class ConvBlockAlpha(ConvBlock):
-    """:class:`ConvBlock` with zero-initialised per-channel residual scales ``alpha1``, ``alpha2``."""
+    """:class:`ConvBlock` with zero-initialised per-channel residual scales ``alpha1``, ``alpha2``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> x = jnp.ones((1, 8, 8, 4))
+      >>> variables = jax.eval_shape(ConvBlockAlpha(features=4).init, jax.random.key(0), x)
+      >>> variables["params"]["alpha1"].shape
+      (4,)
+    """
 
     use_alpha: ClassVar[bool] = True
 
@@ -257,7 +324,14 @@ class ConvTBlock(ConverseBlock):
     A stride-1 transposed convolution maps H to H + k − 1 − 2p, so the size is kept only for
     p = (k − 1)/2 (defaults k3/p1; the official default k3/p2 shrinks the map by 2 and cannot run).
     Other settings raise ``ValueError``. ``padding_mode`` must be 'constant' (zeros; PyTorch's
-    ConvTranspose2d supports nothing else); ``eps`` is unused.
+    ConvTranspose2d supports nothing else); ``eps`` is unused. (N, H, W, C) -> same.
+
+    Example (shapes traced with ``jax.eval_shape``, nothing computed):
+      >>> import jax, jax.numpy as jnp
+      >>> x = jnp.ones((1, 8, 8, 4))
+      >>> y, variables = jax.eval_shape(ConvTBlock(features=4).init_with_output, jax.random.key(0), x)
+      >>> y.shape, variables["params"]["spatial"]["kernel"].shape
+      ((1, 8, 8, 4), (3, 3, 1, 8))
     """
 
     kernel_size: int = 3
@@ -289,6 +363,13 @@ class ResidualBlock(nn.Module):
 
     conv1, conv2: 3×3, ``features`` → ``features``, zero padding 1, bias, PyTorch default init.
     (N, H, W, C) -> (N, H, W, C). Params ``conv1``, ``conv2`` (:class:`Conv2D`).
+
+    Example (shapes traced with ``jax.eval_shape``, nothing computed):
+      >>> import jax, jax.numpy as jnp
+      >>> x = jnp.ones((1, 8, 8, 4))
+      >>> y, variables = jax.eval_shape(ResidualBlock(features=4).init_with_output, jax.random.key(0), x)
+      >>> y.shape, jax.tree.map(lambda a: a.shape, variables["params"]["conv1"])
+      ((1, 8, 8, 4), {'bias': (4,), 'kernel': (3, 3, 4, 4)})
     """
 
     features: int = 64

@@ -26,12 +26,28 @@ dense_init = nn.initializers.normal(stddev=0.02)
 
 
 def gelu(x: jax.Array) -> jax.Array:
-    """Exact (erf) GELU, as PyTorch's ``nn.GELU()``."""
+    """Exact (erf) GELU, as PyTorch's ``nn.GELU()``: ``x · Φ(x)``, elementwise (any shape, dtype kept).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> [round(v, 4) for v in gelu(jnp.array([-1.0, 0.0, 1.0])).tolist()]
+      [-0.1587, 0.0, 0.8413]
+    """
     return jax.nn.gelu(x, approximate=False)
 
 
 def softmax_normal_init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
-    """Per-channel softmax over the taps of a standard-normal draw; shape (kh, kw, C)."""
+    """Per-channel softmax over the taps of a standard-normal draw; shape (kh, kw, C).
+
+    Every channel's kernel is positive and sums to 1 (a normalised blur), the init of
+    :class:`Converse2D`'s ``kernel``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> k = softmax_normal_init(jax.random.key(0), (3, 3, 4))
+      >>> k.shape, bool((k > 0).all()), bool(jnp.allclose(k.sum(axis=(0, 1)), 1.0))
+      ((3, 3, 4), True, True)
+    """
     kh, kw, c = shape
     z = jax.random.normal(key, (kh * kw, c), dtype)
     return jax.nn.softmax(z, axis=0).reshape(shape)
@@ -41,7 +57,17 @@ class LayerNorm(nn.Module):
     """LayerNorm over the channel axis of an NHWC tensor (the official "channels_first" LN).
 
     y = (x − mean_C x) / sqrt(var_C x + eps) · scale + bias, with the biased variance
-    ``mean((x − mean)²)``. Shapes: (..., C) -> (..., C).
+    ``mean((x − mean)²)``. Shapes: (..., C) -> (..., C). Params ``scale`` (C,) ones and
+    ``bias`` (C,) zeros.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> x = jnp.array([0.0, 1.0, 2.0, 3.0]).reshape(1, 1, 1, 4)  # NHWC, one pixel, C = 4
+      >>> y, variables = LayerNorm().init_with_output(jax.random.key(0), x)
+      >>> jax.tree.map(jnp.shape, variables["params"])
+      {'bias': (4,), 'scale': (4,)}
+      >>> y.shape, [round(v, 3) for v in y.ravel().tolist()]  # (x − 1.5) / √1.25
+      ((1, 1, 1, 4), [-1.342, -0.447, 0.447, 1.342])
     """
 
     eps: float = 1e-5
@@ -71,6 +97,16 @@ class Converse2D(nn.Module):
       padding: pixels padded on every side before the solve (cropped after).
       padding_mode: 'circular' | 'reflect' | 'replicate' | 'constant'.
       eps: lower bound added to λ.
+
+    Example (shapes traced with ``jax.eval_shape``, nothing computed):
+      >>> import jax, jax.numpy as jnp
+      >>> layer = Converse2D(features=4, kernel_size=3, scale=2)
+      >>> x = jnp.ones((1, 8, 8, 4))  # (N, H, W, C)
+      >>> y, variables = jax.eval_shape(layer.init_with_output, jax.random.key(0), x)
+      >>> y.shape  # (N, H·scale, W·scale, C)
+      (1, 16, 16, 4)
+      >>> jax.tree.map(lambda a: a.shape, variables["params"])
+      {'bias': (4,), 'kernel': (3, 3, 4)}
     """
 
     features: int
@@ -116,6 +152,18 @@ class ConverseBlock(nn.Module):
 
     Parameters: ``norm1``, ``expand1``, ``spatial``, ``project1``, ``norm2``, ``expand2``,
     ``project2`` (and ``alpha1``, ``alpha2`` (C,) in the alpha variant).
+
+    Example (shapes traced with ``jax.eval_shape``, nothing computed):
+      >>> import jax, jax.numpy as jnp
+      >>> block = ConverseBlock(features=4)
+      >>> x = jnp.ones((1, 8, 8, 4))  # (N, H, W, C)
+      >>> y, variables = jax.eval_shape(block.init_with_output, jax.random.key(0), x)
+      >>> y.shape
+      (1, 8, 8, 4)
+      >>> sorted(variables["params"])
+      ['expand1', 'expand2', 'norm1', 'norm2', 'project1', 'project2', 'spatial']
+      >>> variables["params"]["spatial"]["kernel"].shape  # Converse2D on 2C channels
+      (3, 3, 8)
     """
 
     features: int
@@ -156,6 +204,16 @@ class ConverseBlock(nn.Module):
 
 class ConverseBlockAlpha(ConverseBlock):
     """ConverseBlock with learned per-channel residual scales ``alpha1``, ``alpha2`` (C,),
-    zero-initialised: ``x ← x + alpha1·f1(x)``, ``x ← x + alpha2·f2(x)``."""
+    zero-initialised: ``x ← x + alpha1·f1(x)``, ``x ← x + alpha2·f2(x)``; (N, H, W, C) -> same.
+
+    With the zero initial alphas a freshly initialised block is the identity.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> x = jnp.ones((1, 8, 8, 4))
+      >>> variables = jax.eval_shape(ConverseBlockAlpha(features=4).init, jax.random.key(0), x)
+      >>> variables["params"]["alpha1"].shape, variables["params"]["alpha2"].shape
+      ((4,), (4,))
+    """
 
     use_alpha: ClassVar[bool] = True
