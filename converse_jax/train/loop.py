@@ -70,7 +70,37 @@ REQUIRED_FIELDS = (
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
-    """Raises ``ValueError`` naming the field if ``config`` lacks a field or holds a bad value."""
+    """Raises ``ValueError`` naming the field if ``config`` lacks a field or holds a bad value.
+
+    Checks that every field of :data:`REQUIRED_FIELDS` is present, the step counts, batch size
+    and ``keep_checkpoints`` are positive integers, ``eval_every_steps`` and ``seed`` are
+    non-negative integers, ``ema_decay`` is in [0, 1) and ``remat`` is not hidden in
+    ``model_overrides``.  Returns None for a valid config.
+
+    Example:
+      A complete config for a tiny run (``configs/*.py`` build them with
+      ``configs/default.py``'s ``base_config``):
+
+      >>> import ml_collections
+      >>> from converse_jax.data import default_data_config
+      >>> config = ml_collections.ConfigDict(dict(
+      ...     model="converse_dncnn", model_overrides=dict(features=4, num_blocks=1),
+      ...     data=default_data_config("denoise"), batch_size=2, num_train_steps=10,
+      ...     learning_rate=1e-3, lr_milestones=(8,), lr_decay=0.5, grad_clip_norm=None,
+      ...     ema_decay=0.9, log_every_steps=5, eval_every_steps=0, checkpoint_every_steps=10,
+      ...     keep_checkpoints=1, seed=0, remat=False))
+      >>> check_config(config)  # valid: returns None
+      >>> config.ema_decay = 1.0
+      >>> check_config(config)
+      Traceback (most recent call last):
+      ...
+      ValueError: config.ema_decay must be in [0, 1), got 1.0
+      >>> del config["seed"]
+      >>> check_config(config)
+      Traceback (most recent call last):
+      ...
+      ValueError: config is missing the fields ['seed']
+    """
     missing = [f for f in REQUIRED_FIELDS if f not in config]
     if missing:
         raise ValueError(f"config is missing the fields {missing}")
@@ -101,7 +131,24 @@ def _example_batch(data_cfg: ml_collections.ConfigDict, task: str) -> dict[str, 
 
 def check_model_data(model: Any, data_cfg: ml_collections.ConfigDict) -> None:
     """``ValueError`` if the network's ``in_channels`` / ``upscale`` (sr) / ``blur_kernel_size``
-    disagree with the data config's ``channels`` / ``scale`` / ``kernel_size``."""
+    disagree with the data config's ``channels`` / ``scale`` / ``kernel_size``.
+
+    ``model``: a registry network (only its attributes are read, nothing is run); ``data_cfg``:
+    a data config (fields it lacks take :func:`converse_jax.data.default_data_config`'s values).
+    Returns None when they agree.
+
+    Example:
+      >>> from converse_jax.data import default_data_config
+      >>> from converse_jax.models import get_model
+      >>> model = get_model("converse_dncnn", features=4, num_blocks=1)  # gray: in_channels=1
+      >>> data = default_data_config("denoise")
+      >>> check_model_data(model, data)  # gray denoising data: fine
+      >>> data.channels = 3
+      >>> check_model_data(model, data)
+      Traceback (most recent call last):
+      ...
+      ValueError: config.model_overrides.in_channels=1 does not match config.data.channels=3
+    """
     cfg = default_data_config(data_cfg.task)
     cfg.update(data_cfg)
     pairs = [("in_channels", "channels")]
@@ -165,6 +212,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     Returns:
       the final :class:`TrainState` (replicated global arrays): at ``num_train_steps``, or at
       the step where a SIGTERM stopped the run.
+
+    Example:
+      A real run compiles and trains, which takes longer than an example should; see
+      ``configs/demo.py`` for a small one (a Converse-DnCNN in about three minutes on two CPU
+      cores: ``python train.py --config=configs/demo.py --workdir=/tmp/demo``, or ``make demo``).
+      What runs here is the validation that comes first: a config that cannot work is refused
+      before anything is compiled or written (:func:`check_config`, then the model/data checks).
+
+      >>> import os, tempfile, ml_collections
+      >>> from converse_jax.data import default_data_config
+      >>> config = ml_collections.ConfigDict(dict(
+      ...     model="converse_dncnn", model_overrides=dict(features=4, num_blocks=1),
+      ...     data=default_data_config("sr"), batch_size=2, num_train_steps=10,
+      ...     learning_rate=1e-3, lr_milestones=(8,), lr_decay=0.5, grad_clip_norm=None,
+      ...     ema_decay=0.9, log_every_steps=5, eval_every_steps=0, checkpoint_every_steps=10,
+      ...     keep_checkpoints=1, seed=0, remat=False))
+      >>> with tempfile.TemporaryDirectory() as tmp:
+      ...     workdir = os.path.join(tmp, "run")
+      ...     try:
+      ...         train_and_evaluate(config, workdir)  # SR data for a denoising network
+      ...     except ValueError as error:
+      ...         print(error)
+      ...     print(os.path.exists(workdir))  # nothing was written
+      config.data.task must be 'denoise' for model 'converse_dncnn' (task 'denoise'), got 'sr'
+      False
     """
     check_config(config)
     with _Preemption() as preemption:

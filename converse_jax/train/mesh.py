@@ -25,7 +25,20 @@ DATA_AXIS = "data"
 
 
 def create_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """1-D mesh with axis ``'data'`` over ``devices`` (default: ``jax.devices()``, all processes)."""
+    """1-D mesh with axis ``'data'`` over ``devices`` (default: ``jax.devices()``, all processes).
+
+    Example:
+      >>> import jax
+      >>> mesh = create_mesh()
+      >>> mesh.axis_names, mesh.devices.size == jax.device_count()
+      (('data',), True)
+      >>> dict(create_mesh(jax.devices()[:1]).shape)  # a mesh over chosen devices
+      {'data': 1}
+      >>> create_mesh([])
+      Traceback (most recent call last):
+      ...
+      ValueError: devices must not be empty
+    """
     devs = list(jax.devices() if devices is None else devices)
     if not devs:
         raise ValueError("devices must not be empty")
@@ -33,17 +46,43 @@ def create_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
-    """Sharding of batch arrays: leading (batch) axis split over ``'data'``, the rest whole."""
+    """Sharding of batch arrays: leading (batch) axis split over ``'data'``, the rest whole.
+
+    Example:
+      >>> import jax
+      >>> sharding = batch_sharding(create_mesh())
+      >>> tuple(sharding.spec)
+      ('data',)
+      >>> # each device holds B / device_count examples of a (B, H, W, C) batch
+      >>> sharding.shard_shape((8, 12, 12, 3)) == (8 // jax.device_count(), 12, 12, 3)
+      True
+    """
     return NamedSharding(mesh, P(DATA_AXIS))
 
 
 def replicated_sharding(mesh: Mesh) -> NamedSharding:
-    """Sharding of parameters, optimizer state and evaluation inputs: a full copy per device."""
+    """Sharding of parameters, optimizer state and evaluation inputs: a full copy per device.
+
+    Example:
+      >>> sharding = replicated_sharding(create_mesh())
+      >>> tuple(sharding.spec), sharding.is_fully_replicated, sharding.shard_shape((3, 3))
+      ((), True, (3, 3))
+    """
     return NamedSharding(mesh, P())
 
 
 def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
-    """Raises ``ValueError`` unless the global batch splits evenly over devices and processes."""
+    """Raises ``ValueError`` unless the global batch splits evenly over devices and processes.
+
+    Example:
+      >>> import jax
+      >>> mesh = create_mesh()
+      >>> check_batch_size(4 * jax.device_count(), mesh)  # fine: returns None
+      >>> check_batch_size(0, mesh)  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      ValueError: batch_size (global) must be a positive multiple of the device count ..., got 0
+    """
     n_dev = mesh.devices.size
     n_proc = jax.process_count()
     if global_batch_size < 1 or global_batch_size % n_dev or global_batch_size % n_proc:
@@ -65,18 +104,47 @@ def global_batch(local_batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str,
     Returns:
       The same keys, each a global array of leading dimension ``global_batch_size`` laid out
       with :func:`batch_sharding` (``jax.make_array_from_process_local_data``).
+
+    Example:
+      >>> import numpy as np
+      >>> mesh = create_mesh()
+      >>> local = {"input": np.zeros((2, 8, 8, 1), np.float32), "target": np.ones((2, 8, 8, 1), np.float32)}
+      >>> batch = global_batch(local, mesh)  # one process: its block is the whole global batch
+      >>> batch["target"].shape, tuple(batch["target"].sharding.spec), float(batch["target"].sum())
+      ((2, 8, 8, 1), ('data',), 128.0)
     """
     sharding = batch_sharding(mesh)
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local_batch.items()}
 
 
 def replicate(x: np.ndarray, mesh: Mesh) -> jax.Array:
-    """A host array that is the same on every process -> a replicated global array."""
+    """A host array that is the same on every process -> a replicated global array.
+
+    ``x``: any shape and dtype; the result has the same shape and dtype, a full copy on every
+    device of ``mesh`` (:func:`replicated_sharding`).
+
+    Example:
+      >>> import numpy as np
+      >>> image = replicate(np.zeros((1, 12, 12, 3), np.float32), create_mesh())
+      >>> image.shape, image.dtype, image.sharding.is_fully_replicated
+      ((1, 12, 12, 3), dtype('float32'), True)
+    """
     return jax.make_array_from_process_local_data(replicated_sharding(mesh), np.asarray(x))
 
 
 def to_host(x: jax.Array) -> np.ndarray:
-    """A replicated (or fully addressable) array as numpy, read from a local device's copy."""
+    """A replicated (or fully addressable) array as numpy, read from a local device's copy.
+
+    The result has ``x``'s shape and dtype; on a multi-process job it works for replicated
+    arrays (``np.asarray`` would fail there: not every shard is on this process).
+
+    Example:
+      >>> import numpy as np
+      >>> step = replicate(np.int32(7), create_mesh())
+      >>> host = to_host(step)
+      >>> type(host).__name__, host.dtype, int(host)
+      ('ndarray', dtype('int32'), 7)
+    """
     if x.is_fully_addressable:
         return np.asarray(jax.device_get(x))
     return np.asarray(x.addressable_data(0))
@@ -119,6 +187,14 @@ def maybe_initialize_distributed(
 
     Returns:
       True if ``jax.distributed.initialize`` was called.
+
+    Example:
+      >>> maybe_initialize_distributed(num_processes=1)  # one process: nothing to join
+      False
+      >>> maybe_initialize_distributed("10.0.0.1:1234", num_processes=2, process_id=2)
+      Traceback (most recent call last):
+      ...
+      ValueError: process_id must be in [0, 2), got 2
     """
     coordinator_address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS") or None
     num_processes = num_processes if num_processes is not None else _env_int("JAX_NUM_PROCESSES")

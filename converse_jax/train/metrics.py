@@ -27,7 +27,27 @@ TENSORBOARD_DIR = "tensorboard"
 
 
 def read_metrics(workdir: str | os.PathLike) -> list[dict[str, float]]:
-    """All records of ``workdir/metrics.jsonl`` in file order (empty if the file is missing)."""
+    """All records of ``workdir/metrics.jsonl`` in file order (empty if the file is missing).
+
+    Returns:
+      one dict per line, ``{'step': int, name: float, ...}``.
+
+    Example:
+      Values come back bit-identical to the float32 values logged:
+
+      >>> import tempfile, numpy as np
+      >>> with tempfile.TemporaryDirectory() as workdir:
+      ...     print(read_metrics(workdir))  # no metrics.jsonl yet
+      ...     writer = MetricWriter(workdir)
+      ...     writer.write(10, {"loss": np.float32(0.1)})
+      ...     writer.close()
+      ...     records = read_metrics(workdir)
+      []
+      >>> records
+      [{'step': 10, 'loss': 0.10000000149011612}]
+      >>> records[0]["loss"] == float(np.float32(0.1))
+      True
+    """
     path = os.path.join(os.fspath(workdir), METRICS_FILE)
     if not os.path.exists(path):
         return []
@@ -56,6 +76,28 @@ class MetricWriter:
       enabled: write anything at all (``jax.process_index() == 0``).
       resume_step: the step a resumed run restarts from; records with a larger step are
         removed.  None for a fresh run.
+
+    Example:
+      A run logs steps 100-300, is interrupted and resumes from its step-200 checkpoint: the
+      step-300 record of the first attempt is replaced by the resumed run's.
+
+      >>> import os, tempfile
+      >>> with tempfile.TemporaryDirectory() as workdir:
+      ...     writer = MetricWriter(workdir)
+      ...     for step, loss in [(100, 0.25), (200, 0.125), (300, 0.0625)]:
+      ...         writer.write(step, {"loss": loss})
+      ...     writer.close()
+      ...     resumed = MetricWriter(workdir, resume_step=200)
+      ...     resumed.write(300, {"loss": 0.05, "psnr": 27.5})
+      ...     resumed.close()
+      ...     print(sorted(os.listdir(workdir)))
+      ...     records = read_metrics(workdir)
+      ['metrics.jsonl', 'tensorboard']
+      >>> for record in records:
+      ...     print(record)
+      {'step': 100, 'loss': 0.25}
+      {'step': 200, 'loss': 0.125}
+      {'step': 300, 'loss': 0.05, 'psnr': 27.5}
     """
 
     def __init__(self, workdir: str | os.PathLike, *, enabled: bool = True, resume_step: int | None = None) -> None:

@@ -80,6 +80,26 @@ def make_optimizer(
 
     Returns:
       an ``optax.GradientTransformation`` (its state counts updates for the schedule).
+
+    Example:
+      Adam moves each weight by about the learning rate against the sign of its gradient; the
+      second update, past the milestone 1, uses half the rate:
+
+      >>> import jax.numpy as jnp, optax
+      >>> tx = make_optimizer(0.1, milestones=[1], decay=0.5, grad_clip_norm=1.0)
+      >>> params = {"w": jnp.zeros(2)}
+      >>> opt_state = tx.init(params)
+      >>> grads = {"w": jnp.array([3.0, -4.0])}  # clipped to global norm 1: [0.6, -0.8]
+      >>> for _ in range(2):
+      ...     updates, opt_state = tx.update(grads, opt_state, params)
+      ...     params = optax.apply_updates(params, updates)
+      ...     print([round(float(u), 4) for u in updates["w"]])
+      [-0.1, 0.1]
+      [-0.05, 0.05]
+      >>> make_optimizer(0.1, [], 0.5, grad_clip_norm=-1.0)
+      Traceback (most recent call last):
+      ...
+      ValueError: grad_clip_norm must be None, 0 or positive, got -1.0
     """
     if grad_clip_norm is not None and grad_clip_norm < 0:
         raise ValueError(f"grad_clip_norm must be None, 0 or positive, got {grad_clip_norm!r}")
@@ -96,6 +116,12 @@ def ema_decay_at(decay: float, step: jax.Array) -> jax.Array:
     ``ExponentialMovingAverage(num_updates=step)``, so that the average forgets the random
     initialisation within the first few hundred steps instead of ~1/(1 - decay) steps; after
     ``step >= (10 decay - 1) / (1 - decay)`` (8,991 steps for 0.999) it is exactly ``decay``.
+
+    ``step``: an integer scalar (or array); the result is float32 of the same shape.
+
+    Example:
+      >>> [round(float(ema_decay_at(0.999, step)), 4) for step in (1, 10, 100, 10_000)]
+      [0.1818, 0.55, 0.9182, 0.999]
     """
     step = jnp.asarray(step, jnp.float32)
     return jnp.minimum(jnp.asarray(decay, jnp.float32), (1.0 + step) / (10.0 + step))
@@ -110,6 +136,18 @@ def ema_update(ema_params: PyTree, params: PyTree, decay: float, step: jax.Array
       ema_params, params: pytrees of the same structure.
       decay: target decay in [0, 1).
       step: the step the new parameters belong to (1 for the first update).
+
+    Returns:
+      the new average, a pytree of ``params``' structure, shapes and dtypes.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> params = {"w": jnp.ones(2)}
+      >>> ema = ema_update({"w": jnp.zeros(2)}, params, 0.999, step=1)  # warm-up: d = 2/11
+      >>> [round(float(v), 4) for v in ema["w"]]
+      [0.8182, 0.8182]
+      >>> ema_update(ema, params, 0.0, step=2)["w"].tolist()  # decay 0: the parameters themselves
+      [1.0, 1.0]
     """
     if not 0 <= decay < 1:
         raise ValueError(f"ema_decay must be in [0, 1), got {decay!r}")

@@ -32,6 +32,21 @@ class TrainState:
         saved "best" weights use it.
       rng: uint32 ``(2,)`` raw PRNG key; each step splits it and hands the sub-key to the model
         as its ``'dropout'`` stream (the step is deterministic given the state and the batch).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> variables = {"params": {"w": jnp.ones(2)}, "batch_stats": {"mean": jnp.zeros(2)}}
+      >>> state = create_train_state(variables, optax.sgd(0.1), jax.random.PRNGKey(0))
+      >>> sorted(state.variables())  # what model.apply takes
+      ['batch_stats', 'params']
+      >>> state = state.replace(step=state.step + 1, params={"w": jnp.full(2, 3.0)})
+      >>> state.variables()["params"]["w"].tolist(), state.variables(ema=True)["params"]["w"].tolist()
+      ([3.0, 3.0], [1.0, 1.0])
+      >>> # a pytree: it goes through jax.jit and jax.tree functions as one value
+      >>> int(jax.jit(lambda s: s.replace(step=s.step + 1))(state).step)
+      2
+      >>> [leaf.shape for leaf in jax.tree.leaves(state)]  # step, params, batch_stats, ema, rng
+      [(), (2,), (2,), (2,), (2,)]
     """
 
     step: jax.Array
@@ -65,6 +80,19 @@ def create_train_state(
 
     Returns:
       ``TrainState(step=0, params, batch_stats or {}, tx.init(params), ema_params=params, rng)``.
+
+    Example:
+      >>> import flax.linen as nn, jax, jax.numpy as jnp, optax
+      >>> variables = nn.Dense(2).init(jax.random.PRNGKey(0), jnp.ones((1, 3)))
+      >>> state = create_train_state(variables, optax.adam(1e-3), jax.random.PRNGKey(1))
+      >>> int(state.step), state.batch_stats, state.ema_params["kernel"].shape
+      (0, {}, (3, 2))
+      >>> int(state.opt_state[0].count)  # Adam's update counter
+      0
+      >>> create_train_state({**variables, "cache": {}}, optax.adam(1e-3), jax.random.PRNGKey(1))
+      Traceback (most recent call last):
+      ...
+      ValueError: variables may only hold 'params' and 'batch_stats' collections, got extra ['cache']
     """
     if "params" not in variables:
         raise ValueError(f"variables must contain a 'params' collection, got {sorted(variables)}")

@@ -36,7 +36,16 @@ MODEL_TASKS = ("denoise", "sr", "deblur", "deblur_nonblind")
 
 
 def data_task(model_task: str) -> str:
-    """The data pipeline task (``'denoise'|'sr'|'deblur'``) that feeds a model task."""
+    """The data pipeline task (``'denoise'|'sr'|'deblur'``) that feeds a model task.
+
+    Example:
+      >>> data_task("deblur_nonblind"), data_task("sr")  # USRNet trains on the deblurring data
+      ('deblur', 'sr')
+      >>> data_task("inpaint")
+      Traceback (most recent call last):
+      ...
+      ValueError: model task must be one of ('denoise', 'sr', 'deblur', 'deblur_nonblind'), got 'inpaint'
+    """
     if model_task not in MODEL_TASKS:
         raise ValueError(f"model task must be one of {MODEL_TASKS}, got {model_task!r}")
     return "deblur" if model_task == "deblur_nonblind" else model_task
@@ -69,6 +78,28 @@ def apply_model(
     Returns:
       ``(prediction (B, H, W, C_out), new batch_stats)``; the second is the updated running
       statistics when training a BatchNorm model, else ``variables.get('batch_stats', {})``.
+
+    Example:
+      A DnCNN (it has BatchNorm) on a batch of two 8x8 gray patches:
+
+      >>> import jax, numpy as np
+      >>> from converse_jax.models import get_model
+      >>> from converse_jax.train.mesh import create_mesh
+      >>> model = get_model("dncnn", features=4, num_layers=3)
+      >>> batch = {"input": np.random.default_rng(0).random((2, 8, 8, 1), np.float32)}
+      >>> variables = init_variables(model, "denoise", batch, jax.random.PRNGKey(0), create_mesh())
+      >>> out, stats = apply_model(model, variables, batch, "denoise", train=True)
+      >>> out.shape, jax.tree.map(np.shape, stats)
+      ((2, 8, 8, 1), {'body_0': {'bn': {'mean': (4,), 'var': (4,)}}})
+      >>> old = variables["batch_stats"]["body_0"]["bn"]["mean"]
+      >>> bool((stats["body_0"]["bn"]["mean"] != old).any())  # training moved the running means
+      True
+      >>> apply_model(model, variables, batch, "denoise", train=False)[1] is variables["batch_stats"]
+      True
+      >>> apply_model(model, variables, batch, "deblur_nonblind", train=False)
+      Traceback (most recent call last):
+      ...
+      ValueError: batch must hold 'kernel' (B, k, k) for a non-blind deblurring model
     """
     if task not in MODEL_TASKS:
         raise ValueError(f"task must be one of {MODEL_TASKS}, got {task!r}")
@@ -104,6 +135,18 @@ def init_variables(
 
     Returns:
       ``{'params': ..., ['batch_stats': ...]}`` of replicated global arrays.
+
+    Example:
+      >>> import jax, numpy as np
+      >>> from converse_jax.models import get_model
+      >>> from converse_jax.train.mesh import create_mesh
+      >>> model = get_model("converse_dncnn", features=4, num_blocks=1)
+      >>> example = {"input": np.zeros((2, 8, 8, 1), np.float32)}  # only shapes and dtypes matter
+      >>> variables = init_variables(model, "denoise", example, jax.random.PRNGKey(0), create_mesh())
+      >>> sorted(variables), sorted(variables["params"]), variables["params"]["head"]["kernel"].shape
+      (['params'], ['blocks_0', 'head', 'tail'], (1, 4))
+      >>> all(leaf.sharding.is_fully_replicated for leaf in jax.tree.leaves(variables))
+      True
     """
     def init(key):
         params_key, dropout_key = jax.random.split(key)
@@ -132,6 +175,36 @@ def make_train_step(
     gradient, optimizer update, EMA update (:func:`converse_jax.train.optim.ema_update` with the
     new step), rng split.  ``metrics`` = ``{'loss', 'grad_norm'}`` (float32 scalars, the
     pre-clipping global gradient norm).  State and metrics are replicated.
+
+    ``batch``: ``'input'`` (B, h, w, C), ``'target'`` (B, H, W, C) (H = scale * h for SR) and
+    for ``'deblur_nonblind'`` ``'kernel'`` (B, k, k), B a multiple of the device count (e.g.
+    from :func:`converse_jax.train.mesh.global_batch`).  Pass the state replicated over
+    ``mesh`` (as the returned one is), else the second call compiles the step again.
+
+    Example:
+      Five steps of a tiny Converse-DnCNN on one batch of two 8x8 gray patches:
+
+      >>> import jax, numpy as np
+      >>> from converse_jax.models import get_model
+      >>> from converse_jax.train import (
+      ...     create_mesh, create_train_state, global_batch, make_optimizer, replicated_sharding)
+      >>> model = get_model("converse_dncnn", features=4, num_blocks=1)
+      >>> mesh = create_mesh()
+      >>> rng = np.random.default_rng(0)
+      >>> clean = rng.random((2, 8, 8, 1), np.float32)
+      >>> noisy = clean + 0.1 * rng.standard_normal(clean.shape, np.float32)
+      >>> batch = global_batch({"input": noisy, "target": clean}, mesh)
+      >>> tx = make_optimizer(1e-2, milestones=[], decay=0.5)
+      >>> variables = init_variables(model, "denoise", {"input": noisy}, jax.random.PRNGKey(0), mesh)
+      >>> state = create_train_state(variables, tx, jax.random.PRNGKey(1))
+      >>> state = jax.device_put(state, replicated_sharding(mesh))
+      >>> train_step = make_train_step(model, tx, task="denoise", ema_decay=0.9, mesh=mesh)
+      >>> losses = []
+      >>> for _ in range(5):
+      ...     state, metrics = train_step(state, batch)
+      ...     losses.append(float(metrics["loss"]))
+      >>> int(state.step), sorted(metrics), losses[-1] < losses[0]
+      (5, ['grad_norm', 'loss'], True)
     """
     if task not in MODEL_TASKS:
         raise ValueError(f"task must be one of {MODEL_TASKS}, got {task!r}")
@@ -175,7 +248,22 @@ def make_predict_fn(
 
     ``inputs``: ``'input'`` (B, h, w, C) and for ``'deblur_nonblind'`` ``'kernel'`` (B, k, k);
     everything replicated over the mesh (each device computes the whole image -- validation
-    images differ in size, so they are not split).  Compiles once per input shape.
+    images differ in size, so they are not split).  Compiles once per input shape.  The output
+    is ``(B, H, W, C_out)`` (``H = scale * h`` for SR), replicated.
+
+    Example:
+      >>> import jax, numpy as np
+      >>> from converse_jax.models import get_model
+      >>> from converse_jax.train.mesh import create_mesh, replicate
+      >>> model = get_model("converse_dncnn", features=4, num_blocks=1)
+      >>> mesh = create_mesh()
+      >>> example = {"input": np.zeros((1, 8, 8, 1), np.float32)}
+      >>> variables = init_variables(model, "denoise", example, jax.random.PRNGKey(0), mesh)
+      >>> predict = make_predict_fn(model, task="denoise", mesh=mesh)
+      >>> image = replicate(np.zeros((1, 12, 20, 1), np.float32), mesh)  # any size, not the training one
+      >>> out = predict(variables, {"input": image})
+      >>> out.shape, out.sharding.is_fully_replicated
+      ((1, 12, 20, 1), True)
     """
     if task not in MODEL_TASKS:
         raise ValueError(f"task must be one of {MODEL_TASKS}, got {task!r}")
@@ -192,6 +280,10 @@ def eval_border(task: str, scale: int) -> int:
 
     denoise 0; sr ``scale``; deblur ``sf**2`` with sf = 1, i.e. 1 (``main_test_*.py``; see
     ``shared/paper_notes.md`` section 7).
+
+    Example:
+      >>> [eval_border(task, scale=4) for task in MODEL_TASKS]  # denoise, sr, deblur, deblur_nonblind
+      [0, 4, 1, 1]
     """
     task = data_task(task)
     return {"denoise": 0, "sr": int(scale), "deblur": 1}[task]
@@ -220,6 +312,24 @@ def evaluate(
 
     Returns:
       ``{'psnr': mean dB, 'ssim': mean, 'per_image': [(name, psnr, ssim), ...]}``.
+
+    Example:
+      With a stand-in "network" that returns its input, the scores are those of the noisy
+      images themselves (sigma 25 Gaussian noise: about 20 dB).  Images must keep at least
+      11x11 pixels after the border crop (SSIM's window).
+
+      >>> import numpy as np
+      >>> from converse_jax.train.mesh import create_mesh
+      >>> rng = np.random.default_rng(0)
+      >>> eval_set = []
+      >>> for name in ("a", "b"):
+      ...     clean = rng.random((12, 12, 1), np.float32)  # HWC in [0, 1]
+      ...     noisy = clean + rng.normal(0, 25 / 255, clean.shape).astype(np.float32)
+      ...     eval_set.append({"name": name, "input": noisy, "target": clean})
+      >>> identity = lambda variables, inputs: inputs["input"]
+      >>> result = evaluate(identity, {}, eval_set, task="denoise", scale=1, mesh=create_mesh())
+      >>> round(result["psnr"], 1), 0 < result["ssim"] < 1, [row[0] for row in result["per_image"]]
+      (20.9, True, ['a', 'b'])
     """
     if not eval_set:
         raise ValueError("eval_set must hold at least one image")
