@@ -1,4 +1,4 @@
-"""The ``converse-jax`` command line: ``models``, ``convert``, ``evaluate`` and ``restore``.
+"""The ``converse-jax`` command line: ``models``, ``convert``, ``evaluate``, ``restore`` and ``showcase``.
 
 Examples (paths relative to a checkout with ``../shared`` beside it)::
 
@@ -8,6 +8,7 @@ Examples (paths relative to a checkout with ``../shared`` beside it)::
         --data ../shared/data/testsets/Set12 --sigma 25 --out runs/dncnn_set12
     converse-jax restore --model converse_dncnn --weights ../shared/data/weights/converse_dncnn.pth \\
         --tile 256 noisy.png restored.png
+    converse-jax showcase --weights ../shared/data/weights --out docs/restorations.png
 
 ``--weights`` accepts an official PyTorch ``.pth`` (read without torch and without executing
 pickled code) or a directory written by ``convert``. Errors (missing files, weights of another
@@ -132,12 +133,22 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_showcase(args: argparse.Namespace) -> int:
+    from converse_jax.showcase import make_showcase
+
+    results = make_showcase(args.weights, args.out, size=args.size, seed=args.seed, progress=not args.quiet)
+    for r in results:
+        print(r.line())
+    print(f"figure: {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of ``converse-jax`` (sub-commands models, convert, evaluate, restore)."""
+    """The argparse parser of ``converse-jax`` (sub-commands models, convert, evaluate, restore, showcase)."""
     parser = argparse.ArgumentParser(
         prog="converse-jax",
         description="ConverseNet (Reverse Convolution) models in JAX: list, convert official weights, "
-        "evaluate by the paper's protocol, restore images.",
+        "evaluate by the paper's protocol, restore images, draw the showcase figure.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -184,6 +195,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", metavar="INPUT", help="image file or folder of images")
     p.add_argument("output", metavar="OUTPUT", help="output .png (or folder) for a file; folder for a folder")
     p.set_defaults(run=_cmd_restore)
+
+    p = sub.add_parser(
+        "showcase", help="figure of the four official networks restoring degraded sample photographs (PNG)"
+    )
+    p.add_argument("--weights", required=True, metavar="DIR", help="folder with the four official .pth checkpoints")
+    p.add_argument("--out", required=True, metavar="PATH.png", help="the figure to write")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=256,
+        metavar="N",
+        help="side of the restored crops: a multiple of 4, >= 32 (the x4 SR input is N/4; default 256)",
+    )
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the noise and the blur kernel (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_cmd_showcase)
     return parser
 
 

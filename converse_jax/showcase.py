@@ -1,0 +1,262 @@
+"""The showcase figure: the four released networks restoring degraded sample photographs.
+
+:func:`make_showcase` (``converse-jax showcase``) loads the four official checkpoints from one
+folder, cuts a ``size`` x ``size`` crop of a scikit-image sample photograph for each network (the
+pictures shipped in scikit-image's wheel, the same source as the demo, but none of the demo's
+held-out images), degrades it with the evaluation protocol's own functions
+(:mod:`converse_jax.protocol`), restores it, and writes one PNG with a row per network:
+
+* **Converse-DnCNN** (``converse_dncnn.pth``): gray crop of ``astronaut`` (the face); AWGN of
+  sigma 25 with seed ``seed``, unclipped (:func:`~converse_jax.protocol.denoise_input`).
+* **Converse-SRResNet** (``converse_srresnet.pth``): RGB crop of ``astronaut`` (the badges);
+  MATLAB bicubic x4 down-scaling (:func:`~converse_jax.protocol.sr_input`), so the input is
+  ``size/4`` px.
+* **ConverseNet** (``conversenet.pth``, blind): RGB crop of ``coffee``; circular blur of the uint8
+  image (:func:`~converse_jax.protocol.circular_blur_uint8`) with a 7x7 kernel drawn by
+  :func:`~converse_jax.protocol.random_blur_kernel` from ``numpy.random.default_rng(seed)``, then
+  AWGN of sigma 2.55 with seed ``seed`` -- the steps of :func:`~converse_jax.protocol.deblur_input`
+  without its crop to a multiple of 8.
+* **Converse-USRNet** (``converse_usrnet.pth``, non-blind): RGB crop of ``rocket``; the same kernel
+  and noise, and the network is given the kernel.
+
+Each row is ``degraded | restored | clean`` (the SR input enlarged by pixel repetition; the
+degraded input clipped and rounded to uint8 for display), each panel under a three-line caption:
+network, what the panel shows, PSNR. PSNR is computed as ``converse-jax evaluate`` does: on the
+uint8 images (gray for DnCNN, RGB otherwise) with the protocol's borders (0 px for denoising,
+4 for x4 SR, 1 for deblurring); the degraded PSNR is that of the panel as shown. The figure is
+``3*size + 4*GAP`` px wide and ``4*(size + caption_height(size)) + 5*GAP`` px tall, white
+background, written atomically.
+
+Images are NHWC throughout (the networks get ``(1, H, W, C)`` float32 in [0, 1]; the crops are
+``(H, W, C)`` uint8, ``C = 1`` for DnCNN, 3 otherwise).
+
+``docs/restorations.png`` was made on CPU with::
+
+    python -m converse_jax showcase --weights ../shared/data/weights --out docs/restorations.png
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from tqdm import tqdm
+
+from converse_jax.data.sources import to_channels
+from converse_jax.models.registry import get_spec
+from converse_jax.protocol import (
+    add_gaussian_noise,
+    calculate_psnr,
+    circular_blur_uint8,
+    denoise_input,
+    random_blur_kernel,
+    single2uint,
+    sr_input,
+    uint2single,
+)
+from converse_jax.restore import DEFAULT_SIGMA, Restorer, write_png
+
+__all__ = ["CASES", "GAP", "Case", "ShowcaseResult", "caption_height", "make_showcase"]
+
+GAP = 8
+"""White space in pixels around and between the panels."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row of the figure.
+
+    Attributes:
+      model: registry name; the checkpoint is ``<model>.pth`` in the weights folder.
+      title: the network's name in the paper, shown in the captions.
+      image: name of the ``skimage.data`` sample photograph.
+      centre: centre of the crop as fractions of the photograph's (height, width); the crop is
+        moved inside the photograph where it would stick out.
+      degraded: caption of the degraded panel.
+
+    >>> [(case.model, case.image) for case in CASES][:2]
+    [('converse_dncnn', 'astronaut'), ('converse_srresnet', 'astronaut')]
+    """
+
+    model: str
+    title: str
+    image: str
+    centre: tuple[float, float]
+    degraded: str
+
+
+CASES: tuple[Case, ...] = (
+    Case("converse_dncnn", "Converse-DnCNN", "astronaut", (0.25, 0.44), "noisy, sigma 25"),
+    Case("converse_srresnet", "Converse-SRResNet", "astronaut", (0.72, 0.42), "bicubic x4 input"),
+    Case("conversenet", "ConverseNet", "coffee", (0.3, 0.7), "blurred + noise"),
+    Case("converse_usrnet", "Converse-USRNet", "rocket", (0.45, 0.5), "blurred + noise"),
+)
+"""The four rows, top to bottom."""
+
+
+@dataclass(frozen=True)
+class ShowcaseResult:
+    """PSNR (dB) of one row's degraded panel and of the restoration, against the clean crop.
+
+    >>> result = ShowcaseResult("converse_usrnet", 27.95, 32.07)
+    >>> round(result.restored_psnr - result.degraded_psnr, 2)
+    4.12
+    """
+
+    model: str
+    degraded_psnr: float
+    restored_psnr: float
+
+    def line(self) -> str:
+        """``'<model>: degraded XX.XX dB -> restored YY.YY dB'``, as the command prints it.
+
+        >>> ShowcaseResult("converse_dncnn", 20.174, 29.5).line()
+        'converse_dncnn: degraded 20.17 dB -> restored 29.50 dB'
+        """
+        return f"{self.model}: degraded {self.degraded_psnr:.2f} dB -> restored {self.restored_psnr:.2f} dB"
+
+
+def _font_px(size: int) -> int:
+    """Nominal caption font size in pixels for ``size``-px panels."""
+    return max(8, size // 16)
+
+
+def caption_height(size: int) -> int:
+    """Height in pixels of the three-line caption above each ``size``-px panel.
+
+    >>> caption_height(256), caption_height(64)
+    (58, 34)
+    """
+    return 3 * (_font_px(size) + 2) + 4
+
+
+def _check_args(weights_dir: Path, out: Path, size: int, seed: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 4:
+        raise ValueError(f"size: expected a positive multiple of 4 that is >= 32, got {size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed: expected an int in [0, 2**32), got {seed!r}")
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"out: the figure is written as PNG; expected a name ending in .png, got {out}")
+    if out.is_dir():
+        raise ValueError(f"out: {out} is a folder; expected a .png file name")
+    if not weights_dir.is_dir():
+        raise FileNotFoundError(f"weights: folder {weights_dir} does not exist")
+    missing = [f"{case.model}.pth" for case in CASES if not (weights_dir / f"{case.model}.pth").is_file()]
+    if missing:
+        raise FileNotFoundError(f"weights: {weights_dir} lacks the official checkpoint(s) {', '.join(missing)}")
+
+
+def _crop(case: Case, channels: int, size: int) -> np.ndarray:
+    """The ``size`` x ``size`` uint8 HWC crop of ``case``'s photograph with ``channels`` channels."""
+    import skimage.data  # local import: only the showcase and the embedded data source need it
+
+    photo = to_channels(np.asarray(getattr(skimage.data, case.image)()), channels)
+    h, w = photo.shape[:2]
+    if size > min(h, w):
+        raise ValueError(f"size: {size} exceeds the {h}x{w} sample photograph {case.image!r} (at most {min(h, w)})")
+    top = min(max(round(case.centre[0] * h) - size // 2, 0), h - size)
+    left = min(max(round(case.centre[1] * w) - size // 2, 0), w - size)
+    return photo[top : top + size, left : left + size]
+
+
+def _degrade(restorer: Restorer, clean: np.ndarray, kernel: np.ndarray, seed: int) -> np.ndarray:
+    """The float32 HWC input of ``restorer``'s network for ``clean`` (uint8 HWC), by its task's protocol."""
+    task = restorer.task
+    if task == "denoise":
+        return denoise_input(clean, DEFAULT_SIGMA[task], seed)
+    if task == "sr":
+        return sr_input(clean, restorer.scale)[1]
+    return add_gaussian_noise(uint2single(circular_blur_uint8(clean, kernel)), DEFAULT_SIGMA[task] / 255.0, seed)
+
+
+def _fit_font(lines: list[str], width: int, px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's default font at the largest size <= ``px`` at which every line fits ``width``."""
+    while True:
+        font = ImageFont.load_default(size=px)
+        if px <= 4 or all(font.getlength(line) <= width for line in lines):
+            return font
+        px -= 1
+
+
+def _compose(rows: list[tuple[list[np.ndarray], list[list[str]]]], size: int) -> np.ndarray:
+    """Panels (uint8 ``(size, size, 3)``) and their captions, one row each, as one uint8 RGB image."""
+    band = caption_height(size)
+    canvas = Image.new("RGB", (3 * size + 4 * GAP, len(rows) * (size + band + GAP) + GAP), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = _fit_font([line for _, captions in rows for caption in captions for line in caption], size, _font_px(size))
+    line_height = _font_px(size) + 2
+    for r, (panels, captions) in enumerate(rows):
+        top = GAP + r * (size + band + GAP)
+        for c, (panel, caption) in enumerate(zip(panels, captions)):
+            left = GAP + c * (size + GAP)
+            for i, line in enumerate(caption):
+                draw.text((left, top + 2 + i * line_height), line, fill="black", font=font)
+            canvas.paste(Image.fromarray(panel), (left, top + band))
+    return np.asarray(canvas)
+
+
+def make_showcase(
+    weights_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    size: int = 256,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[ShowcaseResult]:
+    """Restore a degraded crop with each of the four official networks and write the figure.
+
+    Args:
+      weights_dir: folder holding ``converse_dncnn.pth``, ``converse_srresnet.pth``,
+        ``conversenet.pth`` and ``converse_usrnet.pth`` (the official release).
+      out: the PNG to write (name ending in ``.png``; its folder is created if needed).
+      size: side of the clean and restored crops in pixels, a multiple of 4 that is >= 32 (the
+        x4 SR input is ``size/4``) and at most 400 (the coffee photograph's height).
+      seed: seed of the Gaussian noise (denoising and deblurring) and of the blur kernel.
+      progress: tqdm progress bar over the networks.
+
+    Returns:
+      One :class:`ShowcaseResult` per network, in :data:`CASES` order.
+
+    Raises:
+      ValueError: bad ``size``, ``seed`` or ``out``, or a checkpoint of another network.
+      FileNotFoundError: ``weights_dir`` or one of the checkpoints is missing.
+
+    The arguments are checked before anything is loaded:
+
+    >>> make_showcase("weights", "figure.png", size=30)
+    Traceback (most recent call last):
+    ...
+    ValueError: size: expected a positive multiple of 4 that is >= 32, got 30
+    """
+    weights_dir, out = Path(weights_dir).expanduser(), Path(out).expanduser()
+    _check_args(weights_dir, out, size, seed)
+    crops = [_crop(case, get_spec(case.model).in_channels, size) for case in CASES]
+    kernel = random_blur_kernel(np.random.default_rng(seed))
+    results: list[ShowcaseResult] = []
+    rows: list[tuple[list[np.ndarray], list[list[str]]]] = []
+    bar = tqdm(list(zip(CASES, crops)), desc="showcase", unit="net", disable=not progress)
+    for case, clean in bar:
+        bar.set_postfix_str(case.model)
+        restorer = Restorer(case.model, weights_dir / f"{case.model}.pth")
+        x = _degrade(restorer, clean, kernel, seed)
+        y = restorer(x[None], kernel if restorer.task == "deblur_nonblind" else None)
+        restored = single2uint(np.asarray(y)[0])
+        shown = single2uint(x)
+        if restorer.task == "sr":
+            shown = np.repeat(np.repeat(shown, restorer.scale, axis=0), restorer.scale, axis=1)
+        border = {"denoise": 0, "sr": restorer.scale}.get(restorer.task, 1)  # as converse-jax evaluate
+        result = ShowcaseResult(case.model, calculate_psnr(shown, clean, border), calculate_psnr(restored, clean, border))
+        results.append(result)
+        panels = [np.repeat(p, 3 // p.shape[2], axis=2) for p in (shown, restored, clean)]
+        captions = [
+            [case.title, case.degraded, f"PSNR {result.degraded_psnr:.2f} dB"],
+            [case.title, "restored", f"PSNR {result.restored_psnr:.2f} dB"],
+            [case.title, "clean", "reference"],
+        ]
+        rows.append((panels, captions))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_png(out, _compose(rows, size))
+    return results
