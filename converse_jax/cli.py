@@ -72,6 +72,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     arch = args.arch if args.arch is not None else infer_arch(state_dict)
     variables = from_torch(state_dict, arch)
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    Path(args.output).expanduser().absolute().parent.mkdir(parents=True, exist_ok=True)
     out = save_variables(
         args.output,
         variables,
@@ -144,7 +145,13 @@ def _cmd_showcase(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of ``converse-jax`` (sub-commands models, convert, evaluate, restore, showcase)."""
+    """The argparse parser of ``converse-jax`` (sub-commands models, convert, evaluate, restore, showcase).
+
+    Example:
+      >>> args = build_parser().parse_args(["convert", "in.pth", "out_dir", "--arch", "conversenet"])
+      >>> (args.command, args.input, args.output, args.arch)
+      ('convert', 'in.pth', 'out_dir', 'conversenet')
+    """
     parser = argparse.ArgumentParser(
         prog="converse-jax",
         description="ConverseNet (Reverse Convolution) models in JAX: list, convert official weights, "
@@ -219,6 +226,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     0 on success, 1 for a reported error (``converse-jax <command>: error: ...`` on stderr),
     2 for a usage error (argparse exits via ``SystemExit(2)``).
+
+    Example:
+      >>> import contextlib, io
+      >>> with contextlib.redirect_stdout(io.StringIO()) as out:
+      ...     status = main(["models"])
+      >>> status, "converse_dncnn" in out.getvalue()
+      (0, True)
+      >>> with contextlib.redirect_stderr(io.StringIO()) as err:
+      ...     status = main(["convert", "no_such_file.pth", "out"])
+      >>> status, "no_such_file.pth" in err.getvalue()
+      (1, True)
     """
     parser = build_parser()
     args = parser.parse_args(argv)
