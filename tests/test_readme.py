@@ -48,12 +48,25 @@ WHERE_EXERCISED: dict[str, str] = {
     r"python train\.py .*--coordinator_address=.*": "tests/test_readme.py::test_multi_host_command",
     r"python train\.py --config=configs/\S+ --workdir=\S+( --config\..*)?": "tests/test_readme.py::test_train_commands",
     r"tensorboard --logdir WORKDIR": "tests/test_train_outputs.py::test_tensorboard_events_written",
-    r"python benchmarks/(converse2d|models)\.py .*": "tests/test_benchmarks_smoke.py",
+    r"python benchmarks/(converse2d|models)\.py .*": "tests/test_benchmarks_smoke.py",  # with --quick
+    r"converse-jax showcase --weights \S+ --out \S+": "tests/test_showcase.py",  # with --size 64
 }
 
 
 def _fenced_blocks(lang: str) -> list[str]:
-    return re.findall(rf"^```{lang}\n(.*?)^```", README, flags=re.M | re.S)
+    """The README's fenced code blocks opened with ```` ```lang ```` ('' for no language), in order."""
+    blocks, current, opened = [], [], None
+    for line in README.splitlines(keepends=True):
+        if line.startswith("```"):
+            if opened is None:
+                opened, current = line[3:].strip(), []
+            else:
+                if opened == lang:
+                    blocks.append("".join(current))
+                opened = None
+        elif opened is not None:
+            current.append(line)
+    return blocks
 
 
 def readme_commands() -> list[str]:
@@ -339,7 +352,7 @@ def test_cli_synopsis_matches_the_parser():
     """Each ``converse-jax SUB ... --option`` of the synopsis block is accepted by ``SUB``'s parser."""
     from converse_jax.cli import build_parser
 
-    synopsis = next(b for b in re.findall(r"^```\n(.*?)^```", README, flags=re.M | re.S) if "converse-jax" in b)
+    synopsis = next(b for b in _fenced_blocks("") if b.startswith("converse-jax "))
     subparsers = next(a for a in build_parser()._actions if a.choices and "restore" in a.choices).choices
     entries = re.split(r"^converse-jax ", synopsis, flags=re.M)[1:]
     assert sorted(e.split()[0] for e in entries) == sorted(subparsers)
