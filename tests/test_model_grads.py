@@ -22,6 +22,9 @@ from converse_jax.models import get_model
 from converse_jax.pretrained import from_torch, to_torch
 
 RELEASED = ("converse_dncnn", "converse_srresnet", "conversenet", "converse_usrnet")
+# Compiled as one program these run faster than op by op (measured on CPU: SRResNet 45 s -> 11 s);
+# ConverseNet/USRNet apply their block stack 5 times and compile slower than they run eagerly.
+JIT_FASTER = ("converse_dncnn", "converse_srresnet")
 
 
 def _grads(name: str, dtype) -> tuple[float, dict[str, np.ndarray], np.lib.npyio.NpzFile]:
@@ -38,7 +41,10 @@ def _grads(name: str, dtype) -> tuple[float, dict[str, np.ndarray], np.lib.npyio
     def loss_fn(p):
         return l1_loss(model.apply({"params": p}, x, *extra), target)
 
-    loss, grads = jax.value_and_grad(loss_fn)(params)
+    grad_fn = jax.value_and_grad(loss_fn)
+    if name in JIT_FASTER:
+        grad_fn = jax.jit(grad_fn)
+    loss, grads = grad_fn(params)
     assert loss.dtype == dtype
     return float(loss), to_torch({"params": grads}, name), ref
 

