@@ -21,17 +21,21 @@ def l1_loss(pred: jax.Array, target: jax.Array) -> jax.Array:
 
     Returns:
       Scalar ``mean(|pred − target|)`` in the promoted dtype of the inputs. Its gradient w.r.t.
-      ``pred`` is ``sign(pred − target) / pred.size`` where they differ. Where they are exactly
-      equal it is ``+1 / pred.size`` (JAX's derivative of ``|·|`` at 0), not 0 as in PyTorch.
+      ``pred`` is ``sign(pred − target) / pred.size``, 0 where they are exactly equal, as
+      PyTorch's (``|d|`` is written ``sign(d)·d``: JAX's own derivative of ``|·|`` at 0 is +1).
 
     Example:
       >>> import jax.numpy as jnp
       >>> pred, target = jnp.zeros((2, 8, 8, 3)), jnp.full((2, 8, 8, 3), 0.5)  # NHWC batches
       >>> l1_loss(pred, target).shape, float(l1_loss(pred, target))
       ((), 0.5)
+      >>> import jax
+      >>> jax.grad(l1_loss)(jnp.array([0.0, 1.0, 2.0]), jnp.array([1.0, 1.0, 1.0])).tolist()  # tie: 0
+      [-0.3333333432674408, 0.0, 0.3333333432674408]
     """
     if jnp.shape(pred) != jnp.shape(target):
         raise ValueError(
             f"pred and target must have the same shape, got {jnp.shape(pred)} and {jnp.shape(target)}"
         )
-    return jnp.mean(jnp.abs(jnp.asarray(pred) - jnp.asarray(target)))
+    diff = jnp.asarray(pred) - jnp.asarray(target)
+    return jnp.mean(jax.lax.stop_gradient(jnp.sign(diff)) * diff)
