@@ -16,6 +16,8 @@ Tolerances (``shared/golden/README.md`` section 5):
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,25 +40,14 @@ def _skipped_keys() -> list[str]:
     return [str(k) for k in load(path)["skipped_keys"]] if path.exists() else ["<golden missing>"]
 
 
-def _forward_and_vjp_impl(x, weight, bias, eps, g, *, scale, padding, padding_mode):
+@partial(jax.jit, static_argnames=("scale", "padding", "padding_mode"))
+def _forward_and_vjp(x, weight, bias, eps, g, *, scale, padding, padding_mode):
     def f(x, weight, bias):
         lam = jax.nn.sigmoid(bias - 9.0) + eps
         return converse2d(x, weight, lam, scale=scale, padding=padding, padding_mode=padding_mode)
 
     out, vjp = jax.vjp(f, x, weight, bias)
     return (out, *vjp(g))
-
-
-_STATIC = ("scale", "padding", "padding_mode")
-# float32: the optimised program users run. float64 checks the algebra (to ~1e-12) and is
-# compiled at XLA's optimisation level 0: the same operations, ~1.6x less compile time, which
-# dominates these small cases (every case has its own shapes, so its own compilation).
-_forward_and_vjp = {
-    jnp.float32: jax.jit(_forward_and_vjp_impl, static_argnames=_STATIC),
-    jnp.float64: jax.jit(
-        _forward_and_vjp_impl, static_argnames=_STATIC, compiler_options={"xla_backend_optimization_level": 0}
-    ),
-}
 
 
 def _run(key: str, dtype) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict]:
@@ -69,7 +60,7 @@ def _run(key: str, dtype) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
         np.float64(case.eps),
         nhwc(d[f"{key}/g"]),
     )
-    got = _forward_and_vjp[dtype](
+    got = _forward_and_vjp(
         *(jnp.asarray(a, dtype) for a in inputs),
         scale=case.scale,
         padding=case.padding,
