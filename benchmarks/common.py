@@ -235,6 +235,44 @@ def time_candidates(
     return result
 
 
+def merge_runs(runs: Sequence[dict[str, dict[str, Any]]], baseline: str) -> dict[str, Any]:
+    """Combines the :func:`time_candidates` results of several worker processes.
+
+    ``runs``: one ``{candidate: stats}`` per process, same candidates. A process's memory
+    placement (page faults of fresh buffers, huge pages) shifts its timings as a whole, by up
+    to ~25% here between otherwise identical processes, so each ratio is taken *within* a
+    process and the median over processes is reported. Returns ``stats`` (per candidate: the
+    median over processes of ``median_s`` and ``median_cpu_s``, ``run_medians_s``, ``min_s``,
+    all ``samples`` / ``cpu_samples``, ``cpu_per_wall``, and the first run's other fields),
+    ``ratio`` and ``cpu_ratio`` (per candidate: median over processes of its median over
+    ``baseline``'s, wall and CPU time) and ``ratio_range`` (per candidate: (min, max) of those
+    wall ratios).
+    """
+    if not runs:
+        raise ValueError("runs must hold at least one result")
+    merged: dict[str, Any] = {"stats": {}, "ratio": {}, "cpu_ratio": {}, "ratio_range": {}}
+    for name in runs[0]:
+        per_run = [run[name] for run in runs]
+        stats = dict(per_run[0])
+        stats.update(
+            median_s=statistics.median(r["median_s"] for r in per_run),
+            median_cpu_s=statistics.median(r["median_cpu_s"] for r in per_run),
+            run_medians_s=[r["median_s"] for r in per_run],
+            min_s=min(r["min_s"] for r in per_run),
+            samples=[x for r in per_run for x in r["samples"]],
+            cpu_samples=[x for r in per_run for x in r["cpu_samples"]],
+        )
+        stats["cpu_per_wall"] = sum(stats["cpu_samples"]) / sum(stats["samples"])
+        merged["stats"][name] = stats
+        ratios = [r[name]["median_s"] / r[baseline]["median_s"] for r in runs]
+        merged["ratio"][name] = statistics.median(ratios)
+        merged["cpu_ratio"][name] = statistics.median(
+            r[name]["median_cpu_s"] / r[baseline]["median_cpu_s"] for r in runs
+        )
+        merged["ratio_range"][name] = (min(ratios), max(ratios))
+    return merged
+
+
 # --------------------------------------------------------------------------- memory
 
 

@@ -26,7 +26,10 @@ kernel and λ (the floor: w.r.t. its inputs, through the same FFTs). Ratios are 
 the same mode, from wall-clock medians and, on the CPU, also from medians of the process CPU
 time per call (the robust figure on a shared machine: a pinned one-thread worker's CPU time is
 its work, its wall time also counts the time other processes held the core; ``CPU/wall`` shows
-how much of the core it got). The JSON goes to
+how much of the core it got). Each shape runs in ``--runs`` fresh worker processes (default 3):
+whole processes differ (by up to ~25% here, in page faults and memory placement), so ratios are
+taken within a process and the table gives their median and range over the processes
+(:func:`benchmarks.common.merge_runs`). The JSON goes to
 ``benchmarks/results/converse2d_<device>_<threads>t.json``.
 """
 
@@ -183,6 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="tiny shapes and 3 repetitions (smoke test)")
     parser.add_argument("--malloc", choices=common.MALLOC_MODES, default="default", help="glibc allocator setting of the workers (see benchmarks/common.py)")
     parser.add_argument("--reps", type=int, help="timed rounds per candidate (default 7; quick 3)")
+    parser.add_argument("--runs", type=int, help="worker processes per shape, ratios are medians over them (default 3; quick 1)")
     parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/converse2d_<device>_<threads>t.json)")
     args = parser.parse_args(argv)
     if args.worker:
@@ -194,7 +198,10 @@ def main(argv: list[str] | None = None) -> dict:
     if unknown or not names:
         parser.error(f"--shapes: unknown shape(s) {unknown}; choose from {','.join(SHAPES)}")
     threads = args.threads if args.device == "cpu" else None
-    reps = args.reps or (3 if args.quick else 7)
+    reps = args.reps if args.reps is not None else (3 if args.quick else 7)
+    runs = args.runs if args.runs is not None else (1 if args.quick else 3)
+    if reps < 1 or runs < 1:
+        parser.error(f"--reps and --runs must be >= 1, got {reps} and {runs}")
     env = common.malloc_env(common.worker_env(args.device, threads), args.malloc)
     report = {
         "benchmark": "converse2d",
@@ -203,6 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
         "quick": args.quick,
         "malloc": args.malloc,
         "reps": reps,
+        "runs": runs,
         "machine": common.machine_info(),
         "shapes": {},
     }
@@ -213,30 +221,35 @@ def main(argv: list[str] | None = None) -> dict:
     for name in names:
         shape = quick_shape(SHAPES[name]) if args.quick else SHAPES[name]
         payload = {"shape": asdict(shape), "threads": threads, "reps": reps, "min_sample_s": 0.01 if args.quick else 0.1}
-        reply = common.run_worker(Path(__file__), payload, env, timeout_s=3600)
-        report["jax"] = reply["jax"]
-        entry = {"config": asdict(shape), "modes": reply["results"]}
-        for mode, res in reply["results"].items():
-            floor = res["floor"]["median_s"]
-            entry.setdefault("ratio_to_floor", {})[mode] = {c: res[c]["median_s"] / floor for c in CANDIDATES}
+        replies = [common.run_worker(Path(__file__), payload, env, timeout_s=3600) for _ in range(runs)]
+        report["jax"] = replies[0]["jax"]
+        entry = {"config": asdict(shape), "runs": runs, "modes": {}}
+        for mode in MODES:
+            per_run = [reply["results"][mode] for reply in replies]
+            merged = common.merge_runs(per_run, "floor")
+            entry["modes"][mode] = merged["stats"]
+            entry.setdefault("ratio_to_floor", {})[mode] = merged["ratio"]
+            entry.setdefault("ratio_range_to_floor", {})[mode] = merged["ratio_range"]
+            nhwc = common.merge_runs(per_run, "floor_nhwc")["ratio"]["ours"]
+            alg1 = common.merge_runs(per_run, "ours")["ratio"]["reference"]
             cpu_ratio = None
             if args.device == "cpu":
-                cpu_floor = res["floor"]["median_cpu_s"]
-                entry.setdefault("cpu_time_ratio_to_floor", {})[mode] = {
-                    c: res[c]["median_cpu_s"] / cpu_floor for c in CANDIDATES
-                }
-                cpu_ratio = res["ours"]["median_cpu_s"] / cpu_floor
+                entry.setdefault("cpu_time_ratio_to_floor", {})[mode] = merged["cpu_ratio"]
+                cpu_ratio = merged["cpu_ratio"]["ours"]
+            res = merged["stats"]
+            lo, hi = merged["ratio_range"]["ours"]
             rows.append(
                 [
                     f"({name}) {shape.what}",
                     mode,
                     common.ms(res["ours"]["median_s"]),
                     common.ms(res["reference"]["median_s"]),
-                    common.ms(floor),
-                    res["ours"]["median_s"] / floor,
+                    common.ms(res["floor"]["median_s"]),
+                    merged["ratio"]["ours"],
+                    f"{lo:.3g}–{hi:.3g}",
                     cpu_ratio,
-                    res["ours"]["median_s"] / res["floor_nhwc"]["median_s"],
-                    res["reference"]["median_s"] / res["ours"]["median_s"],
+                    nhwc,
+                    alg1,
                     res["ours"]["cpu_per_wall"] if args.device == "cpu" else None,
                 ]
             )
@@ -244,8 +257,8 @@ def main(argv: list[str] | None = None) -> dict:
         common.write_json(out, report)  # after every shape: a run that is cut off keeps its results
         print(f"shape {name} done", file=sys.stderr, flush=True)
 
-    headers = ["shape", "mode", "ours ms", "Alg.1 ms", "floor ms", "ours/floor", "ours/floor (CPU time)",
-               "ours/floor NHWC", "Alg.1/ours", "CPU/wall"]
+    headers = ["shape", "mode", "ours ms", "Alg.1 ms", "floor ms", "ours/floor", "ours/floor range",
+               "ours/floor (CPU time)", "ours/floor NHWC", "Alg.1/ours", "CPU/wall"]
     table = common.format_table(headers, rows)
     report["table"] = table
     common.write_json(out, report)

@@ -35,7 +35,7 @@ def _check_timing(stats: dict) -> None:
 def test_converse2d_benchmark_quick(tmp_path):
     report = _run("converse2d.py", tmp_path / "op.json", "--shapes", "a,d")
     assert report["benchmark"] == "converse2d" and report["device"] == "cpu" and report["threads"] == 1
-    assert report["quick"] is True and set(report["shapes"]) == {"a", "d"}
+    assert report["quick"] is True and report["runs"] == 1 and set(report["shapes"]) == {"a", "d"}
     assert report["jax"]["cpus_pinned"] and len(report["jax"]["cpus_pinned"]) == 1
     assert {"cpu", "date_utc", "command"} <= set(report["machine"])
     for name, entry in report["shapes"].items():
@@ -47,6 +47,8 @@ def test_converse2d_benchmark_quick(tmp_path):
                 _check_timing(stats)
             ratios = entry["ratio_to_floor"][mode]
             assert ratios["floor"] == 1.0 and ratios["ours"] > 0
+            lo, hi = entry["ratio_range_to_floor"][mode]["ours"]
+            assert lo == hi == ratios["ours"]  # one worker process: its ratio is the median
     assert "| (a) DnCNN training | fwd |" in report["table"]
     assert "| (d) SRResNet up-sampler | fwd+bwd |" in report["table"]
 
@@ -78,3 +80,21 @@ def test_models_benchmark_quick(tmp_path):
             assert stats["xla_memory"] is None or stats["xla_memory"]["peak_estimate"] > 0
     assert "| train_converse_dncnn |" in report["table"]
     assert "| train_converse_dncnn |" in report["remat_table"]
+
+
+def test_merge_runs_takes_ratios_within_each_process():
+    sys.path.insert(0, str(REPO_ROOT))
+    from benchmarks.common import merge_runs
+
+    def stats(t):
+        return {"median_s": t, "median_cpu_s": t / 2, "min_s": t, "samples": [t], "cpu_samples": [t / 2], "inner": 1}
+
+    # Per-process ratios 2.0, 1.5, 2.5 -> median 2.0; the ratio of the medians (3/2) would differ.
+    runs = [{"ours": stats(o), "floor": stats(f)} for o, f in ((2.0, 1.0), (3.0, 2.0), (10.0, 4.0))]
+    merged = merge_runs(runs, "floor")
+    assert merged["ratio"] == {"ours": 2.0, "floor": 1.0}
+    assert merged["cpu_ratio"]["ours"] == 2.0
+    assert merged["ratio_range"]["ours"] == (1.5, 2.5)
+    ours = merged["stats"]["ours"]
+    assert ours["median_s"] == 3.0 and ours["run_medians_s"] == [2.0, 3.0, 10.0] and ours["min_s"] == 2.0
+    assert ours["samples"] == [2.0, 3.0, 10.0] and ours["cpu_per_wall"] == 0.5
