@@ -351,7 +351,7 @@ def _cpu_model() -> str:
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+            ["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -359,7 +359,8 @@ def _git_commit() -> str | None:
 
 
 def machine_info() -> dict[str, Any]:
-    """Host description (no JAX): CPU model, CPUs usable, Python, OS, date, git commit."""
+    """Host description (no JAX): CPU model, CPUs usable, Python, OS, date, git commit (with
+    ``-dirty`` when the working tree has uncommitted changes)."""
     return {
         "cpu": _cpu_model(),
         "cpus_usable": len(os.sched_getaffinity(0)),
