@@ -159,6 +159,52 @@ def _candidates(shape: Shape, mode: str):
     return calls, compile_s, memory
 
 
+STAGES = ("layout_in", "rfft2", "product", "irfft2", "layout_out")
+
+
+def _stages(shape: Shape) -> dict:
+    """Zero-arg callables timing each stage of our scale-1 forward pass on its own, and the whole.
+
+    The stages are the operator's own private steps (``converse_jax.ops.converse2d``): NHWC ->
+    padded NCHW, ``rfft2``, the product with the transfer function M (M computed in the same
+    loop), ``irfft2``, crop and NCHW -> NHWC. Each is compiled separately, so the sum can exceed
+    the whole where XLA fuses across a boundary.
+    """
+    import importlib
+
+    import jax
+    import jax.numpy as jnp
+
+    from converse_jax import converse2d
+    from converse_jax.ops.validation import check_args
+
+    impl = importlib.import_module("converse_jax.ops.converse2d")
+    s, p, mode = shape.scale, shape.padding, shape.padding_mode
+    keys = jax.random.split(jax.random.key(0), 2)
+    x = jax.random.normal(keys[0], (shape.batch, shape.height, shape.width, shape.channels))
+    kshape = ((shape.batch,) if shape.per_sample_kernel else ()) + (shape.kernel, shape.kernel, shape.channels)
+    kernel = jax.random.uniform(keys[1], kshape) / shape.kernel**2
+    lam = jnp.full((shape.channels,), 1e-3)
+    g = check_args(x, kernel, lam, s, p, mode, None)
+    k4 = kernel if shape.per_sample_kernel else kernel[None]
+    lam4 = impl._lam_nchw(lam, g, x.dtype)
+    yp = impl._to_nchw_padded(x, p, mode)
+    fy = jnp.fft.rfft2(yp)
+    fns = {
+        "layout_in": (lambda x: impl._to_nchw_padded(x, p, mode), (x,)),
+        "rfft2": (jnp.fft.rfft2, (yp,)),
+        "product": (lambda fy, k, lam: fy * impl._scale1_transfer(k, lam, g), (fy, k4, lam4)),
+        "irfft2": (lambda f: jnp.fft.irfft2(f, s=(g.hp, g.wp)), (fy,)),
+        "layout_out": (lambda y: impl._from_nchw_cropped(y, p), (yp,)),
+        "ours": (lambda x, k, lam: converse2d(x, k, lam, padding=p, padding_mode=mode), (x, kernel, lam)),
+    }
+    calls = {}
+    for name, (fn, args) in fns.items():
+        compiled = jax.jit(fn).lower(*args).compile()
+        calls[name] = (lambda c, a: lambda: c(*a))(compiled, args)
+    return calls
+
+
 def worker(payload: dict) -> dict:
     """Times every mode of one shape; returns {mode: {candidate: stats}} and JAX info."""
     common.pin_threads(payload["threads"])
@@ -171,7 +217,10 @@ def worker(payload: dict) -> dict:
             timing[name]["compile_s"] = compile_s[name]
             timing[name]["xla_memory"] = memory[name]
         results[mode] = timing
-    return {"jax": common.jax_info(), "results": results}
+    reply = {"jax": common.jax_info(), "results": results}
+    if shape.scale == 1:
+        reply["stages"] = common.time_candidates(_stages(shape), reps=payload["reps"], min_sample_s=payload["min_sample_s"])
+    return reply
 
 
 # --------------------------------------------------------------------------- orchestrator
@@ -217,7 +266,7 @@ def main(argv: list[str] | None = None) -> dict:
     suffix = f"{args.device}_{threads}t" if threads else args.device
     suffix += "_tunedmalloc" if args.malloc == "tuned" else ""
     out = args.out or common.RESULTS_DIR / f"converse2d_{suffix}.json"
-    rows = []
+    rows, stage_rows = [], []
     for name in names:
         shape = quick_shape(SHAPES[name]) if args.quick else SHAPES[name]
         payload = {"shape": asdict(shape), "threads": threads, "reps": reps, "min_sample_s": 0.01 if args.quick else 0.1}
@@ -253,6 +302,15 @@ def main(argv: list[str] | None = None) -> dict:
                     res["ours"]["cpu_per_wall"] if args.device == "cpu" else None,
                 ]
             )
+        if "stages" in replies[0]:
+            staged = common.merge_runs([reply["stages"] for reply in replies], "ours")
+            entry["stages_fwd"] = {
+                k: {"median_s": v["median_s"], "fraction_of_ours": staged["ratio"][k]} for k, v in staged["stats"].items()
+            }
+            stage_rows.append(
+                [f"({name})", *(common.ms(staged["stats"][k]["median_s"]) for k in (*STAGES, "ours")),
+                 sum(staged["ratio"][k] for k in STAGES)]
+            )
         report["shapes"][name] = entry
         common.write_json(out, report)  # after every shape: a run that is cut off keeps its results
         print(f"shape {name} done", file=sys.stderr, flush=True)
@@ -261,12 +319,18 @@ def main(argv: list[str] | None = None) -> dict:
                "ours/floor (CPU time)", "ours/floor NHWC", "Alg.1/ours", "CPU/wall"]
     table = common.format_table(headers, rows)
     report["table"] = table
+    if stage_rows:
+        report["stages_table"] = common.format_table(
+            ["shape", *(f"{k} ms" for k in STAGES), "ours ms", "stages/ours"], stage_rows
+        )
     common.write_json(out, report)
     print(
         f"converse2d on {args.device} ({', '.join(report['jax']['devices'])}), threads={threads}, "
         f"malloc={args.malloc}, jax {report['jax']['jax']}, {report['machine']['date_utc']} UTC"
     )
     print(table)
+    if stage_rows:
+        print(f"\nStages of our scale-1 forward pass, each compiled and timed on its own:\n{report['stages_table']}")
     print(f"JSON: {out}")
     return report
 

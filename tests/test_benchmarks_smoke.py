@@ -49,6 +49,11 @@ def test_converse2d_benchmark_quick(tmp_path):
             assert ratios["floor"] == 1.0 and ratios["ours"] > 0
             lo, hi = entry["ratio_range_to_floor"][mode]["ours"]
             assert lo == hi == ratios["ours"]  # one worker process: its ratio is the median
+    stages = report["shapes"]["a"]["stages_fwd"]  # scale 1: our forward pass stage by stage
+    assert set(stages) == {"layout_in", "rfft2", "product", "irfft2", "layout_out", "ours"}
+    assert stages["ours"]["fraction_of_ours"] == 1.0 and all(v["median_s"] > 0 for v in stages.values())
+    assert "stages_fwd" not in report["shapes"]["d"]  # scale 2 takes another path
+    assert report["stages_table"].startswith("| shape | layout_in ms |")
     assert "| (a) DnCNN training | fwd |" in report["table"]
     assert "| (d) SRResNet up-sampler | fwd+bwd |" in report["table"]
 

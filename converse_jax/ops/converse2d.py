@@ -269,14 +269,20 @@ def _periodic_window(a: jax.Array, axis: int, start: int, length: int) -> jax.Ar
 # --------------------------------------------------------------------------- the three paths
 
 
+def _scale1_transfer(kernel: jax.Array, lam: jax.Array, g: Geometry) -> jax.Array:
+    """M = (conj(F_K) + λ) / (|F_K|² + λ) on the padded grid's half spectrum.
+
+    ``kernel``: (K, kh, kw, C), K = 1 or N; ``lam``: (N or 1, C, 1, 1). Returns (K', C, hp,
+    wp // 2 + 1) complex, K' the larger of K and λ's leading size.
+    """
+    fr, fi = _kernel_dft(kernel, g.hp, g.wp, tuple(range(g.hp)), tuple(range(g.wp // 2 + 1)))
+    den = fr * fr + fi * fi + lam
+    return jax.lax.complex((fr + lam) / den, -fi / den)
+
+
 def _filter_scale1(yp: jax.Array, kernel: jax.Array, lam: jax.Array, g: Geometry) -> jax.Array:
     """Scale 1, default prior: irfft2(rfft2(yp)·M) on the padded NCHW grid (N, C, hp, wp)."""
-    rows = tuple(range(g.hp))
-    cols = tuple(range(g.wp // 2 + 1))
-    fr, fi = _kernel_dft(kernel, g.hp, g.wp, rows, cols)
-    den = fr * fr + fi * fi + lam
-    m = jax.lax.complex((fr + lam) / den, -fi / den)
-    return jnp.fft.irfft2(jnp.fft.rfft2(yp) * m, s=(g.hp, g.wp))
+    return jnp.fft.irfft2(jnp.fft.rfft2(yp) * _scale1_transfer(kernel, lam, g), s=(g.hp, g.wp))
 
 
 def _upsample_default_prior(
