@@ -98,7 +98,7 @@ def test_float32_forward_and_gradients_match_algorithm_1_in_float64(case):
         _compare(case, jnp.float32, False, 1e-4)
 
 
-@pytest.mark.parametrize("case", CASES[:6], ids=lambda c: f"s{c[0]}_p{c[1]}_{c[2]}")
+@pytest.mark.parametrize("case", CASES[1:5], ids=lambda c: f"s{c[0]}_p{c[1]}_{c[2]}")
 def test_forward_mode_derivatives_match_algorithm_1(case):
     """``jax.jvp`` through the fast path (its custom JVPs: the gather padding, the kernel DFT)
     equals the reference's in float64, for a tangent in every argument, every padding mode."""
