@@ -212,6 +212,12 @@ def _pad_index(n: int, padding: int, padding_mode: str) -> np.ndarray:
     return np.where(i > n - 1, 2 * (n - 1) - i, i)
 
 
+def _jnp_pad_nchw(y: jax.Array, padding: int, padding_mode: str) -> jax.Array:
+    """``jnp.pad`` of the two trailing axes of ``y`` by ``padding`` in ``padding_mode``."""
+    widths = ((0, 0), (0, 0), (padding, padding), (padding, padding))
+    return jnp.pad(y, widths, mode=PADDING_MODES[padding_mode])
+
+
 @partial(jax.custom_jvp, nondiff_argnums=(1, 2))
 def _pad_nchw(y: jax.Array, padding: int, padding_mode: str) -> jax.Array:
     """Pads the two trailing axes of ``y`` by ``padding`` in a non-constant ``padding_mode``.
@@ -232,8 +238,7 @@ def _pad_nchw(y: jax.Array, padding: int, padding_mode: str) -> jax.Array:
 @_pad_nchw.defjvp
 def _pad_nchw_jvp(padding: int, padding_mode: str, primals: tuple, tangents: tuple) -> tuple:
     (y,), (dy,) = primals, tangents
-    widths = ((0, 0), (0, 0), (padding, padding), (padding, padding))
-    return _pad_nchw(y, padding, padding_mode), jnp.pad(dy, widths, mode=PADDING_MODES[padding_mode])
+    return _pad_nchw(y, padding, padding_mode), _jnp_pad_nchw(dy, padding, padding_mode)
 
 
 def _to_nchw_padded(x: jax.Array, padding: int, padding_mode: str) -> jax.Array:
@@ -247,7 +252,7 @@ def _to_nchw_padded(x: jax.Array, padding: int, padding_mode: str) -> jax.Array:
     if padding == 0:
         return y
     if padding_mode == "constant":
-        return jnp.pad(y, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+        return _jnp_pad_nchw(y, padding, padding_mode)
     return _pad_nchw(y, padding, padding_mode)
 
 
