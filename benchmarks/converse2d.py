@@ -91,6 +91,20 @@ def quick_shape(shape: Shape) -> Shape:
 # --------------------------------------------------------------------------- worker side
 
 
+def _operator_inputs(shape: Shape, keys) -> tuple:
+    """(x, kernel, λ) of ``shape`` from two PRNG keys: NHWC input, normalised positive kernel
+    ((k, k, C) or per sample (N, k, k, C)), λ (C,) as the layers make it (sigmoid(b − 9) + eps)."""
+    import jax
+
+    x = jax.random.normal(keys[0], (shape.batch, shape.height, shape.width, shape.channels))
+    kshape = (shape.kernel, shape.kernel, shape.channels)
+    if shape.per_sample_kernel:
+        kshape = (shape.batch, *kshape)
+    kernel = jax.nn.softmax(jax.random.normal(keys[1], kshape).reshape(*kshape[:-3], -1, shape.channels), axis=-2)
+    lam = jax.nn.sigmoid(jax.random.normal(keys[2], (shape.channels,)) - 9.0) + 1e-5
+    return x, kernel.reshape(kshape), lam
+
+
 def _candidates(shape: Shape, mode: str):
     """(zero-arg callables, compile seconds, XLA memory) of the three candidates."""
     import jax
@@ -100,13 +114,7 @@ def _candidates(shape: Shape, mode: str):
 
     s, p = shape.scale, shape.padding
     keys = jax.random.split(jax.random.key(0), 5)
-    x = jax.random.normal(keys[0], (shape.batch, shape.height, shape.width, shape.channels))
-    kshape = (shape.kernel, shape.kernel, shape.channels)
-    if shape.per_sample_kernel:
-        kshape = (shape.batch, *kshape)
-    kernel = jax.nn.softmax(jax.random.normal(keys[1], kshape).reshape(*kshape[:-3], -1, shape.channels), axis=-2)
-    kernel = kernel.reshape(kshape)
-    lam = jax.nn.sigmoid(jax.random.normal(keys[2], (shape.channels,)) - 9.0) + 1e-5
+    x, kernel, lam = _operator_inputs(shape, keys)
     out_shape = (shape.batch, s * shape.height, s * shape.width, shape.channels)
     g = jax.random.normal(keys[3], out_shape)
 
@@ -167,8 +175,9 @@ def _stages(shape: Shape) -> dict:
 
     The stages are the operator's own private steps (``converse_jax.ops.converse2d``): NHWC ->
     padded NCHW, ``rfft2``, the product with the transfer function M (M computed in the same
-    loop), ``irfft2``, crop and NCHW -> NHWC. Each is compiled separately, so the sum can exceed
-    the whole where XLA fuses across a boundary.
+    loop), ``irfft2``, crop and NCHW -> NHWC. Each is compiled separately, so their sum can differ
+    from the whole: XLA may fuse across a boundary, and one executable places its buffers
+    differently from several.
     """
     import importlib
 
@@ -180,11 +189,7 @@ def _stages(shape: Shape) -> dict:
 
     impl = importlib.import_module("converse_jax.ops.converse2d")
     s, p, mode = shape.scale, shape.padding, shape.padding_mode
-    keys = jax.random.split(jax.random.key(0), 2)
-    x = jax.random.normal(keys[0], (shape.batch, shape.height, shape.width, shape.channels))
-    kshape = ((shape.batch,) if shape.per_sample_kernel else ()) + (shape.kernel, shape.kernel, shape.channels)
-    kernel = jax.random.uniform(keys[1], kshape) / shape.kernel**2
-    lam = jnp.full((shape.channels,), 1e-3)
+    x, kernel, lam = _operator_inputs(shape, jax.random.split(jax.random.key(0), 3))
     g = check_args(x, kernel, lam, s, p, mode, None)
     k4 = kernel if shape.per_sample_kernel else kernel[None]
     lam4 = impl._lam_nchw(lam, g, x.dtype)
@@ -200,7 +205,7 @@ def _stages(shape: Shape) -> dict:
     }
     calls = {}
     for name, (fn, args) in fns.items():
-        compiled = jax.jit(fn).lower(*args).compile()
+        compiled, _ = common.compile_timed(jax.jit(fn), *args)
         calls[name] = (lambda c, a: lambda: c(*a))(compiled, args)
     return calls
 
@@ -279,8 +284,8 @@ def main(argv: list[str] | None = None) -> dict:
             entry["modes"][mode] = merged["stats"]
             entry.setdefault("ratio_to_floor", {})[mode] = merged["ratio"]
             entry.setdefault("ratio_range_to_floor", {})[mode] = merged["ratio_range"]
-            nhwc = common.merge_runs(per_run, "floor_nhwc")["ratio"]["ours"]
-            alg1 = common.merge_runs(per_run, "ours")["ratio"]["reference"]
+            nhwc = common.median_ratio(per_run, "ours", "floor_nhwc")
+            alg1 = common.median_ratio(per_run, "reference", "ours")
             cpu_ratio = None
             if args.device == "cpu":
                 entry.setdefault("cpu_time_ratio_to_floor", {})[mode] = merged["cpu_ratio"]
