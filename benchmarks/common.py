@@ -235,11 +235,18 @@ def time_candidates(
     return result
 
 
+def run_ratios(
+    runs: Sequence[dict[str, dict[str, Any]]], name: str, baseline: str, key: str = "median_s"
+) -> list[float]:
+    """Per worker process: ``name``'s ``key`` over ``baseline``'s in the same process."""
+    return [run[name][key] / run[baseline][key] for run in runs]
+
+
 def median_ratio(
     runs: Sequence[dict[str, dict[str, Any]]], name: str, baseline: str, key: str = "median_s"
 ) -> float:
-    """Median over worker processes of ``name``'s ``key`` over ``baseline``'s in the same process."""
-    return statistics.median(run[name][key] / run[baseline][key] for run in runs)
+    """Median over worker processes of :func:`run_ratios`."""
+    return statistics.median(run_ratios(runs, name, baseline, key))
 
 
 def merge_runs(runs: Sequence[dict[str, dict[str, Any]]], baseline: str) -> dict[str, Any]:
@@ -271,8 +278,8 @@ def merge_runs(runs: Sequence[dict[str, dict[str, Any]]], baseline: str) -> dict
         )
         stats["cpu_per_wall"] = sum(stats["cpu_samples"]) / sum(stats["samples"])
         merged["stats"][name] = stats
-        ratios = [r[name]["median_s"] / r[baseline]["median_s"] for r in runs]
-        merged["ratio"][name] = median_ratio(runs, name, baseline)
+        ratios = run_ratios(runs, name, baseline)
+        merged["ratio"][name] = statistics.median(ratios)
         merged["cpu_ratio"][name] = median_ratio(runs, name, baseline, "median_cpu_s")
         merged["ratio_range"][name] = (min(ratios), max(ratios))
     return merged
