@@ -39,6 +39,7 @@ import argparse
 import json
 import sys
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -163,7 +164,7 @@ def _candidates(shape: Shape, mode: str):
     for name in CANDIDATES:
         compiled, compile_s[name] = common.compile_timed(fns[name], *args[name])
         memory[name] = common.xla_memory(compiled)
-        calls[name] = (lambda c, a: lambda: c(*a))(compiled, args[name])
+        calls[name] = partial(compiled, *args[name])
     return calls, compile_s, memory
 
 
@@ -206,7 +207,7 @@ def _stages(shape: Shape) -> dict:
     calls = {}
     for name, (fn, args) in fns.items():
         compiled, _ = common.compile_timed(jax.jit(fn), *args)
-        calls[name] = (lambda c, a: lambda: c(*a))(compiled, args)
+        calls[name] = partial(compiled, *args)
     return calls
 
 
