@@ -113,7 +113,8 @@ class Checkpointer:
     def __init__(self, workdir: str | os.PathLike, *, keep: int) -> None:
         if int(keep) < 1:
             raise ValueError(f"keep (keep_checkpoints) must be >= 1, got {keep!r}")
-        self.directory = os.path.join(os.fspath(workdir), CHECKPOINT_DIR)
+        # orbax refuses relative paths; a user's relative workdir is taken from the current directory.
+        self.directory = os.path.join(os.path.abspath(os.fspath(workdir)), CHECKPOINT_DIR)
         policy = ocp_preservation.AnyPreservationPolicy(
             [
                 ocp_preservation.LatestN(n=int(keep)),
