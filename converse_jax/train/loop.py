@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -39,6 +38,7 @@ from absl import logging
 from jax.experimental import multihost_utils
 from tqdm import tqdm
 
+from converse_jax.atomic import write_text
 from converse_jax.data import create_eval_set, create_train_iterator, default_data_config
 from converse_jax.models import MODELS, get_model
 from converse_jax.train.checkpoint import Checkpointer
@@ -193,10 +193,7 @@ class _Preemption:
 
 def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
     """``workdir/config.json`` (process 0), written atomically."""
-    fd, tmp = tempfile.mkstemp(dir=workdir, prefix=".tmp-config-")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, os.path.join(workdir, "config.json"))
+    write_text(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> TrainState:
