@@ -9,9 +9,10 @@ outputs cannot be written:
   says once (on stderr) when colour images are converted to gray for a gray model.
 * :func:`check_collisions` refuses, before any work, inputs that would be written to the same
   output (``x.png`` and ``x.bmp`` both become ``x.png``).
-* :func:`ensure_writable_folder` creates an output folder if needed and proves it writable by
-  creating (and removing) a file in it, which is the only check that also holds for root, for
-  read-only mounts and for immutable folders (permission bits alone do not tell).
+* :func:`check_writable_folder` proves an output folder writable by creating (and removing) a
+  file in it (or in its nearest existing ancestor, when the folder is yet to be created): the
+  only check that also holds for root, for read-only mounts and for immutable folders
+  (permission bits alone do not tell).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tqdm import tqdm
 
 from converse_jax.data.sources import pil_to_array
 
-__all__ = ["BatchReader", "Skipped", "check_collisions", "ensure_writable_folder", "notify"]
+__all__ = ["BatchReader", "Skipped", "check_collisions", "check_writable_folder", "notify"]
 
 _COLOUR_MODES = frozenset({"RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "P", "PA"})
 
@@ -149,8 +150,12 @@ def check_collisions(pairs: Iterable[tuple[Path, Path]], what: str = "output_pat
             )
 
 
-def ensure_writable_folder(folder: str | os.PathLike[str], what: str) -> Path:
-    """Create ``folder`` if needed and prove that files can be created in it.
+def check_writable_folder(folder: str | os.PathLike[str], what: str) -> Path:
+    """Prove that files can be created in ``folder`` (or, if it does not exist yet, that it can be
+    created), without leaving anything behind.
+
+    A file is created and removed in ``folder``, or in its nearest existing ancestor when
+    ``folder`` does not exist (the caller creates it later, once its other checks have passed).
 
     Args:
       folder: the output folder.
@@ -160,30 +165,30 @@ def ensure_writable_folder(folder: str | os.PathLike[str], what: str) -> Path:
       ``folder`` as a :class:`~pathlib.Path`.
 
     Raises:
-      ValueError: ``folder`` (or a parent) is a file, cannot be created, or refuses a new file
-        (read-only, immutable, no permission); the message names the folder and the cause.
+      ValueError: ``folder`` or an ancestor is a file, or the folder refuses a new file
+        (read-only mount, immutable, no permission); the message names the folder and the cause.
 
     Example:
       >>> import tempfile
       >>> tmp = tempfile.TemporaryDirectory()
-      >>> ensure_writable_folder(Path(tmp.name) / "new" / "out", "out_dir").is_dir()
-      True
+      >>> check_writable_folder(Path(tmp.name) / "new" / "out", "out_dir").exists()  # checked, not created
+      False
       >>> _ = (Path(tmp.name) / "file").write_text("x")
-      >>> ensure_writable_folder(Path(tmp.name) / "file" / "out", "out_dir")  # doctest: +ELLIPSIS
+      >>> check_writable_folder(Path(tmp.name) / "file" / "out", "out_dir")  # doctest: +ELLIPSIS
       Traceback (most recent call last):
       ...
-      ValueError: out_dir: cannot write into .../file/out: ...Not a directory...
+      ValueError: out_dir: cannot write into .../file/out: .../file is a file, not a folder
       >>> tmp.cleanup()
     """
     path = Path(folder).expanduser()
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{what}: {path} exists and is not a folder")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{what}: cannot write into {path}: {existing} is a file, not a folder")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-test-"):
             pass
     except OSError as err:
-        cause = err.strerror or str(err)
-        where = f" ({err.filename})" if err.filename and Path(err.filename) != path else ""
-        raise ValueError(f"{what}: cannot write into {path}: {cause}{where}") from None
+        raise ValueError(f"{what}: cannot write into {path}: {err.strerror or err}") from None
     return path

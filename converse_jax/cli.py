@@ -82,8 +82,11 @@ def _error_line(err: BaseException) -> str:
     text = re.sub(r"\b(\w+)=True\b( \(--[\w-]+\))?", lambda m: _FLAGS.get(m[1], m[0]), text)
     text = re.sub(r"\bpass (\w+) explicitly\b", lambda m: f"pass {_FLAGS.get(m[1], m[1])}", text)
     head, sep, rest = text.partition(": ")
-    if sep and head in _FLAGS:
+    if sep and head == "path":  # the message names the path itself
+        text = rest
+    elif sep and head in _FLAGS:
         text = f"{_FLAGS[head]}: {rest}"
+    text = re.sub(r"^from_torch\(arch='(\w+)'\)", r"--arch \1", text)
     if not isinstance(err, (ValueError, OSError)):
         text = f"{type(err).__name__}: {text} (--debug shows the traceback)"
     return text
@@ -118,7 +121,16 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     source = Path(args.input)
     state_dict = read_pth(source)
     arch = args.arch if args.arch is not None else infer_arch(state_dict)
-    variables = from_torch(state_dict, arch)
+    try:
+        variables = from_torch(state_dict, arch)
+    except ValueError as err:
+        if args.arch is None:
+            raise
+        try:
+            held = infer_arch(state_dict)
+        except ValueError:
+            raise err from None
+        raise ValueError(f"--arch {arch}: {source} holds a {held!r} network, not {arch!r}") from err
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     Path(args.output).expanduser().absolute().parent.mkdir(parents=True, exist_ok=True)
     out = save_variables(

@@ -53,7 +53,7 @@ import numpy as np
 from tqdm import tqdm
 
 from converse_jax.atomic import write_text
-from converse_jax.batch import BatchReader, Skipped, check_collisions, ensure_writable_folder
+from converse_jax.batch import BatchReader, Skipped, check_collisions, check_writable_folder
 from converse_jax.data.sources import folder_images
 from converse_jax.models.registry import get_spec
 from converse_jax.panels import labelled_row
@@ -286,11 +286,12 @@ def evaluate(
     files = files[:limit] if limit is not None else files
     if save_images:
         check_collisions(((f, Path(out_dir) / "images" / f"{f.stem}.png") for f in files), what="data_dir")
-    out = ensure_writable_folder(out_dir, "out_dir")
+    out = check_writable_folder(out_dir, "out_dir")
     if save_images:
-        ensure_writable_folder(out / "images", "out_dir")
+        check_writable_folder(out / "images", "out_dir")
 
     restorer = Restorer(model_name, weights)
+    (out / "images" if save_images else out).mkdir(parents=True, exist_ok=True)
     reader = BatchReader(restorer.in_channels, model_name)
     fn = restorer.function(k if task == "deblur_nonblind" else None, x8=x8)
     border = restorer.scale if task == "sr" else (1 if task != "denoise" else 0)

@@ -16,10 +16,13 @@ down-scaling by the model's factor for SR, circular blur with ``kernel`` plus AW
 (default 2.55) for deblurring; the synthesised input is saved beside each output as
 ``<name>_degraded.png``.
 
-Images are read with :func:`converse_jax.data.sources.read_image` as uint8 with the model's
-channel count (RGB input to a gray model is converted with BT.601 luma; gray input to an RGB
-model is repeated), scaled to [0, 1] with ``uint2single`` and restored outputs are stored as
-``uint8(round(clip(y, 0, 1) * 255))`` (``single2uint``), exactly as the official test scripts do.
+Images are read with :class:`converse_jax.batch.BatchReader` as uint8 with the model's channel
+count (RGB input to a gray model is converted with BT.601 luma, and a note on stderr says so
+once; gray input to an RGB model is repeated), scaled to [0, 1] with ``uint2single`` and restored
+outputs are stored as ``uint8(round(clip(y, 0, 1) * 255))`` (``single2uint``), exactly as the
+official test scripts do. An image that cannot be decoded is skipped and reported, and the rest
+of the batch is done; colliding or unwritable outputs are refused before the weights are loaded
+(see :func:`restore_path`).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from converse_jax.atomic import atomic_open
-from converse_jax.batch import BatchReader, Skipped, check_collisions, ensure_writable_folder
+from converse_jax.batch import BatchReader, Skipped, check_collisions, check_writable_folder
 from converse_jax.data.sources import IMAGE_EXTENSIONS, folder_images, read_image
 from converse_jax.inference import self_ensemble_x8, tiled_apply
 from converse_jax.models.registry import MODELS, ModelSpec, get_spec
@@ -472,9 +475,10 @@ def restore_path(
     for file, out in pairs:
         if out.exists() and out.resolve() == file.resolve():
             raise ValueError(f"output_path: writing {out} would overwrite the input image; choose another output")
-    ensure_writable_folder(folder, "output_path")
+    check_writable_folder(folder, "output_path")
 
     restorer = Restorer(model_name, weights)
+    folder.mkdir(parents=True, exist_ok=True)
     reader = BatchReader(restorer.in_channels, model_name)
     fn = restorer.function(
         k if task == "deblur_nonblind" else None,

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from converse_jax.atomic import write_text
+from converse_jax.atomic import write_text as _write_text_atomic
 
 __all__ = ["MANIFEST_NAME", "load_metadata", "load_variables", "save_variables"]
 
@@ -197,7 +197,7 @@ def save_variables(
     try:
         with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer:
             checkpointer.save(data_dir, args=ocp.args.StandardSave(tree))
-        write_text(path / MANIFEST_NAME, _json_text(arch, metadata, data_name, listing))
+        _write_text_atomic(path / MANIFEST_NAME, _json_text(arch, metadata, data_name, listing))
     except BaseException:
         if created:
             shutil.rmtree(path, ignore_errors=True)
