@@ -199,8 +199,9 @@ def _skipped_status(command: str, skipped: Sequence[Any], total: int) -> int:
     if not skipped:
         return 0
     names = ", ".join(str(s.path) for s in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+    rest = "the others were done" if len(skipped) < total else "nothing else to do"
     print(f"converse-jax {command}: error: {len(skipped)} of {total} images could not be read "
-          f"and were skipped ({names}); the others were written", file=sys.stderr)
+          f"and were skipped ({names}); {rest}", file=sys.stderr)
     return 1
 
 

@@ -282,6 +282,8 @@ def evaluate(
     k = _check_options(model_name, task, spec.scale, sigma, scale, kernel, limit)
     noise = float(DEFAULT_SIGMA[task] if sigma is None else sigma) if task != "sr" else None
     setting = _setting(task, spec.scale, noise, kernel, x8)
+    if not Path(data_dir).is_dir():
+        raise FileNotFoundError(f"data_dir: {data_dir} is not an existing folder of test images")
     files = folder_images(data_dir, spec.in_channels).files
     files = files[:limit] if limit is not None else files
     if save_images:
