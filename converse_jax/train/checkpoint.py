@@ -1,24 +1,36 @@
 """Checkpoints of a training run: orbax ``CheckpointManager`` in ``WORKDIR/checkpoints``.
 
-Each checkpoint ``WORKDIR/checkpoints/<step>/`` holds two items:
+Each checkpoint ``WORKDIR/checkpoints/<step>/`` holds three items:
 
 * ``state``: the whole :class:`~converse_jax.train.state.TrainState` (step, params,
   batch_stats, optimizer state, EMA params, RNG key) -- ``ocp.args.StandardSave``;
 * ``data``: the position of every process's grain data iterator, one JSON file per process
   (``grain.checkpoint.CheckpointSave``), so a resumed run reads exactly the batches the
   uninterrupted run would have read;
+* ``integrity``: a CRC-32 of every state array and of every data-iterator state, computed on
+  the host at save (:mod:`converse_jax.train.integrity`);
 
 plus, for checkpoints written at an evaluation, the validation metrics (``{'psnr', 'ssim'}``).
 Kept: the ``keep`` most recent checkpoints and the one with the highest validation PSNR
 (orbax ``LatestN`` ∪ ``BestN(n=1)``).  Saves are asynchronous (arrays are copied to host before
 ``save`` returns, so the next step may donate them) and atomic (a step folder appears only when
-complete; unfinished temporary folders are removed on start-up).  All processes call every
-method (orbax coordinates the multi-host writes).
+complete; unfinished temporary folders are removed on start-up).  A state holding a NaN or an
+infinity is never saved.  All processes call every method (orbax coordinates the multi-host
+writes).
+
+Resuming (:meth:`Checkpointer.resume`) verifies the newest checkpoints (down to the first
+intact one) and the best one against their records: one that
+cannot be read (truncated or missing files, invalid data-iterator JSON) or whose arrays differ
+from their checksums is reported in one line (step, path, cause) and moved to
+``WORKDIR/damaged_checkpoints/<step>`` -- kept for inspection, but no longer one of the kept
+checkpoints nor a candidate for "best" -- and the run resumes from the newest intact one.  If
+none is intact, nothing is moved and :class:`~converse_jax.train.faults.TrainingError` says so.
 """
 
 from __future__ import annotations
 
-import logging
+import json
+import logging as py_logging
 import os
 from typing import Any
 
@@ -26,21 +38,58 @@ import grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
-from absl import logging as absl_logging
+from absl import logging
+from jax.experimental import multihost_utils
 from orbax.checkpoint.checkpoint_managers import preservation_policy as ocp_preservation
 
+from converse_jax.train.faults import TrainingError
+from converse_jax.train.integrity import (
+    RECORD_VERSION,
+    data_crc,
+    layout_mismatch,
+    make_record,
+    nonfinite_leaves,
+    state_mismatch,
+)
+from converse_jax.train.mesh import to_host
 from converse_jax.train.state import TrainState
 
 CHECKPOINT_DIR = "checkpoints"
+DAMAGED_DIR = "damaged_checkpoints"
+ITEMS = ("state", "data", "integrity")
 
 
-class _OrbaxChatter(logging.Filter):
+class CheckpointDamaged(Exception):
+    """Checkpoint ``step`` at ``path`` cannot be read or fails its integrity check (``reason``)."""
+
+    def __init__(self, step: int, path: str, reason: str) -> None:
+        super().__init__(f"checkpoint {step} at {path} is damaged: {reason}")
+        self.step = step
+
+
+def _first_line(error: BaseException) -> str:
+    """The root cause of ``error`` in one line (tensorstore's specs and dumps cut off)."""
+    while error.__cause__ is not None or (error.__context__ is not None and not error.__suppress_context__):
+        error = error.__cause__ or error.__context__
+    text = str(error).strip().splitlines()
+    line = (text[0] if text else "").split(" [tensorstore_spec")[0]
+    return f"{type(error).__name__}: {line}"[:300]
+
+
+def _agree(damaged: bool) -> bool:
+    """True if this process or any other found the checkpoint damaged (multi-process: allgather)."""
+    if jax.process_count() == 1:
+        return damaged
+    return bool(np.asarray(multihost_utils.process_allgather(np.int32(damaged))).any())
+
+
+class _OrbaxChatter(py_logging.Filter):
     """Drops orbax's INFO records (dozens per save) and its warning for saves without metrics."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def filter(self, record: py_logging.LogRecord) -> bool:
         if f"{os.sep}orbax{os.sep}" not in record.pathname:
             return True
-        return record.levelno >= logging.WARNING and "did not provide metrics" not in record.getMessage()
+        return record.levelno >= py_logging.WARNING and "did not provide metrics" not in record.getMessage()
 
 
 def quiet_orbax_logs() -> None:
@@ -62,7 +111,7 @@ def quiet_orbax_logs() -> None:
       >>> shown(logging.INFO, "step 100: loss 0.03", package="converse_jax")  # others untouched
       True
     """
-    handler = absl_logging.get_absl_handler()
+    handler = logging.get_absl_handler()
     if not any(isinstance(f, _OrbaxChatter) for f in handler.filters):
         handler.addFilter(_OrbaxChatter())
 
@@ -128,7 +177,8 @@ class Checkpointer:
             cleanup_tmp_directories=True,
             create=True,
         )
-        self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "data"))
+        self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
+        self._workdir = os.path.dirname(self.directory)
 
     def all_steps(self) -> list[int]:
         """Steps of the checkpoints on disk, ascending."""
@@ -153,27 +203,97 @@ class Checkpointer:
         data_iterator: grain.DatasetIterator,
         metrics: dict[str, float] | None = None,
     ) -> bool:
-        """Starts saving ``state`` and the iterator position as checkpoint ``step``.
+        """Starts saving ``state``, the iterator position and their integrity record as checkpoint ``step``.
 
         Returns False (and writes nothing) if checkpoint ``step`` already exists.  ``metrics``
-        (``{'psnr': dB, ...}``) ranks the checkpoint for the "best" one.
+        (``{'psnr': dB, ...}``) ranks the checkpoint for the "best" one.  Raises
+        :class:`~converse_jax.train.faults.TrainingError` (and writes nothing) if a state array
+        holds a NaN or an infinity.
         """
         if step in self._manager.all_steps():
             return False
+        host = jax.tree.map(to_host, state)
+        bad = nonfinite_leaves(host)
+        if bad:
+            raise TrainingError(f"checkpoint {step} not saved: non-finite values in {', '.join(bad[:3])}")
+        crc = data_crc(data_iterator.get_state())
+        crcs = [crc] if jax.process_count() == 1 else multihost_utils.process_allgather(np.uint32(crc)).tolist()
         return self._manager.save(
             int(step),
             args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state),
                 data=grain.checkpoint.CheckpointSave(data_iterator),
+                integrity=ocp.args.JsonSave(make_record(host, crcs)),
             ),
             metrics=None if metrics is None else {k: float(v) for k, v in metrics.items()},
             force=True,
         )
 
+    def step_path(self, step: int) -> str:
+        """The folder of checkpoint ``step``."""
+        return os.path.join(self.directory, str(int(step)))
+
+    def _record(self, step: int) -> dict[str, Any] | None:
+        """The integrity record of ``step`` (None for a checkpoint written without one)."""
+        if not os.path.isdir(os.path.join(self.step_path(step), "integrity")):
+            logging.warning("checkpoint %d has no integrity record (an older version wrote it); not verified", step)
+            return None
+        try:
+            record = self._manager.restore(step, args=ocp.args.Composite(integrity=ocp.args.JsonRestore()))
+            record = record["integrity"]
+            valid = (
+                record["version"] == RECORD_VERSION
+                and isinstance(record["state"], dict)
+                and len(record["data"]) == jax.process_count()
+            )
+        except Exception as error:  # any unreadable record is damage
+            raise CheckpointDamaged(step, self.step_path(step), f"its integrity record cannot be read ({_first_line(error)})") from None
+        if not valid:
+            raise CheckpointDamaged(step, self.step_path(step), "its integrity record is not valid")
+        return record
+
+    def _check_data(self, step: int, record: dict[str, Any] | None) -> None:
+        """Checks this process's data-iterator JSON of ``step`` against the record."""
+        name = f"process_{jax.process_index()}-of-{jax.process_count()}.json"
+        path = os.path.join(self.step_path(step), "data", name)
+        try:
+            with open(path, encoding="utf-8") as f:
+                state = json.load(f)
+        except (OSError, ValueError) as error:
+            raise CheckpointDamaged(step, self.step_path(step), f"its data-iterator state {name} cannot be read ({_first_line(error)})") from None
+        if not isinstance(state, dict):
+            raise CheckpointDamaged(step, self.step_path(step), f"its data-iterator state {name} is not a JSON object")
+        if record is not None and data_crc(state) != record["data"][jax.process_index()]:
+            raise CheckpointDamaged(step, self.step_path(step), f"its data-iterator state {name} differs from its checksum")
+
+    def _verified_state(self, step: int, abstract_state: TrainState) -> TrainState:
+        """Checkpoint ``step``'s state, checked against its integrity record and for finiteness."""
+        record = self._record(step)
+        if record is not None:
+            mismatch = layout_mismatch(record, abstract_state)
+            if mismatch:
+                raise ValueError(
+                    f"checkpoint {step} at {self.step_path(step)} holds another train state than this config "
+                    f"builds ({mismatch}); use the config it was written with, or another workdir"
+                )
+        self._check_data(step, record)
+        try:
+            state = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
+        except Exception as error:  # tensorstore/orbax raise many types for unreadable files
+            raise CheckpointDamaged(step, self.step_path(step), f"its arrays cannot be read ({_first_line(error)})") from None
+        host = jax.tree.map(to_host, state["state"])
+        reason = state_mismatch(record, host) if record is not None else None
+        bad = nonfinite_leaves(host)
+        if reason is None and bad:
+            reason = f"non-finite values in {', '.join(bad[:3])}"
+        if reason is not None:
+            raise CheckpointDamaged(step, self.step_path(step), reason)
+        return state["state"]
+
     def restore(
         self, step: int, abstract_state: TrainState, data_iterator: grain.DatasetIterator | None = None
     ) -> TrainState:
-        """Reads checkpoint ``step``.
+        """Reads checkpoint ``step`` and verifies it against its integrity record.
 
         Args:
           step: an existing step.
@@ -184,14 +304,82 @@ class Checkpointer:
 
         Returns:
           the restored state.
+
+        Raises:
+          CheckpointDamaged: the checkpoint cannot be read, fails its checksums or holds a
+            non-finite array (on any process).
+          ValueError: ``step`` is not a checkpoint, or its arrays have other names, shapes or
+            dtypes than ``abstract_state`` (another config wrote it).
         """
         if step not in self._manager.all_steps():
             raise ValueError(f"step {step} is not a checkpoint in {self.directory}; have {self.all_steps()}")
-        items: dict[str, Any] = {"state": ocp.args.StandardRestore(abstract_state)}
+        try:
+            state, reason = self._verified_state(step, abstract_state), None
+        except CheckpointDamaged as error:
+            state, reason = None, error
+        if _agree(reason is not None):
+            raise reason or CheckpointDamaged(step, self.step_path(step), "another process could not verify it")
         if data_iterator is not None:
-            items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
-        restored = self._manager.restore(step, args=ocp.args.Composite(**items))
-        return restored["state"]
+            try:
+                self._manager.restore(step, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(data_iterator)))
+            except Exception as error:  # grain raises KeyError/TypeError/... for a bogus state
+                raise CheckpointDamaged(step, self.step_path(step), f"its data-iterator state cannot be restored ({_first_line(error)})") from None
+        return state
+
+    def resume(self, abstract_state: TrainState, data_iterator: grain.DatasetIterator) -> TrainState | None:
+        """The newest intact checkpoint's state (and iterator position); None if there are none.
+
+        Verifies the checkpoints from the newest down to the first intact one, and the best one
+        (:meth:`restore`).  Damaged ones are logged (one line each: step, path, cause) and, if
+        one checkpoint is intact, moved to
+        ``WORKDIR/damaged_checkpoints/``; if none is intact, nothing is moved and
+        :class:`~converse_jax.train.faults.TrainingError` is raised.
+        """
+        steps = sorted(self.all_steps(), reverse=True)
+        state, damaged = None, []
+        for step in steps:  # newest first, down to the first intact one
+            try:
+                state = self.restore(step, abstract_state, data_iterator)
+                resumed = step
+                break
+            except CheckpointDamaged as error:
+                damaged.append(error)
+        if state is None and damaged:
+            for error in damaged:
+                logging.error("%s", error)
+            raise TrainingError(
+                f"no intact checkpoint in {self.directory} (checkpoints {sorted(steps)} are damaged, see above); "
+                "nothing was changed: move the folder away to start afresh"
+            )
+        intact = {resumed} if state is not None else set()
+        while damaged or self.best_step() not in intact | {None}:
+            for error in damaged:
+                logging.error("%s; moved to %s", error, self._set_aside(error.step))
+            self._manager.reload()
+            damaged, best = [], self.best_step()
+            if best not in intact | {None}:  # the best must be intact too
+                try:
+                    self.restore(best, abstract_state)
+                    intact.add(best)
+                except CheckpointDamaged as error:
+                    damaged.append(error)
+        if state is not None:
+            logging.info("resumed from checkpoint %d in %s", resumed, self.directory)
+        return state
+
+    def _set_aside(self, step: int) -> str:
+        """Moves damaged checkpoint ``step`` out of the manager's folder (process 0); returns where."""
+        target = os.path.join(self._workdir, DAMAGED_DIR, str(step))
+        suffix = 1
+        while os.path.exists(target):
+            target = os.path.join(self._workdir, DAMAGED_DIR, f"{step}.{suffix}")
+            suffix += 1
+        if jax.process_index() == 0:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(self.step_path(step), target)
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices(f"converse_jax_set_aside_{step}")
+        return target
 
     def read_state(self, step: int) -> dict[str, Any]:
         """Checkpoint ``step``'s train state as saved, without a template (for inspection and export).
