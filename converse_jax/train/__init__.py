@@ -10,6 +10,7 @@ calls :func:`maybe_initialize_distributed` and :func:`train_and_evaluate`.  Modu
 * :mod:`~converse_jax.train.step` -- jitted train step, per-task model call, evaluation;
 * :mod:`~converse_jax.train.checkpoint` -- orbax checkpoints with data-iterator state;
 * :mod:`~converse_jax.train.integrity` -- checksums of checkpoints, verified at restore;
+* :mod:`~converse_jax.train.resume` -- resuming from the newest intact checkpoint;
 * :mod:`~converse_jax.train.faults` -- the non-finite policy and :class:`TrainingError`;
 * :mod:`~converse_jax.train.metrics` -- ``metrics.jsonl`` and TensorBoard writer;
 * :mod:`~converse_jax.train.loop` -- :func:`train_and_evaluate`.
@@ -31,6 +32,7 @@ from converse_jax.train.mesh import (
 )
 from converse_jax.train.metrics import MetricWriter, read_metrics
 from converse_jax.train.optim import ema_decay_at, ema_update, lr_schedule, make_optimizer
+from converse_jax.train.resume import resume_from_intact
 from converse_jax.train.state import TrainState, create_train_state
 from converse_jax.train.step import (
     MODEL_TASKS,
@@ -77,6 +79,7 @@ __all__ = [
     "read_metrics",
     "replicate",
     "replicated_sharding",
+    "resume_from_intact",
     "to_host",
     "train_and_evaluate",
 ]

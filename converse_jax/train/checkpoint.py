@@ -18,13 +18,8 @@ complete; unfinished temporary folders are removed on start-up).  A state holdin
 infinity is never saved.  All processes call every method (orbax coordinates the multi-host
 writes).
 
-Resuming (:meth:`Checkpointer.resume`) verifies the newest checkpoints (down to the first
-intact one) and the best one against their records: one that
-cannot be read (truncated or missing files, invalid data-iterator JSON) or whose arrays differ
-from their checksums is reported in one line (step, path, cause) and moved to
-``WORKDIR/damaged_checkpoints/<step>`` -- kept for inspection, but no longer one of the kept
-checkpoints nor a candidate for "best" -- and the run resumes from the newest intact one.  If
-none is intact, nothing is moved and :class:`~converse_jax.train.faults.TrainingError` says so.
+Restoring (:meth:`Checkpointer.restore`) checks the checkpoint against its record; which one a
+restarted run resumes from, and what happens to damaged ones, is :mod:`converse_jax.train.resume`.
 """
 
 from __future__ import annotations
@@ -45,10 +40,13 @@ from orbax.checkpoint.checkpoint_managers import preservation_policy as ocp_pres
 from converse_jax.train.faults import TrainingError
 from converse_jax.train.integrity import (
     RECORD_VERSION,
+    CheckpointDamaged,
     data_crc,
     layout_mismatch,
     make_record,
     nonfinite_leaves,
+    quiet_closed_loop_noise,
+    root_cause,
     state_mismatch,
 )
 from converse_jax.train.mesh import to_host
@@ -57,23 +55,6 @@ from converse_jax.train.state import TrainState
 CHECKPOINT_DIR = "checkpoints"
 DAMAGED_DIR = "damaged_checkpoints"
 ITEMS = ("state", "data", "integrity")
-
-
-class CheckpointDamaged(Exception):
-    """Checkpoint ``step`` at ``path`` cannot be read or fails its integrity check (``reason``)."""
-
-    def __init__(self, step: int, path: str, reason: str) -> None:
-        super().__init__(f"checkpoint {step} at {path} is damaged: {reason}")
-        self.step = step
-
-
-def _first_line(error: BaseException) -> str:
-    """The root cause of ``error`` in one line (tensorstore's specs and dumps cut off)."""
-    while error.__cause__ is not None or (error.__context__ is not None and not error.__suppress_context__):
-        error = error.__cause__ or error.__context__
-    text = str(error).strip().splitlines()
-    line = (text[0] if text else "").split(" [tensorstore_spec")[0]
-    return f"{type(error).__name__}: {line}"[:300]
 
 
 def _agree(damaged: bool) -> bool:
@@ -178,7 +159,7 @@ class Checkpointer:
             create=True,
         )
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
-        self._workdir = os.path.dirname(self.directory)
+        self.workdir = os.path.dirname(self.directory)
 
     def all_steps(self) -> list[int]:
         """Steps of the checkpoints on disk, ascending."""
@@ -247,7 +228,8 @@ class Checkpointer:
                 and len(record["data"]) == jax.process_count()
             )
         except Exception as error:  # any unreadable record is damage
-            raise CheckpointDamaged(step, self.step_path(step), f"its integrity record cannot be read ({_first_line(error)})") from None
+            reason = f"its integrity record cannot be read ({root_cause(error)})"
+            raise CheckpointDamaged(step, self.step_path(step), reason) from None
         if not valid:
             raise CheckpointDamaged(step, self.step_path(step), "its integrity record is not valid")
         return record
@@ -255,16 +237,16 @@ class Checkpointer:
     def _check_data(self, step: int, record: dict[str, Any] | None) -> None:
         """Checks this process's data-iterator JSON of ``step`` against the record."""
         name = f"process_{jax.process_index()}-of-{jax.process_count()}.json"
-        path = os.path.join(self.step_path(step), "data", name)
+        what = f"its data-iterator state {name}"
         try:
-            with open(path, encoding="utf-8") as f:
+            with open(os.path.join(self.step_path(step), "data", name), encoding="utf-8") as f:
                 state = json.load(f)
         except (OSError, ValueError) as error:
-            raise CheckpointDamaged(step, self.step_path(step), f"its data-iterator state {name} cannot be read ({_first_line(error)})") from None
+            raise CheckpointDamaged(step, self.step_path(step), f"{what} cannot be read ({root_cause(error)})") from None
         if not isinstance(state, dict):
-            raise CheckpointDamaged(step, self.step_path(step), f"its data-iterator state {name} is not a JSON object")
+            raise CheckpointDamaged(step, self.step_path(step), f"{what} is not a JSON object")
         if record is not None and data_crc(state) != record["data"][jax.process_index()]:
-            raise CheckpointDamaged(step, self.step_path(step), f"its data-iterator state {name} differs from its checksum")
+            raise CheckpointDamaged(step, self.step_path(step), f"{what} differs from its checksum")
 
     def _verified_state(self, step: int, abstract_state: TrainState) -> TrainState:
         """Checkpoint ``step``'s state, checked against its integrity record and for finiteness."""
@@ -278,9 +260,12 @@ class Checkpointer:
                 )
         self._check_data(step, record)
         try:
-            state = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
+            args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
+            state = self._manager.restore(step, args=args)
         except Exception as error:  # tensorstore/orbax raise many types for unreadable files
-            raise CheckpointDamaged(step, self.step_path(step), f"its arrays cannot be read ({_first_line(error)})") from None
+            quiet_closed_loop_noise()
+            reason = f"its arrays cannot be read ({root_cause(error)})"
+            raise CheckpointDamaged(step, self.step_path(step), reason) from None
         host = jax.tree.map(to_host, state["state"])
         reason = state_mismatch(record, host) if record is not None else None
         bad = nonfinite_leaves(host)
@@ -321,65 +306,12 @@ class Checkpointer:
             raise reason or CheckpointDamaged(step, self.step_path(step), "another process could not verify it")
         if data_iterator is not None:
             try:
-                self._manager.restore(step, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(data_iterator)))
+                args = ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(data_iterator))
+                self._manager.restore(step, args=args)
             except Exception as error:  # grain raises KeyError/TypeError/... for a bogus state
-                raise CheckpointDamaged(step, self.step_path(step), f"its data-iterator state cannot be restored ({_first_line(error)})") from None
+                reason = f"its data-iterator state cannot be restored ({root_cause(error)})"
+                raise CheckpointDamaged(step, self.step_path(step), reason) from None
         return state
-
-    def resume(self, abstract_state: TrainState, data_iterator: grain.DatasetIterator) -> TrainState | None:
-        """The newest intact checkpoint's state (and iterator position); None if there are none.
-
-        Verifies the checkpoints from the newest down to the first intact one, and the best one
-        (:meth:`restore`).  Damaged ones are logged (one line each: step, path, cause) and, if
-        one checkpoint is intact, moved to
-        ``WORKDIR/damaged_checkpoints/``; if none is intact, nothing is moved and
-        :class:`~converse_jax.train.faults.TrainingError` is raised.
-        """
-        steps = sorted(self.all_steps(), reverse=True)
-        state, damaged = None, []
-        for step in steps:  # newest first, down to the first intact one
-            try:
-                state = self.restore(step, abstract_state, data_iterator)
-                resumed = step
-                break
-            except CheckpointDamaged as error:
-                damaged.append(error)
-        if state is None and damaged:
-            for error in damaged:
-                logging.error("%s", error)
-            raise TrainingError(
-                f"no intact checkpoint in {self.directory} (checkpoints {sorted(steps)} are damaged, see above); "
-                "nothing was changed: move the folder away to start afresh"
-            )
-        intact = {resumed} if state is not None else set()
-        while damaged or self.best_step() not in intact | {None}:
-            for error in damaged:
-                logging.error("%s; moved to %s", error, self._set_aside(error.step))
-            self._manager.reload()
-            damaged, best = [], self.best_step()
-            if best not in intact | {None}:  # the best must be intact too
-                try:
-                    self.restore(best, abstract_state)
-                    intact.add(best)
-                except CheckpointDamaged as error:
-                    damaged.append(error)
-        if state is not None:
-            logging.info("resumed from checkpoint %d in %s", resumed, self.directory)
-        return state
-
-    def _set_aside(self, step: int) -> str:
-        """Moves damaged checkpoint ``step`` out of the manager's folder (process 0); returns where."""
-        target = os.path.join(self._workdir, DAMAGED_DIR, str(step))
-        suffix = 1
-        while os.path.exists(target):
-            target = os.path.join(self._workdir, DAMAGED_DIR, f"{step}.{suffix}")
-            suffix += 1
-        if jax.process_index() == 0:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            os.replace(self.step_path(step), target)
-        if jax.process_count() > 1:
-            multihost_utils.sync_global_devices(f"converse_jax_set_aside_{step}")
-        return target
 
     def read_state(self, step: int) -> dict[str, Any]:
         """Checkpoint ``step``'s train state as saved, without a template (for inspection and export).
@@ -393,6 +325,10 @@ class Checkpointer:
             raise ValueError(f"step {step} is not a checkpoint in {self.directory}; have {self.all_steps()}")
         restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
         return jax.tree.map(np.asarray, restored["state"])
+
+    def reload(self) -> None:
+        """Reads the list of checkpoints from disk again (after folders were moved)."""
+        self._manager.reload()
 
     def wait(self) -> None:
         """Blocks until every started save is on disk."""

@@ -18,6 +18,7 @@ layer decodes without complaint (a corrupted OCDBT data file can give finite gar
 from __future__ import annotations
 
 import json
+import sys
 import zlib
 from typing import Any
 
@@ -123,3 +124,43 @@ def nonfinite_leaves(host_state: Any) -> list[str]:
         for name, leaf in _leaves(host_state).items()
         if jnp.issubdtype(np.asarray(leaf).dtype, jnp.inexact) and not np.isfinite(np.asarray(leaf)).all()
     ]
+
+
+class CheckpointDamaged(Exception):
+    """Checkpoint ``step`` at ``path`` cannot be read or fails its integrity check (``reason``)."""
+
+    def __init__(self, step: int, path: str, reason: str) -> None:
+        super().__init__(f"checkpoint {step} at {path} is damaged: {reason}")
+        self.step = step
+
+
+def root_cause(error: BaseException) -> str:
+    """The root cause of ``error`` in one line (tensorstore's specs and dumps cut off)."""
+    while error.__cause__ is not None or (error.__context__ is not None and not error.__suppress_context__):
+        error = error.__cause__ or error.__context__
+    text = str(error).strip().splitlines()
+    line = (text[0] if text else "").split(" [tensorstore_spec")[0]
+    return f"{type(error).__name__}: {line}"[:300]
+
+
+class _ClosedLoopFilter:
+    """``sys.unraisablehook`` that drops tensorstore's late "Event loop is closed" callbacks.
+
+    When orbax fails to read a checkpoint, the reads still in flight finish after orbax closed
+    its event loop and each prints a traceback of this ``RuntimeError``; the damage itself is
+    reported in one line.  Everything else goes to the previous hook.
+    """
+
+    def __init__(self, previous: Any) -> None:
+        self.previous = previous
+
+    def __call__(self, unraisable: Any) -> None:
+        error = unraisable.exc_value
+        if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+            self.previous(unraisable)
+
+
+def quiet_closed_loop_noise() -> None:
+    """Installs :class:`_ClosedLoopFilter` as ``sys.unraisablehook`` (once)."""
+    if not isinstance(sys.unraisablehook, _ClosedLoopFilter):
+        sys.unraisablehook = _ClosedLoopFilter(sys.unraisablehook)

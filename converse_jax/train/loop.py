@@ -8,7 +8,7 @@ What one run does, on every device of every process (see :mod:`converse_jax.trai
 2. Resumes from the newest intact checkpoint in ``workdir/checkpoints`` if there is one (train
    state, RNG and data-iterator position -- the resumed run computes bit-identically what the
    uninterrupted run would have; damaged checkpoints are reported and set aside, see
-   :meth:`~converse_jax.train.checkpoint.Checkpointer.resume`), else initialises from
+   :mod:`converse_jax.train.resume`), else initialises from
    ``config.seed``.
 3. Runs the jitted train step until ``config.num_train_steps``; every ``log_every_steps`` it
    writes ``{'step', 'loss' (mean over the finite steps since the previous record),
@@ -51,6 +51,7 @@ from converse_jax.train.faults import PendingSteps, check_policy
 from converse_jax.train.metrics import MetricWriter
 from converse_jax.train.mesh import check_batch_size, create_mesh, global_batch, replicated_sharding, to_host
 from converse_jax.train.optim import lr_schedule, make_optimizer
+from converse_jax.train.resume import resume_from_intact
 from converse_jax.train.state import TrainState, create_train_state
 from converse_jax.train.step import data_task, evaluate, init_variables, make_predict_fn, make_train_step
 
@@ -315,7 +316,7 @@ def _train(
             lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated_sharding(mesh)),
             jax.eval_shape(fresh_state),
         )
-        state = ckpt.resume(abstract, train_iter)
+        state = resume_from_intact(ckpt, abstract, train_iter)
         resumed = state is not None
         state = state if resumed else fresh_state()
         train_step = make_train_step(model, tx, task=task, ema_decay=config.ema_decay, mesh=mesh)
