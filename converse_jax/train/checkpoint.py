@@ -224,8 +224,8 @@ class Checkpointer:
             record = record["integrity"]
             valid = (
                 record["version"] == RECORD_VERSION
-                and isinstance(record["state"], dict)
                 and len(record["data"]) == jax.process_count()
+                and all({"shape", "dtype", "crc32"} <= entry.keys() for entry in record["state"].values())
             )
         except Exception as error:  # any unreadable record is damage
             reason = f"its integrity record cannot be read ({root_cause(error)})"
@@ -254,7 +254,7 @@ class Checkpointer:
         if record is not None:
             mismatch = layout_mismatch(record, abstract_state)
             if mismatch:
-                raise ValueError(
+                raise TrainingError(
                     f"checkpoint {step} at {self.step_path(step)} holds another train state than this config "
                     f"builds ({mismatch}); use the config it was written with, or another workdir"
                 )
@@ -293,8 +293,9 @@ class Checkpointer:
         Raises:
           CheckpointDamaged: the checkpoint cannot be read, fails its checksums or holds a
             non-finite array (on any process).
-          ValueError: ``step`` is not a checkpoint, or its arrays have other names, shapes or
-            dtypes than ``abstract_state`` (another config wrote it).
+          ValueError: ``step`` is not a checkpoint.
+          TrainingError: its arrays have other names, shapes or dtypes than ``abstract_state``
+            (another config wrote it).
         """
         if step not in self._manager.all_steps():
             raise ValueError(f"step {step} is not a checkpoint in {self.directory}; have {self.all_steps()}")

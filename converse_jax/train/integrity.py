@@ -13,6 +13,8 @@ Leaves are named by ``jax.tree_util.keystr`` of their path in the
 canonical JSON (sorted keys, no spaces), so it does not depend on how the file was formatted.
 At restore the arrays read back are checked against the record: flipped bytes that the storage
 layer decodes without complaint (a corrupted OCDBT data file can give finite garbage) are caught.
+A failed check is a :class:`CheckpointDamaged` whose message is one line (step, path, cause;
+:func:`root_cause` shortens orbax's and tensorstore's errors to theirs).
 """
 
 from __future__ import annotations
@@ -144,19 +146,22 @@ def root_cause(error: BaseException) -> str:
 
 
 class _ClosedLoopFilter:
-    """``sys.unraisablehook`` that drops tensorstore's late "Event loop is closed" callbacks.
+    """``sys.unraisablehook`` that drops the late noise of a failed orbax read.
 
     When orbax fails to read a checkpoint, the reads still in flight finish after orbax closed
-    its event loop and each prints a traceback of this ``RuntimeError``; the damage itself is
-    reported in one line.  Everything else goes to the previous hook.
+    its event loop (each prints a traceback of ``RuntimeError: Event loop is closed``) and its
+    abandoned read coroutines print their errors when collected; the damage itself is reported
+    in one line.  Everything else goes to the previous hook.
     """
 
     def __init__(self, previous: Any) -> None:
         self.previous = previous
 
     def __call__(self, unraisable: Any) -> None:
-        error = unraisable.exc_value
-        if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+        error, code = unraisable.exc_value, getattr(unraisable.object, "cr_code", None)
+        closed_loop = isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+        orbax_read = code is not None and "orbax" in code.co_filename  # an abandoned read coroutine
+        if not (closed_loop or orbax_read):
             self.previous(unraisable)
 
 
