@@ -27,11 +27,14 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     # Imported here so that flag errors are reported without loading JAX and the data stack.
-    from converse_jax.train import maybe_initialize_distributed, quiet_orbax_logs, train_and_evaluate
+    from converse_jax.train import TrainingError, maybe_initialize_distributed, quiet_orbax_logs, train_and_evaluate
 
     quiet_orbax_logs()
     maybe_initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-    train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    try:
+        train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    except TrainingError as error:  # a non-finite step or no intact checkpoint: one line, exit status 1
+        raise SystemExit(f"train.py: error: {error}") from None
 
 
 if __name__ == "__main__":
