@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MANIFEST_NAME", "load_metadata", "load_variables", "save_variables"]
+__all__ = ["MANIFEST_NAME", "load_metadata", "load_variables", "save_variables", "stored_arch"]
 
 MANIFEST_NAME = "converse_variables.json"
 _FORMAT = "converse-jax-variables"
@@ -278,3 +278,16 @@ def load_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
       >>> tmp.cleanup()
     """
     return _read_manifest(Path(path).expanduser().absolute())["metadata"]
+
+
+def stored_arch(path: str | os.PathLike[str]) -> str:
+    """The architecture name stored by :func:`save_variables` at ``path`` (reads only the manifest).
+
+    Example:
+      >>> import tempfile
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> stored_arch(save_variables(Path(tmp.name) / "s", {"params": {"w": np.ones(2)}}, arch="net"))
+      'net'
+      >>> tmp.cleanup()
+    """
+    return _read_manifest(Path(path).expanduser().absolute())["arch"]
