@@ -45,8 +45,11 @@ OFFICIAL_SHA256 = {
 _CHUNK = 1 << 20
 
 
-class WeightsDownloadError(RuntimeError):
-    """A checkpoint could not be downloaded, or what arrived is not the official file."""
+class WeightsDownloadError(OSError):
+    """A checkpoint could not be downloaded, or what arrived is not the official file.
+
+    An ``OSError``, like the ``urllib.error.URLError`` it often wraps.
+    """
 
 
 def _check_name(name: str) -> str:

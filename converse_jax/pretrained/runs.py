@@ -18,8 +18,11 @@ latest.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,6 +100,18 @@ def run_arch(workdir: str | os.PathLike[str]) -> str:
     return _config(Path(workdir))[0]
 
 
+@contextlib.contextmanager
+def _quiet_orbax() -> Iterator[None]:
+    """Silences orbax's warnings about read-only managers and absent optional metadata files."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _pick_step(directory: Path, step: int | None) -> tuple[int, dict[str, float] | None]:
     """``step`` (checked) or the best by validation PSNR (else the latest), and its metrics."""
     import orbax.checkpoint as ocp  # deferred: importing orbax is slow
@@ -151,8 +166,9 @@ def read_run(workdir: str | os.PathLike[str], step: int | None = None) -> RunWei
         raise FileNotFoundError(f"weights: {workdir} is not a training workdir (no {CONFIG_NAME} and {CHECKPOINT_DIR}/ inside)")
     arch, model_kwargs = _config(path)
     directory = path.absolute() / CHECKPOINT_DIR
-    step, metrics = _pick_step(directory, step)
-    state = _restore_state(directory / str(step) / "state")
+    with _quiet_orbax():
+        step, metrics = _pick_step(directory, step)
+        state = _restore_state(directory / str(step) / "state")
     if "ema_params" not in state:
         raise ValueError(f"weights: checkpoint {directory / str(step)} has no 'ema_params' (keys {sorted(state)})")
     variables = {"params": state["ema_params"]}
