@@ -267,7 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "showcase", help="figure of the four official networks restoring degraded sample photographs (PNG)"
     )
-    p.add_argument("--weights", required=True, metavar="DIR", help="folder with the four official .pth checkpoints")
+    p.add_argument(
+        "--weights",
+        metavar="DIR",
+        help="folder with the four official .pth checkpoints (default: the official ones by name, downloaded and cached)",
+    )
     p.add_argument("--out", required=True, metavar="PATH.png", help="the figure to write")
     p.add_argument(
         "--size",

@@ -123,3 +123,19 @@ def test_missing_file_on_the_mirror(serve, tmp_path):
     with pytest.raises(WeightsDownloadError, match="HTTP 404"):
         fetch(NAME, progress=False)
     assert _cache_files(tmp_path) == []
+
+
+def test_the_official_hashes_are_those_of_the_released_files():
+    for name, digest in OFFICIAL_SHA256.items():
+        assert hashlib.sha256(shared_path(f"data/weights/{name}.pth").read_bytes()).hexdigest() == digest, name
+
+
+@pytest.mark.slow
+def test_showcase_without_weights_downloads_the_four_by_name(serve, tmp_path, capsys):
+    from converse_jax.cli import main
+
+    requests = serve(shared_path("data/weights"))
+    assert main(["showcase", "--out", str(tmp_path / "figure.png"), "--size", "32", "--quiet"]) == 0
+    assert sorted(requests) == sorted(f"/{name}.pth" for name in OFFICIAL_SHA256)
+    assert _cache_files(tmp_path) == sorted(f"{name}.pth" for name in OFFICIAL_SHA256)
+    assert (tmp_path / "figure.png").is_file()
