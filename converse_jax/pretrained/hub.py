@@ -49,6 +49,10 @@ class WeightsDownloadError(OSError):
     """A checkpoint could not be downloaded, or what arrived is not the official file.
 
     An ``OSError``, like the ``urllib.error.URLError`` it often wraps.
+
+    Example:
+      >>> isinstance(WeightsDownloadError("weights: could not download ..."), OSError)
+      True
     """
 
 
