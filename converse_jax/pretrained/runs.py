@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from converse_jax.pretrained.store import restore_item
 
 __all__ = ["RunWeights", "is_run", "read_run", "run_arch"]
 
@@ -129,17 +129,6 @@ def _pick_step(directory: Path, step: int | None) -> tuple[int, dict[str, float]
         return int(step), manager.metrics(step)
 
 
-def _restore_state(state_dir: Path) -> dict[str, Any]:
-    """The ``state`` item as saved: nested dicts of NumPy arrays (no template, no devices)."""
-    import jax
-    import orbax.checkpoint as ocp
-
-    with ocp.PyTreeCheckpointer() as checkpointer:
-        tree = checkpointer.metadata(state_dir).item_metadata.tree
-        restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
-        return checkpointer.restore(state_dir, args=ocp.args.PyTreeRestore(restore_args=restore_args))
-
-
 def read_run(workdir: str | os.PathLike[str], step: int | None = None) -> RunWeights:
     """The EMA weights of one checkpoint of a training workdir (read-only).
 
@@ -168,7 +157,7 @@ def read_run(workdir: str | os.PathLike[str], step: int | None = None) -> RunWei
     directory = path.absolute() / CHECKPOINT_DIR
     with _quiet_orbax():
         step, metrics = _pick_step(directory, step)
-        state = _restore_state(directory / str(step) / "state")
+        state = restore_item(directory / str(step) / "state")
     if "ema_params" not in state:
         raise ValueError(f"weights: checkpoint {directory / str(step)} has no 'ema_params' (keys {sorted(state)})")
     variables = {"params": state["ema_params"]}
