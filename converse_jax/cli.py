@@ -129,8 +129,9 @@ def _restore_exported(args: argparse.Namespace) -> list[Path]:
     """``restore --exported FILE``: runs the artifact with jax alone (no Flax, no model code)."""
     from converse_jax.export import restore_files
 
-    given = [flag for flag, value in (("--weights", args.weights), ("--model", args.model), ("--x8", args.x8),
-             ("--degrade", args.degrade), ("--sigma", args.sigma), ("--tile", args.tile)) if value]
+    options = {"--weights": args.weights, "--model": args.model, "--x8": args.x8 or None,
+               "--degrade": args.degrade or None, "--sigma": args.sigma, "--tile": args.tile}
+    given = [flag for flag, value in options.items() if value is not None]
     if given:
         raise ValueError(f"exported: {', '.join(given)} cannot be combined with --exported (the artifact fixes the "
                          "network and its tile; use --tile-overlap for the overlap)")
@@ -185,6 +186,18 @@ def _cmd_showcase(args: argparse.Namespace) -> int:
         print(r.line())
     print(f"figure: {args.out}")
     return 0
+
+
+def _add_export_parser(sub: argparse._SubParsersAction, weights_help: str) -> None:
+    p = sub.add_parser("export", help="write a network's restore function as a jax.export artifact (StableHLO)")
+    p.add_argument("--weights", required=True, help=weights_help)
+    p.add_argument("--model", help="registry name the weights must hold (default: whatever they hold)")
+    p.add_argument("--out", required=True, metavar="FILE", help="the artifact to write (its folder must exist)")
+    p.add_argument("--tile", type=_positive_int, default=256, metavar="SIZE", help="input tile side (>= 8; default 256)")
+    p.add_argument(
+        "--kernel-size", type=_positive_int, default=7, metavar="K", help="blur kernel side for non-blind deblurring (7)"
+    )
+    p.set_defaults(run=_cmd_export)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -254,15 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", metavar="OUTPUT", help="output .png (or folder) for a file; folder for a folder")
     p.set_defaults(run=_cmd_restore)
 
-    p = sub.add_parser("export", help="write a network's restore function as a jax.export artifact (StableHLO)")
-    p.add_argument("--weights", required=True, help=weights_help)
-    p.add_argument("--model", help="registry name the weights must hold (default: whatever they hold)")
-    p.add_argument("--out", required=True, metavar="FILE", help="the artifact to write (its folder must exist)")
-    p.add_argument("--tile", type=_positive_int, default=256, metavar="SIZE", help="input tile side (>= 8; default 256)")
-    p.add_argument(
-        "--kernel-size", type=_positive_int, default=7, metavar="K", help="blur kernel side for non-blind deblurring (7)"
-    )
-    p.set_defaults(run=_cmd_export)
+    _add_export_parser(sub, weights_help)
 
     p = sub.add_parser(
         "showcase", help="figure of the four official networks restoring degraded sample photographs (PNG)"
