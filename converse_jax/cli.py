@@ -1,4 +1,4 @@
-"""The ``converse-jax`` command line: ``models``, ``convert``, ``evaluate``, ``restore`` and ``showcase``.
+"""The ``converse-jax`` command line: ``models``, ``convert``, ``evaluate``, ``restore``, ``export`` and ``showcase``.
 
 Examples (paths relative to a checkout with ``../shared`` beside it)::
 
@@ -9,9 +9,14 @@ Examples (paths relative to a checkout with ``../shared`` beside it)::
     converse-jax restore --model converse_dncnn --weights ../shared/data/weights/converse_dncnn.pth \\
         --tile 256 noisy.png restored.png
     converse-jax showcase --weights ../shared/data/weights --out docs/restorations.png
+    converse-jax export --weights converse_dncnn --out dncnn.jax --tile 256
+    converse-jax restore --exported dncnn.jax noisy.png restored.png
 
-``--weights`` accepts an official PyTorch ``.pth`` (read without torch and without executing
-pickled code) or a directory written by ``convert``. Errors (missing files, weights of another
+``--weights`` accepts an official checkpoint's name (``converse_dncnn``: downloaded once,
+SHA-256-checked and cached, see :mod:`converse_jax.pretrained.hub`), an official PyTorch ``.pth``
+(read without torch and without executing pickled code), a directory written by ``convert``, or a
+training workdir (``train.py --workdir``: its best checkpoint's EMA weights); ``--model`` defaults
+to the network the weights hold and, when given, must match it. Errors (missing files, weights of another
 network, options that do not apply to the model's task) are reported on stderr with exit status
 1; usage errors exit with status 2 (argparse). ``python -m converse_jax`` runs the same program.
 """
@@ -144,11 +149,20 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_name(args: argparse.Namespace) -> str:
+    """``--model``, or the network the ``--weights`` hold (official name, run config, store, .pth keys)."""
+    if args.model is not None:
+        return args.model
+    from converse_jax.pretrained.load import weights_arch
+
+    return weights_arch(args.weights)
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from converse_jax.evaluate import evaluate
 
     result = evaluate(
-        args.model,
+        _model_name(args),
         args.weights,
         args.data,
         sigma=args.sigma,
@@ -171,13 +185,33 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return _skipped_status(args.command, result.skipped, len(result.rows) + len(result.skipped))
 
 
+def _restore_exported(args: argparse.Namespace) -> list[Path]:
+    """``restore --exported FILE``: runs the artifact with jax alone (no Flax, no model code)."""
+    from converse_jax.export import restore_files
+
+    options = {"--weights": args.weights, "--model": args.model, "--x8": args.x8 or None,
+               "--degrade": args.degrade or None, "--sigma": args.sigma, "--tile": args.tile}
+    given = [flag for flag, value in options.items() if value is not None]
+    if given:
+        raise ValueError(f"exported: {', '.join(given)} cannot be combined with --exported (the artifact fixes the "
+                         "network and its tile; use --tile-overlap for the overlap)")
+    return restore_files(args.exported, args.input, args.output, kernel=args.kernel,
+                         overlap=args.tile_overlap, progress=not args.quiet)
+
+
 def _cmd_restore(args: argparse.Namespace) -> int:
+    if args.exported is not None:
+        for path in _restore_exported(args):
+            print(path)
+        return 0
     from converse_jax.restore import restore_path
 
+    if args.weights is None:
+        raise ValueError("weights: restore needs --weights (or --exported FILE)")
     if args.tile is None and args.tile_overlap is not None:
         raise ValueError("--tile-overlap: needs --tile")
     result = restore_path(
-        args.model,
+        _model_name(args),
         args.weights,
         args.input,
         args.output,
@@ -205,6 +239,16 @@ def _skipped_status(command: str, skipped: Sequence[Any], total: int) -> int:
     return 1
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from converse_jax.export import export_restorer, load_exported
+
+    out = export_restorer(args.weights, args.out, tile=args.tile, kernel_size=args.kernel_size, model=args.model)
+    restorer = load_exported(out)
+    print(f"{out}: tile {restorer.tile}, x{restorer.scale}, {restorer.in_channels} channel(s), "
+          f"kernel {restorer.kernel_shape}, platforms {', '.join(restorer.platforms)}")
+    return 0
+
+
 def _cmd_showcase(args: argparse.Namespace) -> int:
     from converse_jax.showcase import make_showcase
 
@@ -215,8 +259,20 @@ def _cmd_showcase(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export_parser(sub: argparse._SubParsersAction, weights_help: str) -> None:
+    p = sub.add_parser("export", help="write a network's restore function as a jax.export artifact (StableHLO)")
+    p.add_argument("--weights", required=True, help=weights_help)
+    p.add_argument("--model", help="registry name the weights must hold (default: whatever they hold)")
+    p.add_argument("--out", required=True, metavar="FILE", help="the artifact to write (its folder must exist)")
+    p.add_argument("--tile", type=_positive_int, default=256, metavar="SIZE", help="input tile side (>= 8; default 256)")
+    p.add_argument(
+        "--kernel-size", type=_positive_int, default=7, metavar="K", help="blur kernel side for non-blind deblurring (7)"
+    )
+    p.set_defaults(run=_cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of ``converse-jax`` (sub-commands models, convert, evaluate, restore, showcase).
+    """The argparse parser of ``converse-jax`` (sub-commands models, convert, evaluate, restore, export, showcase).
 
     Example:
       >>> args = build_parser().parse_args(["convert", "in.pth", "out_dir", "--arch", "conversenet"])
@@ -241,9 +297,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing variable store at OUT")
     p.set_defaults(run=_cmd_convert)
 
-    def model_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--model", required=True, help="registry name (see `converse-jax models`)")
-        p.add_argument("--weights", required=True, help="official .pth or a directory written by `convert`")
+    weights_help = (
+        "official checkpoint name (downloaded and cached), official .pth, a folder written by `convert`, "
+        "or a training workdir (its best checkpoint)"
+    )
+
+    def model_args(p: argparse.ArgumentParser, weights_required: bool = True) -> None:
+        p.add_argument("--model", help="registry name (default: the network the weights hold; must match them)")
+        p.add_argument("--weights", required=weights_required, help=weights_help)
         p.add_argument("--kernel", metavar="K.npy", help="7x7 blur kernel (.npy) for the deblurring models")
         p.add_argument("--x8", action="store_true", help="x8 self-ensemble (flips and rotations)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -261,7 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_evaluate)
 
     p = sub.add_parser("restore", help="restore an image or a folder of images")
-    model_args(p)
+    model_args(p, weights_required=False)
+    p.add_argument(
+        "--exported", metavar="FILE", help="run an artifact written by `export` instead (jax only; no --weights)"
+    )
     p.add_argument(
         "--degrade",
         action="store_true",
@@ -280,10 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", metavar="OUTPUT", help="output .png (or folder) for a file; folder for a folder")
     p.set_defaults(run=_cmd_restore)
 
+    _add_export_parser(sub, weights_help)
+
     p = sub.add_parser(
         "showcase", help="figure of the four official networks restoring degraded sample photographs (PNG)"
     )
-    p.add_argument("--weights", required=True, metavar="DIR", help="folder with the four official .pth checkpoints")
+    p.add_argument(
+        "--weights",
+        metavar="DIR",
+        help="folder with the four official .pth checkpoints (default: the official ones by name, downloaded and cached)",
+    )
     p.add_argument("--out", required=True, metavar="PATH.png", help="the figure to write")
     p.add_argument(
         "--size",

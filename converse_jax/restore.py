@@ -45,7 +45,7 @@ from converse_jax.atomic import atomic_open
 from converse_jax.batch import BatchReader, Skipped, check_collisions, check_writable_folder
 from converse_jax.data.sources import IMAGE_EXTENSIONS, folder_images, read_image
 from converse_jax.inference import self_ensemble_x8, tiled_apply
-from converse_jax.models.registry import MODELS, ModelSpec, get_spec
+from converse_jax.models.registry import ModelSpec, get_spec
 from converse_jax.protocol import deblur_input, denoise_input, single2uint, sr_input, uint2single
 
 __all__ = ["RestoreResult", "Restorer", "default_tile_overlap", "load_kernel", "restore_path", "write_png"]
@@ -84,18 +84,15 @@ def load_kernel(kernel: str | os.PathLike[str] | np.ndarray) -> np.ndarray:
     return arr
 
 
-def _arch_of(module: Any) -> str:
-    """Registry name of a module built by :func:`converse_jax.models.get_model`."""
-    return next(name for name, spec in MODELS.items() if type(module) is spec.cls)
-
-
 class Restorer:
     """A registry network with weights checked to belong to it, as an NHWC float32 function.
 
     Args:
       model_name: registry name (``converse-jax models`` lists them).
-      weights: an official PyTorch ``.pth`` checkpoint or a variable-store directory (written by
-        ``converse-jax convert`` or :func:`converse_jax.pretrained.save_variables`).
+      weights: anything :func:`converse_jax.pretrained.load` takes: an official checkpoint's
+        name (downloaded and cached), an official PyTorch ``.pth``, a variable-store directory
+        (written by ``converse-jax convert`` or :func:`converse_jax.pretrained.save_variables`)
+        or a training workdir (its best checkpoint's EMA weights).
 
     Raises:
       ValueError: unknown ``model_name``; weights of another network (the message names both);
@@ -143,31 +140,11 @@ class Restorer:
     """
 
     def __init__(self, model_name: str, weights: str | os.PathLike[str]):
-        from converse_jax.pretrained import infer_arch, load, read_pth  # deferred: orbax is slow to import
+        from converse_jax.pretrained import load  # deferred: orbax is slow to import
 
         self.spec: ModelSpec = get_spec(model_name)
         self.name = model_name
-        path = Path(weights).expanduser()
-        if not path.exists():
-            raise FileNotFoundError(f"weights: {path} does not exist")
-        if path.is_dir():
-            module, variables = load(path)
-            held = _arch_of(module)
-            if held != model_name:
-                raise ValueError(f"weights: {path} hold a {held!r} network, but the model is {model_name!r}")
-        else:
-            try:
-                module, variables = load(path, arch=model_name)
-            except ValueError as err:
-                try:
-                    held = infer_arch(read_pth(path))
-                except ValueError:
-                    raise err from None
-                if held != model_name:
-                    raise ValueError(
-                        f"weights: {path} hold a {held!r} network, but the model is {model_name!r}"
-                    ) from None
-                raise
+        module, variables = load(weights, arch=model_name)
         self.module = module
         self.variables = jax.device_put(variables)
         self.task: str = self.spec.task

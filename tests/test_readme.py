@@ -45,13 +45,15 @@ WHERE_EXERCISED: dict[str, str] = {
     r"converse-jax convert .*": "tests/test_readme.py::test_convert_command",
     r"converse-jax evaluate .*": "tests/test_readme.py::test_evaluate_commands",
     r"converse-jax models": "tests/test_cli.py::test_models_lists_every_registry_name",
-    r"converse-jax (convert|evaluate|restore|showcase)": "tests/test_readme.py::test_cli_synopsis_matches_the_parser",
+    r"converse-jax (convert|evaluate|restore|export|showcase)": "tests/test_readme.py::test_cli_synopsis_matches_the_parser",
     r"python -m converse_jax": "tests/test_cli.py::test_python_dash_m_runs_the_cli",
     r"python train\.py .*--coordinator_address=.*": "tests/test_readme.py::test_multi_host_command",
     r"python train\.py --config=configs/\S+ --workdir=\S+( --config\..*)?": "tests/test_readme.py::test_train_commands",
     r"tensorboard --logdir WORKDIR": "tests/test_train_outputs.py::test_tensorboard_events_written",
     r"python benchmarks/(converse2d|models)\.py .*": "tests/test_benchmarks_smoke.py",  # with --quick
     r"converse-jax showcase --weights \S+ --out \S+": "tests/test_showcase.py",  # with --size 64
+    r"converse-jax export --weights \S+ --out \S+ --tile \d+": "tests/test_export.py::test_cli_export_and_restore_without_flax",
+    r"converse-jax restore --exported \S+ \S+ \S+": "tests/test_export.py::test_cli_export_and_restore_without_flax",
 }
 
 
