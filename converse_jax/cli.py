@@ -1,4 +1,4 @@
-"""The ``converse-jax`` command line: ``models``, ``convert``, ``evaluate``, ``restore`` and ``showcase``.
+"""The ``converse-jax`` command line: ``models``, ``convert``, ``evaluate``, ``restore``, ``showcase`` and ``train``.
 
 Examples (paths relative to a checkout with ``../shared`` beside it)::
 
@@ -9,11 +9,13 @@ Examples (paths relative to a checkout with ``../shared`` beside it)::
     converse-jax restore --model converse_dncnn --weights ../shared/data/weights/converse_dncnn.pth \\
         --tile 256 noisy.png restored.png
     converse-jax showcase --weights ../shared/data/weights --out docs/restorations.png
+    converse-jax train --config=converse_dncnn --workdir=runs/dncnn --config.batch_size=32
 
 ``--weights`` accepts an official PyTorch ``.pth`` (read without torch and without executing
 pickled code) or a directory written by ``convert``. Errors (missing files, weights of another
 network, options that do not apply to the model's task) are reported on stderr with exit status
-1; usage errors exit with status 2 (argparse). ``python -m converse_jax`` runs the same program.
+1; usage errors exit with status 2 (argparse). ``train`` is :mod:`converse_jax.trainer` (absl
+flags: ``converse-jax train --help``). ``python -m converse_jax`` runs the same program.
 """
 
 from __future__ import annotations
@@ -145,7 +147,10 @@ def _cmd_showcase(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of ``converse-jax`` (sub-commands models, convert, evaluate, restore, showcase).
+    """The argparse parser of ``converse-jax`` (sub-commands models, convert, evaluate, restore, showcase, train).
+
+    ``train`` is listed here for ``--help``; :func:`main` hands its arguments to
+    :func:`converse_jax.trainer.main`.
 
     Example:
       >>> args = build_parser().parse_args(["convert", "in.pth", "out_dir", "--arch", "conversenet"])
@@ -218,6 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the noise and the blur kernel (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_cmd_showcase)
+
+    sub.add_parser(
+        "train",
+        add_help=False,
+        help="train a network: --config=NAME_OR_FILE --workdir=DIR [--config.FIELD=VALUE ...] "
+        "(a packaged recipe such as demo or converse_dncnn, or a config file; `converse-jax train --help`)",
+    )
     return parser
 
 
@@ -238,6 +250,11 @@ def main(argv: Sequence[str] | None = None) -> int:
       >>> status, "no_such_file.pth" in err.getvalue()
       (1, True)
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:  # absl flags (ml_collections' --config.FIELD overrides): its own parser
+        from converse_jax.trainer import main as train_main
+
+        train_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
