@@ -227,8 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "train",
         add_help=False,
-        help="train a network: --config=NAME_OR_FILE --workdir=DIR [--config.FIELD=VALUE ...] "
-        "(a packaged recipe such as demo or converse_dncnn, or a config file; `converse-jax train --help`)",
+        help="train a network from a packaged recipe (demo, converse_dncnn, ...) or a config file "
+        "(see `converse-jax train --help`)",
     )
     return parser
 

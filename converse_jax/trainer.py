@@ -102,6 +102,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "converse-jax train") ->
       SystemExit: 2
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    if {"-h", "--help", "-help", "--helpshort"} & set(argv):
+        help_flags = flags.FlagValues()
+        define_flags(help_flags, [prog])
+        print(f"usage: {prog} --config=NAME_OR_FILE --workdir=DIR [--config.FIELD=VALUE ...]\n\n{__doc__}")
+        print(help_flags.get_help())
+        raise SystemExit(0)
     try:
         argv = [prog, *resolve_config_argv(argv)]
     except ValueError as err:
