@@ -2,8 +2,9 @@
 
 ``make demo`` runs ``python -m converse_jax.demo``, which
 
-1. trains the packaged ``demo`` config (``converse_jax/configs/demo.py``; gray denoising at sigma 25 on the scikit-image sample photographs
-   shipped in its wheel -- nothing is downloaded) in ``demo_out/run`` (removed first, so every
+1. trains the packaged ``demo`` config (``converse_jax/configs/demo.py``: gray denoising at
+   sigma 25 on the scikit-image sample photographs shipped in its wheel -- nothing is
+   downloaded) in ``demo_out/run`` (removed first, so every
    run starts fresh), validating on the held-out camera, chelsea and coins;
 2. denoises the full held-out ``camera`` image at sigma 25 (the official test degradation:
    seed-0 Gaussian noise, unclipped) with the EMA weights;
@@ -65,22 +66,14 @@ def scale_schedule(config, steps: int) -> None:
     config.checkpoint_every_steps = max(1, round(config.checkpoint_every_steps * ratio))
 
 
-def _write_atomically(path: Path, write) -> None:
-    """``write(tmp_path)``, then renamed onto ``path``; the file gets the user's umask (not 0600)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def _save_png(path: Path, image: np.ndarray) -> None:
     """uint8 (H, W) or (H, W, 3) -> PNG, written atomically."""
     from PIL import Image
 
-    _write_atomically(path, lambda tmp: Image.fromarray(image).save(tmp, format="png"))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
+    os.close(fd)
+    Image.fromarray(image).save(tmp)
+    os.replace(tmp, path)
 
 
 def label_panels(panels: list[np.ndarray], labels: list[str], height: int = 28) -> list[np.ndarray]:
@@ -126,8 +119,11 @@ def plot_psnr(records: list[dict], noisy_psnr: float, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    _write_atomically(path, lambda tmp: fig.savefig(tmp, format="png"))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp, format="png")
     plt.close(fig)
+    os.replace(tmp, path)
 
 
 def main(argv: list[str]) -> None:
