@@ -145,3 +145,15 @@ def test_kill_and_resume_with_a_relative_workdir(tmp_path):
     assert f"resumed from {root / 'runs' / 'x' / 'checkpoints'} at step {saved}" in proc.stderr
     assert _latest_checkpoint(root / "runs" / "x") == target
     assert not list(root.glob("**/*orbax-checkpoint-tmp*"))
+
+
+def test_clone_configs_are_thin_files_over_the_packaged_ones():
+    """``configs/NAME.py`` (for ``python train.py`` in a clone) exist for every packaged recipe and
+    only import it, so the two can never disagree."""
+    from converse_jax.configs import CONFIG_NAMES
+
+    thin = {p.stem: p.read_text() for p in (REPO_ROOT / "configs").glob("*.py")}
+    assert set(thin) == {*CONFIG_NAMES, "default"}
+    for name in CONFIG_NAMES:
+        assert f"from converse_jax.configs.{name} import get_config" in thin[name]
+        assert "def " not in thin[name]
