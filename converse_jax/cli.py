@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["build_parser", "main"]
 
@@ -41,6 +43,55 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
     return value
+
+
+# Python parameter -> the CLI flag (or positional) a user gave, for error messages.
+_FLAGS = {
+    "model_name": "--model",
+    "weights": "--weights",
+    "kernel": "--kernel",
+    "sigma": "--sigma",
+    "scale": "--scale",
+    "limit": "--limit",
+    "data_dir": "--data",
+    "out_dir": "--out",
+    "out": "--out",
+    "tile": "--tile",
+    "tile_overlap": "--tile-overlap",
+    "degrade": "--degrade",
+    "overwrite": "--overwrite",
+    "arch": "--arch",
+    "size": "--size",
+    "seed": "--seed",
+    "input_path": "INPUT",
+    "output_path": "OUTPUT",
+    "state_dict": "IN.pth",
+}
+
+
+def _error_line(err: BaseException) -> str:
+    """``err`` as one line for the terminal, with Python parameter names replaced by CLI flags.
+
+    ``tile_overlap: ...`` -> ``--tile-overlap: ...``; ``(pass overwrite=True)`` -> ``(pass
+    --overwrite)``; an ``OSError`` with a file name -> ``CAUSE: PATH``; an unexpected exception
+    type is named (``--debug`` shows its traceback).
+    """
+    if isinstance(err, OSError) and err.strerror and err.filename:
+        text = f"{err.strerror}: {err.filename}" + (f" -> {err.filename2}" if err.filename2 else "")
+    else:
+        text = str(err) or type(err).__name__
+    text = " ".join(text.split())
+    text = re.sub(r"\b(\w+)=True\b( \(--[\w-]+\))?", lambda m: _FLAGS.get(m[1], m[0]), text)
+    text = re.sub(r"\bpass (\w+) explicitly\b", lambda m: f"pass {_FLAGS.get(m[1], m[1])}", text)
+    head, sep, rest = text.partition(": ")
+    if sep and head == "path":  # the message names the path itself
+        text = rest
+    elif sep and head in _FLAGS:
+        text = f"{_FLAGS[head]}: {rest}"
+    text = re.sub(r"^from_torch\(arch='(\w+)'\)", r"--arch \1", text)
+    if not isinstance(err, (ValueError, OSError)):
+        text = f"{type(err).__name__}: {text} (--debug shows the traceback)"
+    return text
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -72,7 +123,16 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     source = Path(args.input)
     state_dict = read_pth(source)
     arch = args.arch if args.arch is not None else infer_arch(state_dict)
-    variables = from_torch(state_dict, arch)
+    try:
+        variables = from_torch(state_dict, arch)
+    except ValueError as err:
+        if args.arch is None:
+            raise
+        try:
+            held = infer_arch(state_dict)
+        except ValueError:
+            raise err from None
+        raise ValueError(f"--arch {arch}: {source} holds a {held!r} network, not {arch!r}") from err
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     Path(args.output).expanduser().absolute().parent.mkdir(parents=True, exist_ok=True)
     out = save_variables(
@@ -102,7 +162,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         limit=args.limit,
         progress=not args.quiet,
     )
-    width = max(len(r.image) for r in result.rows)
+    width = max((len(r.image) for r in result.rows), default=0)
     for r in result.rows:
         line = f"{r.image.ljust(width)}  PSNR {r.psnr:7.3f} dB  SSIM {r.ssim:.4f}"
         if r.psnr_y is not None:
@@ -110,15 +170,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(line)
     print(result.summary())
     print(f"results: {result.csv_path}")
-    return 0
+    return _skipped_status(args.command, result.skipped, len(result.rows) + len(result.skipped))
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
     from converse_jax.restore import restore_path
 
     if args.tile is None and args.tile_overlap is not None:
-        raise ValueError("tile_overlap: --tile-overlap needs --tile")
-    written = restore_path(
+        raise ValueError("--tile-overlap: needs --tile")
+    result = restore_path(
         args.model,
         args.weights,
         args.input,
@@ -128,12 +188,23 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         kernel=args.kernel,
         x8=args.x8,
         tile=args.tile,
-        tile_overlap=32 if args.tile_overlap is None else args.tile_overlap,
+        tile_overlap=args.tile_overlap,
         progress=not args.quiet,
     )
-    for path in written:
+    for path in result.written:
         print(path)
-    return 0
+    return _skipped_status(args.command, result.skipped, len(result.written) + len(result.skipped))
+
+
+def _skipped_status(command: str, skipped: Sequence[Any], total: int) -> int:
+    """Exit status of a batch: 0, or 1 with one closing line when images were skipped."""
+    if not skipped:
+        return 0
+    names = ", ".join(str(s.path) for s in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+    rest = "the others were done" if len(skipped) < total else "nothing else to do"
+    print(f"converse-jax {command}: error: {len(skipped)} of {total} images could not be read "
+          f"and were skipped ({names}); {rest}", file=sys.stderr)
+    return 1
 
 
 def _cmd_showcase(args: argparse.Namespace) -> int:
@@ -162,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="ConverseNet (Reverse Convolution) models in JAX: list, convert official weights, "
         "evaluate by the paper's protocol, restore images, draw the showcase figure.",
     )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("models", help="list the model zoo (task, scale, parameter counts)")
@@ -169,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("convert", help="convert an official .pth into this project's variable store")
     p.add_argument("input", metavar="IN.pth", help="official PyTorch checkpoint")
-    p.add_argument("output", metavar="OUT", help="directory to write (its parent must exist)")
+    p.add_argument("output", metavar="OUT", help="directory to write (created, with its parents, if needed)")
     p.add_argument("--arch", help="registry name (default: inferred from the checkpoint's keys)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing variable store at OUT")
     p.set_defaults(run=_cmd_convert)
@@ -203,7 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--sigma", type=float, help="noise level on 0..255 for --degrade (default 25, deblurring 2.55)")
     p.add_argument("--tile", type=_positive_int, metavar="SIZE", help="tiled inference with SIZE x SIZE windows")
-    p.add_argument("--tile-overlap", type=_non_negative_int, metavar="N", help="overlap of the tiles (default 32)")
+    p.add_argument(
+        "--tile-overlap",
+        type=_non_negative_int,
+        metavar="N",
+        help="overlap of the tiles in pixels, below SIZE (default: min(32, SIZE/4))",
+    )
     p.add_argument("input", metavar="INPUT", help="image file or folder of images")
     p.add_argument("output", metavar="OUTPUT", help="output .png (or folder) for a file; folder for a folder")
     p.set_defaults(run=_cmd_restore)
@@ -223,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the noise and the blur kernel (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_cmd_showcase)
+    for p in sub.choices.values():  # `converse-jax COMMAND ... --debug` works as well
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback of an error")
 
     sub.add_parser(
         "train",
@@ -236,8 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``converse-jax`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
-    0 on success, 1 for a reported error (``converse-jax <command>: error: ...`` on stderr),
-    2 for a usage error (argparse exits via ``SystemExit(2)``).
+    0 on success, 1 for a reported error (one line ``converse-jax <command>: error: ...`` on
+    stderr, naming the path or CLI flag and the cause; ``--debug`` re-raises the exception so its
+    traceback shows) or when a batch skipped unreadable images, 2 for a usage error (argparse
+    exits via ``SystemExit(2)``), 130 when interrupted (Ctrl-C).
 
     Example:
       >>> import contextlib, io
@@ -259,6 +340,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
-        print(f"converse-jax {args.command}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"converse-jax {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if args.debug:
+            raise
+        print(f"converse-jax {args.command}: error: {_error_line(err)}", file=sys.stderr)
         return 1

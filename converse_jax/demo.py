@@ -30,15 +30,15 @@ installed package anywhere (it needs no file of the repository).
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from converse_jax.atomic import atomic_open
 
 FLAGS = flags.FLAGS
 
@@ -72,10 +72,8 @@ def _save_png(path: Path, image: np.ndarray) -> None:
     """uint8 (H, W) or (H, W, 3) -> PNG, written atomically."""
     from PIL import Image
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    Image.fromarray(image).save(tmp)
-    os.replace(tmp, path)
+    with atomic_open(path, "wb") as f:
+        Image.fromarray(image).save(f, format="PNG")
 
 
 def label_panels(panels: list[np.ndarray], labels: list[str], height: int = 28) -> list[np.ndarray]:
@@ -121,11 +119,9 @@ def plot_psnr(records: list[dict], noisy_psnr: float, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, format="png")
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str]) -> None:

@@ -45,6 +45,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
+from converse_jax.batch import check_writable_folder
 from converse_jax.data.sources import to_channels
 from converse_jax.models.registry import get_spec
 from converse_jax.protocol import (
@@ -147,6 +148,7 @@ def _check_args(weights_dir: Path, out: Path, size: int, seed: int) -> None:
     missing = [f"{case.model}.pth" for case in CASES if not (weights_dir / f"{case.model}.pth").is_file()]
     if missing:
         raise FileNotFoundError(f"weights: {weights_dir} lacks the official checkpoint(s) {', '.join(missing)}")
+    check_writable_folder(out.parent, "out")  # before four networks run, not after
 
 
 def _crop(case: Case, channels: int, size: int) -> np.ndarray:

@@ -81,12 +81,15 @@ def _train(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     # Imported here so that flag errors are reported without loading JAX and the data stack.
-    from converse_jax.train import maybe_initialize_distributed, quiet_orbax_logs, train_and_evaluate
+    from converse_jax.train import TrainingError, maybe_initialize_distributed, quiet_orbax_logs, train_and_evaluate
 
     FLAGS = flags.FLAGS
     quiet_orbax_logs()
     maybe_initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-    train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    try:
+        train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    except TrainingError as error:  # a non-finite step or no intact checkpoint: one line, exit status 1
+        raise SystemExit(f"{argv[0]}: error: {error}") from None
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "converse-jax train") -> None:

@@ -142,7 +142,7 @@ def test_kill_and_resume_with_a_relative_workdir(tmp_path):
         cwd=root, env=_env(tmp_path / "jax_cache"), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"resumed from {root / 'runs' / 'x' / 'checkpoints'} at step {saved}" in proc.stderr
+    assert f"resumed from checkpoint {saved} in {root / 'runs' / 'x' / 'checkpoints'}" in proc.stderr
     assert _latest_checkpoint(root / "runs" / "x") == target
     assert not list(root.glob("**/*orbax-checkpoint-tmp*"))
 

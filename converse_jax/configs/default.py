@@ -107,6 +107,7 @@ def base_config(
     config.keep_checkpoints = 3
     config.seed = 0
     config.remat = False
+    config.on_nonfinite = "stop"  # a NaN/inf loss or gradient stops the run ('skip': skip that update)
     return config
 
 

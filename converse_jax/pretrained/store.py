@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from converse_jax.atomic import write_text as _write_text_atomic
+
 __all__ = ["MANIFEST_NAME", "load_metadata", "load_variables", "save_variables"]
 
 MANIFEST_NAME = "converse_variables.json"
@@ -76,19 +78,6 @@ def _json_text(arch: str, metadata: dict[str, Any], data_name: str, listing: dic
         "arrays": listing,
     }
     return json.dumps(manifest, indent=2, allow_nan=False) + "\n"
-
-
-def _write_text_atomic(target: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``target``, fsync it, then ``os.replace`` it onto ``target``."""
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
