@@ -1,4 +1,4 @@
-"""The ``converse-jax`` command line: ``models``, ``convert``, ``evaluate``, ``restore``, ``export`` and ``showcase``.
+"""The ``converse-jax`` command line: ``models``, ``convert``, ``evaluate``, ``restore``, ``export``, ``showcase`` and ``train``.
 
 Examples (paths relative to a checkout with ``../shared`` beside it)::
 
@@ -11,6 +11,7 @@ Examples (paths relative to a checkout with ``../shared`` beside it)::
     converse-jax showcase --weights ../shared/data/weights --out docs/restorations.png
     converse-jax export --weights converse_dncnn --out dncnn.jax --tile 256
     converse-jax restore --exported dncnn.jax noisy.png restored.png
+    converse-jax train --config=converse_dncnn --workdir=runs/dncnn --config.batch_size=32
 
 ``--weights`` accepts an official checkpoint's name (``converse_dncnn``: downloaded once,
 SHA-256-checked and cached, see :mod:`converse_jax.pretrained.hub`), an official PyTorch ``.pth``
@@ -18,7 +19,8 @@ SHA-256-checked and cached, see :mod:`converse_jax.pretrained.hub`), an official
 training workdir (``train.py --workdir``: its best checkpoint's EMA weights); ``--model`` defaults
 to the network the weights hold and, when given, must match it. Errors (missing files, weights of another
 network, options that do not apply to the model's task) are reported on stderr with exit status
-1; usage errors exit with status 2 (argparse). ``python -m converse_jax`` runs the same program.
+1; usage errors exit with status 2 (argparse). ``train`` is :mod:`converse_jax.trainer` (absl
+flags: ``converse-jax train --help``). ``python -m converse_jax`` runs the same program.
 """
 
 from __future__ import annotations
@@ -272,7 +274,10 @@ def _add_export_parser(sub: argparse._SubParsersAction, weights_help: str) -> No
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of ``converse-jax`` (sub-commands models, convert, evaluate, restore, export, showcase).
+    """The argparse parser of ``converse-jax`` (sub-commands models, convert, evaluate, restore, export, showcase, train).
+
+    ``train`` is listed here for ``--help``; :func:`main` hands its arguments to
+    :func:`converse_jax.trainer.main`.
 
     Example:
       >>> args = build_parser().parse_args(["convert", "in.pth", "out_dir", "--arch", "conversenet"])
@@ -367,6 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_showcase)
     for p in sub.choices.values():  # `converse-jax COMMAND ... --debug` works as well
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback of an error")
+
+    sub.add_parser(
+        "train",
+        add_help=False,
+        help="train a network from a packaged recipe (demo, converse_dncnn, ...) or a config file "
+        "(see `converse-jax train --help`)",
+    )
     return parser
 
 
@@ -389,6 +401,11 @@ def main(argv: Sequence[str] | None = None) -> int:
       >>> status, "no_such_file.pth" in err.getvalue()
       (1, True)
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:  # absl flags (ml_collections' --config.FIELD overrides): its own parser
+        from converse_jax.trainer import main as train_main
+
+        train_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
