@@ -16,12 +16,12 @@ import pytest
 
 from converse_jax.data import create_train_iterator
 from converse_jax.models import MODELS, get_model
+from converse_jax.tasks import get_task
 from converse_jax.train import (
     REQUIRED_FIELDS,
     Checkpointer,
     check_model_data,
     create_train_state,
-    data_task,
     make_optimizer,
     read_metrics,
 )
@@ -163,7 +163,7 @@ def test_config_files(path):
     missing = [f for f in REQUIRED_FIELDS if f not in config]
     assert not missing
     assert config.model in MODELS
-    assert config.data.task == data_task(MODELS[config.model].task)
+    assert config.data.task == get_task(MODELS[config.model].task).data_task
     if path.stem != "demo":
         assert config.model == path.stem
     model = get_model(config.model, remat=config.remat, **config.model_overrides.to_dict())

@@ -35,6 +35,8 @@ import operator
 
 import numpy as np
 
+from converse_jax.validate import check_int
+
 NUM_MODES = 8
 
 # mode -> mode of the inverse transform (rot90 and rot90**3 undo each other; the rest are
@@ -155,7 +157,7 @@ def random_crop(rng: np.random.Generator, img: np.ndarray, size: int) -> np.ndar
       True
     """
     img = _check_image(img)
-    size = check_positive_int(size, "size")
+    size = check_int(size, "size")
     h, w = img.shape[:2]
     if h < size or w < size:
         raise ValueError(f"img of size {h}x{w} is smaller than the crop size {size}")
@@ -195,8 +197,8 @@ def random_crop_aligned(
     """
     lr = _check_image(lr, "lr")
     hr = _check_image(hr, "hr")
-    lr_size = check_positive_int(lr_size, "lr_size")
-    scale = check_positive_int(scale, "scale")
+    lr_size = check_int(lr_size, "lr_size")
+    scale = check_int(scale, "scale")
     h, w = lr.shape[:2]
     if hr.shape[0] < scale * h or hr.shape[1] < scale * w:
         raise ValueError(
@@ -211,14 +213,3 @@ def random_crop_aligned(
     hs = scale * lr_size
     hr_patch = hr[scale * top : scale * top + hs, scale * left : scale * left + hs]
     return lr_patch, hr_patch
-
-
-def check_positive_int(value: int, name: str) -> int:
-    """Returns ``value`` as an int after checking it is an integer >= 1 (``ValueError`` naming ``name``)."""
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
-    if isinstance(value, bool) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return v

@@ -52,7 +52,6 @@ official test scripts; for deblur the kernel of validation image ``i`` is
 from __future__ import annotations
 
 import dataclasses
-import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,6 +64,7 @@ from converse_jax.data.sources import check_channels, embedded_images, folder_im
 from converse_jax.data.tasks import TASKS, TrainDegradation, validation_example
 from converse_jax.data.tfds_folder import tfds_images
 from converse_jax.protocol.kernels import random_blur_kernel
+from converse_jax.validate import check_int
 
 SOURCES = ("embedded", "folder", "tfds")
 
@@ -162,18 +162,6 @@ class _DegradeWithIndex:
         return self.degradation(hr, rng)
 
 
-def _nonneg_int(value: Any, name: str) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}") from None
-    if v < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    return v
-
-
 def create_train_iterator(
     data_cfg: ml_collections.ConfigDict,
     *,
@@ -232,23 +220,23 @@ def create_train_iterator(
         kernel_size=cfg.kernel_size,
         noise_range=cfg.noise_range,
     )
-    seed = _nonneg_int(seed, "seed")
-    process_count = _nonneg_int(process_count, "process_count")
+    seed = check_int(seed, "seed", minimum=0)
+    process_count = check_int(process_count, "process_count", minimum=0)
     if process_count < 1:
         raise ValueError(f"process_count must be >= 1, got {process_count}")
-    process_index = _nonneg_int(process_index, "process_index")
+    process_index = check_int(process_index, "process_index", minimum=0)
     if process_index >= process_count:
         raise ValueError(f"process_index must be < process_count={process_count}, got {process_index}")
-    global_batch_size = _nonneg_int(global_batch_size, "global_batch_size")
+    global_batch_size = check_int(global_batch_size, "global_batch_size", minimum=0)
     if global_batch_size < 1 or global_batch_size % process_count:
         raise ValueError(
             f"global_batch_size must be a positive multiple of process_count={process_count}, "
             f"got {global_batch_size}"
         )
     local_batch_size = global_batch_size // process_count
-    num_threads = _nonneg_int(cfg.num_threads, "data_cfg.num_threads")
-    prefetch = _nonneg_int(cfg.prefetch_buffer_size, "data_cfg.prefetch_buffer_size")
-    workers = _nonneg_int(cfg.worker_count, "data_cfg.worker_count")
+    num_threads = check_int(cfg.num_threads, "data_cfg.num_threads", minimum=0)
+    prefetch = check_int(cfg.prefetch_buffer_size, "data_cfg.prefetch_buffer_size", minimum=0)
+    workers = check_int(cfg.worker_count, "data_cfg.worker_count", minimum=0)
 
     images = _images(cfg, "train")
     ds = (
@@ -281,7 +269,7 @@ def center_crop(img: np.ndarray, size: int) -> np.ndarray:
     array([[ 6,  7],
            [11, 12]])
     """
-    size = _nonneg_int(size, "size")
+    size = check_int(size, "size", minimum=0)
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
     h, w = img.shape[0], img.shape[1]
@@ -321,7 +309,7 @@ def create_eval_set(data_cfg: ml_collections.ConfigDict) -> list[dict[str, Any]]
     images = _images(cfg, "validation")
     count = len(images)
     if cfg.val_max_images is not None:
-        count = min(count, _nonneg_int(cfg.val_max_images, "data_cfg.val_max_images"))
+        count = min(count, check_int(cfg.val_max_images, "data_cfg.val_max_images", minimum=0))
     examples = []
     for i in range(count):
         name, img = images[i]

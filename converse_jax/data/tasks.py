@@ -23,29 +23,21 @@ crop position, augmentation mode, then the task's draws):
   ``s`` uniform in ``noise_range`` -- the circular (periodic) blur model of the non-blind
   deep unfolding networks; no uint8 rounding of the blurred patch.
 
-Validation (deterministic; the official test protocols of :mod:`converse_jax.protocol.degradations`):
-see :func:`validation_example`.
+Validation (deterministic; the official test degradation of each task,
+:meth:`converse_jax.tasks.Task.degrade`): see :func:`validation_example`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
-import operator
 
 import numpy as np
 
-from converse_jax.data.augment import NUM_MODES, augment, check_positive_int, random_crop
-from converse_jax.protocol.degradations import (
-    bicubic_downsample,
-    circular_blur,
-    deblur_input,
-    denoise_input,
-    sr_input,
-    uint2single,
-)
+from converse_jax.data.augment import NUM_MODES, augment, random_crop
+from converse_jax.protocol.degradations import bicubic_downsample, circular_blur, uint2single
 from converse_jax.protocol.kernels import random_blur_kernel
+from converse_jax.tasks import get_task
+from converse_jax.validate import check_int, check_level
 
 TASKS = ("denoise", "sr", "deblur")
 
@@ -57,20 +49,12 @@ def _check_hr(hr: np.ndarray) -> np.ndarray:
     return hr
 
 
-def _level(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-        math.isfinite(value) and value >= 0
-    ):
-        raise ValueError(f"{name} must be a finite number >= 0 (0..255 scale), got {value!r}")
-    return float(value)
-
-
 def _level_range(value, name: str) -> tuple[float, float]:
     try:
         lo, hi = value
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a pair (low, high) on the 0..255 scale, got {value!r}") from None
-    lo, hi = _level(lo, name), _level(hi, name)
+    lo, hi = check_level(lo, name), check_level(hi, name)
     if lo > hi:
         raise ValueError(f"{name} must have low <= high, got {value!r}")
     return lo, hi
@@ -84,13 +68,13 @@ def _denoise_levels(
         return sigma, _level_range(sigma_range, "sigma_range")
     if sigma is None:
         raise ValueError("sigma must be a number when sigma_range is None, got None")
-    return _level(sigma, "sigma"), None
+    return check_level(sigma, "sigma"), None
 
 
 def _sr_sizes(patch_size: int, scale: int) -> tuple[int, int]:
     """Checked ``(patch_size, scale)`` with patch_size a multiple of scale."""
-    patch_size = check_positive_int(patch_size, "patch_size")
-    scale = check_positive_int(scale, "scale")
+    patch_size = check_int(patch_size, "patch_size")
+    scale = check_int(scale, "scale")
     if patch_size % scale:
         raise ValueError(f"patch_size must be a multiple of scale={scale}, got {patch_size}")
     return patch_size, scale
@@ -98,7 +82,7 @@ def _sr_sizes(patch_size: int, scale: int) -> tuple[int, int]:
 
 def _deblur_args(kernel_size: int, noise_range: tuple[float, float]) -> tuple[int, tuple[float, float]]:
     """Checked ``(kernel_size, noise_range)``: odd positive size, ordered non-negative levels."""
-    kernel_size = check_positive_int(kernel_size, "kernel_size")
+    kernel_size = check_int(kernel_size, "kernel_size")
     if kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd, got {kernel_size}")
     return kernel_size, _level_range(noise_range, "noise_range")
@@ -143,7 +127,7 @@ def denoise_example(
       True
     """
     hr = _check_hr(hr)
-    patch_size = check_positive_int(patch_size, "patch_size")
+    patch_size = check_int(patch_size, "patch_size")
     sigma, sigma_range = _denoise_levels(sigma, sigma_range)
     target = uint2single(_augmented_patch(hr, rng, patch_size))
     level = float(rng.uniform(*sigma_range)) if sigma_range is not None else sigma
@@ -213,7 +197,7 @@ def deblur_example(
       True
     """
     hr = _check_hr(hr)
-    patch_size = check_positive_int(patch_size, "patch_size")
+    patch_size = check_int(patch_size, "patch_size")
     kernel_size, noise_range = _deblur_args(kernel_size, noise_range)
     target = uint2single(_augmented_patch(hr, rng, patch_size))
     kernel = random_blur_kernel(rng, kernel_size).astype(np.float32)
@@ -259,7 +243,7 @@ class TrainDegradation:
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
-        check_positive_int(self.patch_size, "patch_size")
+        check_int(self.patch_size, "patch_size")
         if self.task == "denoise":
             sigma, sigma_range = _denoise_levels(self.sigma, self.sigma_range)
             object.__setattr__(self, "sigma", sigma)
@@ -325,17 +309,17 @@ def validation_example(
       ((16, 16, 3), True)
     """
     img = _check_hr(img)
-    if task == "denoise":
-        return {"input": denoise_input(img, _level(sigma, "sigma"), seed=0), "target": uint2single(img)}
-    if task == "sr":
-        hr, lr = sr_input(img, check_positive_int(scale, "scale"))
-        return {"input": lr, "target": uint2single(hr)}
-    if task == "deblur":
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    degradation = get_task(task)
+    if degradation.blurs:
         if kernel is None:
-            raise ValueError("kernel must be a (k, k) array for task 'deblur', got None")
+            raise ValueError(f"kernel must be a (k, k) array for task {task!r}, got None")
         kernel = np.asarray(kernel)
         if kernel.ndim != 2:
             raise ValueError(f"kernel must have shape (k, k), got {kernel.shape}")
-        hr, blurred = deblur_input(img, kernel, sf=1, sigma_255=_level(noise, "noise"), seed=0)
-        return {"input": blurred, "target": uint2single(hr), "kernel": kernel.astype(np.float32)}
-    raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    level = check_level(noise, "noise") if degradation.blurs else check_level(sigma, "sigma")
+    level = None if degradation.default_sigma is None else level
+    truth, x = degradation.degrade(img, scale=check_int(scale, "scale"), sigma=level, kernel=kernel)
+    example = {"input": x, "target": uint2single(truth)}
+    return {**example, "kernel": kernel.astype(np.float32)} if degradation.blurs else example

@@ -11,14 +11,16 @@ A *training workdir* is the folder written by ``train.py`` /
 without a template (so it does not depend on the training code's classes or on the devices the
 run used), and returns the EMA parameters (``ema_params``, what validation scored) plus the
 BatchNorm statistics where the network has them. The default checkpoint is the best by the
-validation PSNR stored with it (orbax's ``best_step`` over the ``psnr`` metric, the same
-ranking the training run keeps its best checkpoint by); without any evaluated checkpoint, the
-latest.
+validation metric stored with it that the network's task ranks by
+(:attr:`converse_jax.tasks.Task.best_metric`: Y PSNR for SR, PSNR otherwise; orbax's
+``best_step``, the same ranking the training run keeps its best checkpoint by); without any
+evaluated checkpoint, the latest.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -27,7 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from converse_jax.models.registry import get_spec
 from converse_jax.pretrained.store import restore_item
+from converse_jax.tasks import get_task, rank_value
 
 __all__ = ["RunWeights", "is_run", "read_run", "run_arch"]
 
@@ -112,11 +116,16 @@ def _quiet_orbax() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _pick_step(directory: Path, step: int | None) -> tuple[int, dict[str, float] | None]:
-    """``step`` (checked) or the best by validation PSNR (else the latest), and its metrics."""
+def _pick_step(directory: Path, step: int | None, best_metric: str) -> tuple[int, dict[str, float] | None]:
+    """``step`` (checked) or the best by ``best_metric`` (else the latest), and its metrics.
+
+    Ranked as the training run's :class:`~converse_jax.train.checkpoint.Checkpointer` ranks: the
+    task's :attr:`~converse_jax.tasks.Task.best_metric` read with :func:`converse_jax.tasks.rank_value`.
+    """
     import orbax.checkpoint as ocp  # deferred: importing orbax is slow
 
-    options = ocp.CheckpointManagerOptions(read_only=True, best_fn=lambda m: float(m["psnr"]), best_mode="max")
+    rank = functools.partial(rank_value, name=best_metric)
+    options = ocp.CheckpointManagerOptions(read_only=True, best_fn=rank, best_mode="max")
     with ocp.CheckpointManager(directory, options=options) as manager:
         steps = sorted(manager.all_steps())
         if not steps:
@@ -134,8 +143,8 @@ def read_run(workdir: str | os.PathLike[str], step: int | None = None) -> RunWei
 
     Args:
       workdir: the run's folder (``WORKDIR/config.json``, ``WORKDIR/checkpoints``).
-      step: the checkpoint to read; None = the best by validation PSNR (the latest when no
-        checkpoint was saved with metrics).
+      step: the checkpoint to read; None = the best by the task's validation metric (the
+        latest when no checkpoint was saved with metrics).
 
     Returns:
       :class:`RunWeights` (arch and hyper-parameters from ``config.json``, the EMA variables).
@@ -156,7 +165,7 @@ def read_run(workdir: str | os.PathLike[str], step: int | None = None) -> RunWei
     arch, model_kwargs = _config(path)
     directory = path.absolute() / CHECKPOINT_DIR
     with _quiet_orbax():
-        step, metrics = _pick_step(directory, step)
+        step, metrics = _pick_step(directory, step, get_task(get_spec(arch).task).best_metric)
         state = restore_item(directory / str(step) / "state")
     if "ema_params" not in state:
         raise ValueError(f"weights: checkpoint {directory / str(step)} has no 'ema_params' (keys {sorted(state)})")

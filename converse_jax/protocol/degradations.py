@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from converse_jax.protocol.imresize import imresize
+from converse_jax.validate import check_int, check_level
 
 __all__ = [
     "uint2single",
@@ -53,18 +54,6 @@ def _check_float(img: np.ndarray, name: str) -> np.ndarray:
     if not np.issubdtype(arr.dtype, np.floating):
         raise ValueError(f"{name} must have a float dtype, got {arr.dtype}")
     return arr
-
-
-def _check_positive_int(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def _check_sigma(sigma: float, name: str) -> float:
-    if not (isinstance(sigma, (int, float, np.integer, np.floating)) and math.isfinite(sigma) and sigma >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {sigma!r}")
-    return float(sigma)
 
 
 def _check_kernel(kernel: np.ndarray) -> np.ndarray:
@@ -122,7 +111,7 @@ def modcrop(img: np.ndarray, m: int) -> np.ndarray:
     (8, 4, 3)
     """
     arr = _check_image(img, "img")
-    m = _check_positive_int(m, "m")
+    m = check_int(m, "m")
     h, w = arr.shape[0], arr.shape[1]
     return arr[: h - h % m, : w - w % m].copy()
 
@@ -148,10 +137,9 @@ def add_gaussian_noise(img: np.ndarray, sigma: float, seed: int = 0) -> np.ndarr
     arr = np.asarray(img)
     if not np.issubdtype(arr.dtype, np.floating):
         raise ValueError(f"img must have a float dtype, got {arr.dtype}")
-    sigma = _check_sigma(sigma, "sigma")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
-    noise = np.random.RandomState(int(seed)).normal(0, sigma, arr.shape)
+    sigma = check_level(sigma, "sigma")
+    seed = check_int(seed, "seed", minimum=0, below=2**32)
+    noise = np.random.RandomState(seed).normal(0, sigma, arr.shape)
     return (arr.astype(np.float64) + noise).astype(np.float32)
 
 
@@ -252,7 +240,7 @@ def bicubic_downsample(hr: np.ndarray, sf: int) -> np.ndarray:
       True
     """
     arr = _check_float(hr, "hr")
-    sf = _check_positive_int(sf, "sf")
+    sf = check_int(sf, "sf")
     return imresize(arr, 1 / sf, True, precision="float32")
 
 
@@ -279,7 +267,7 @@ def denoise_input(clean_uint8: np.ndarray, sigma_255: float, seed: int = 0) -> n
       [1.764, 0.4, 0.979]
     """
     arr = _check_uint8(clean_uint8, "clean_uint8")
-    sigma_255 = _check_sigma(sigma_255, "sigma_255")
+    sigma_255 = check_level(sigma_255, "sigma_255")
     return add_gaussian_noise(uint2single(arr), sigma_255 / 255.0, seed)
 
 
@@ -305,7 +293,7 @@ def sr_input(hr_uint8: np.ndarray, sf: int) -> tuple[np.ndarray, np.ndarray]:
       True
     """
     arr = _check_uint8(hr_uint8, "hr_uint8")
-    sf = _check_positive_int(sf, "sf")
+    sf = check_int(sf, "sf")
     hr = modcrop(arr, sf)
     return hr, bicubic_downsample(uint2single(hr), sf)
 
@@ -347,8 +335,8 @@ def deblur_input(
       (8, 8, 3)
     """
     arr = _check_uint8(img_uint8, "img_uint8")
-    sf = _check_positive_int(sf, "sf")
-    sigma_255 = _check_sigma(sigma_255, "sigma_255")
+    sf = check_int(sf, "sf")
+    sigma_255 = check_level(sigma_255, "sigma_255")
     img_h = modcrop(arr, math.lcm(sf, 8))
     blurred = circular_blur_uint8(img_h, kernel)[0::sf, 0::sf]
     return img_h, add_gaussian_noise(uint2single(blurred), sigma_255 / 255.0, seed)

@@ -35,10 +35,7 @@ from converse_jax.train.optim import ema_decay_at, ema_update, lr_schedule, make
 from converse_jax.train.resume import resume_from_intact
 from converse_jax.train.state import TrainState, create_train_state
 from converse_jax.train.step import (
-    MODEL_TASKS,
     apply_model,
-    data_task,
-    eval_border,
     evaluate,
     init_variables,
     make_predict_fn,
@@ -47,7 +44,6 @@ from converse_jax.train.step import (
 
 __all__ = [
     "DATA_AXIS",
-    "MODEL_TASKS",
     "NONFINITE_POLICIES",
     "REQUIRED_FIELDS",
     "Checkpointer",
@@ -63,10 +59,8 @@ __all__ = [
     "check_model_data",
     "create_mesh",
     "create_train_state",
-    "data_task",
     "ema_decay_at",
     "ema_update",
-    "eval_border",
     "evaluate",
     "global_batch",
     "init_variables",

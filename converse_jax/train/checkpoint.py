@@ -24,6 +24,7 @@ restarted run resumes from, and what happens to damaged ones, is :mod:`converse_
 
 from __future__ import annotations
 
+import functools
 import json
 import logging as py_logging
 import os
@@ -37,6 +38,7 @@ from absl import logging
 from jax.experimental import multihost_utils
 from orbax.checkpoint.checkpoint_managers import preservation_policy as ocp_preservation
 
+from converse_jax.tasks import rank_value
 from converse_jax.train.faults import TrainingError
 from converse_jax.train.integrity import (
     RECORD_VERSION,
@@ -97,17 +99,16 @@ def quiet_orbax_logs() -> None:
         handler.addFilter(_OrbaxChatter())
 
 
-def _psnr_of(metrics: Any) -> float:
-    return float(metrics["psnr"])
-
-
 class Checkpointer:
     """Saves and restores training checkpoints in ``workdir/checkpoints``.
 
     Args:
       workdir: the run's folder (created if missing).
-      keep: number of most recent checkpoints kept (>= 1); the best by validation PSNR is kept
+      keep: number of most recent checkpoints kept (>= 1); the best by ``best_metric`` is kept
         in addition.
+      best_metric: the validation metric that ranks checkpoints (higher is better), the task's
+        :attr:`converse_jax.tasks.Task.best_metric` (``'psnr_y'`` for SR); read with
+        :func:`converse_jax.tasks.rank_value` (``'psnr'`` where a checkpoint lacks it).
 
     Example:
       A round trip of a train state and a grain iterator's position; with ``keep=1`` the latest
@@ -140,20 +141,21 @@ class Checkpointer:
       4
     """
 
-    def __init__(self, workdir: str | os.PathLike, *, keep: int) -> None:
+    def __init__(self, workdir: str | os.PathLike, *, keep: int, best_metric: str = "psnr") -> None:
         if int(keep) < 1:
             raise ValueError(f"keep (keep_checkpoints) must be >= 1, got {keep!r}")
         # orbax refuses relative paths; a user's relative workdir is taken from the current directory.
         self.directory = os.path.join(os.path.abspath(os.fspath(workdir)), CHECKPOINT_DIR)
+        rank = functools.partial(rank_value, name=best_metric)
         policy = ocp_preservation.AnyPreservationPolicy(
             [
                 ocp_preservation.LatestN(n=int(keep)),
-                ocp_preservation.BestN(get_metric_fn=_psnr_of, n=1, keep_checkpoints_without_metrics=False),
+                ocp_preservation.BestN(get_metric_fn=rank, n=1, keep_checkpoints_without_metrics=False),
             ]
         )
         options = ocp.CheckpointManagerOptions(
             preservation_policy=policy,
-            best_fn=_psnr_of,  # also makes orbax store the metrics with each checkpoint
+            best_fn=rank,  # also makes orbax store the metrics with each checkpoint
             best_mode="max",
             cleanup_tmp_directories=True,
             create=True,
@@ -170,7 +172,7 @@ class Checkpointer:
         return self._manager.latest_step()
 
     def best_step(self) -> int | None:
-        """Checkpoint with the highest validation PSNR among those saved with metrics, or None."""
+        """Checkpoint with the highest ``best_metric`` among those saved with metrics, or None."""
         return self._manager.best_step()
 
     def metrics(self, step: int) -> dict[str, float] | None:
@@ -187,7 +189,7 @@ class Checkpointer:
         """Starts saving ``state``, the iterator position and their integrity record as checkpoint ``step``.
 
         Returns False (and writes nothing) if checkpoint ``step`` already exists.  ``metrics``
-        (``{'psnr': dB, ...}``) ranks the checkpoint for the "best" one.  Raises
+        (``{'psnr': dB, ...}``) ranks the checkpoint for the "best" one (by ``best_metric``).  Raises
         :class:`~converse_jax.train.faults.TrainingError` (and writes nothing) if a state array
         holds a NaN or an infinity.
         """

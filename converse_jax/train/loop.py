@@ -16,10 +16,12 @@ What one run does, on every device of every process (see :mod:`converse_jax.trai
    TensorBoard; a non-finite loss or gradient is handled as ``config.on_nonfinite`` says
    (:mod:`converse_jax.train.faults`; checked at every record and before every save, so a
    non-finite state is never saved); every ``eval_every_steps``
-   (and at the end) it evaluates the EMA weights on the validation set -- PSNR/SSIM on the
-   uint8-rounded, clipped output as the evaluation protocol (border 0 for denoising, ``scale``
-   for SR, 1 for deblurring) -- adds ``'psnr'``/``'ssim'`` to that step's record, and saves a
-   checkpoint ranked by the PSNR; it also saves every ``checkpoint_every_steps`` and at the end.
+   (and at the end) it evaluates the EMA weights on the validation set with the model's task
+   (:meth:`converse_jax.tasks.Task.scores`: PSNR/SSIM on the uint8-rounded, clipped output as
+   the evaluation protocol -- border 0 for denoising, ``scale`` for SR, 1 for deblurring -- plus
+   ``psnr_y``/``ssim_y`` for RGB SR), adds them to that step's record, and saves a checkpoint
+   ranked by the task's :attr:`~converse_jax.tasks.Task.best_metric` (Y PSNR for SR, PSNR
+   otherwise); it also saves every ``checkpoint_every_steps`` and at the end.
 4. On SIGTERM (preemption) it finishes the current step, saves a checkpoint and returns (the
    program then exits with status 0); on multi-process jobs the processes agree on the step
    through JAX's preemption sync point.
@@ -46,6 +48,7 @@ from tqdm import tqdm
 from converse_jax.atomic import write_text
 from converse_jax.data import create_eval_set, create_train_iterator, default_data_config
 from converse_jax.models import MODELS, get_model
+from converse_jax.tasks import Task, get_task
 from converse_jax.train.checkpoint import Checkpointer
 from converse_jax.train.faults import PendingSteps, check_policy
 from converse_jax.train.metrics import MetricWriter
@@ -53,7 +56,7 @@ from converse_jax.train.mesh import check_batch_size, create_mesh, global_batch,
 from converse_jax.train.optim import lr_schedule, make_optimizer
 from converse_jax.train.resume import resume_from_intact
 from converse_jax.train.state import TrainState, create_train_state
-from converse_jax.train.step import data_task, evaluate, init_variables, make_predict_fn, make_train_step
+from converse_jax.train.step import evaluate, init_variables, make_predict_fn, make_train_step
 
 REQUIRED_FIELDS = (
     "model",
@@ -128,15 +131,20 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         raise ValueError("set config.remat, not config.model_overrides.remat")
 
 
-def _example_batch(data_cfg: ml_collections.ConfigDict, task: str) -> dict[str, np.ndarray]:
+def _example_batch(data_cfg: ml_collections.ConfigDict, task: Task) -> dict[str, np.ndarray]:
     """Zeros of the shapes of one training example (batch 1), for initialisation."""
     cfg = default_data_config(data_cfg.task)
     cfg.update(data_cfg)
-    side = cfg.patch_size // cfg.scale if cfg.task == "sr" else cfg.patch_size
+    side = cfg.patch_size // _scale(cfg)
     example = {"input": np.zeros((1, side, side, cfg.channels), np.float32)}
-    if task == "deblur_nonblind":
+    if task.takes_kernel:
         example["kernel"] = np.full((1, cfg.kernel_size, cfg.kernel_size), 1.0 / cfg.kernel_size**2, np.float32)
     return example
+
+
+def _scale(data_cfg: ml_collections.ConfigDict) -> int:
+    """The output/input size ratio of the data: ``data_cfg.scale`` for SR data, else 1."""
+    return int(data_cfg.get("scale", 1)) if get_task(data_cfg.task).upscales else 1
 
 
 def check_model_data(model: Any, data_cfg: ml_collections.ConfigDict) -> None:
@@ -162,7 +170,7 @@ def check_model_data(model: Any, data_cfg: ml_collections.ConfigDict) -> None:
     cfg = default_data_config(data_cfg.task)
     cfg.update(data_cfg)
     pairs = [("in_channels", "channels")]
-    if cfg.task == "sr":
+    if get_task(cfg.task).upscales:
         pairs.append(("upscale", "scale"))
     pairs.append(("blur_kernel_size", "kernel_size"))
     for model_field, data_field in pairs:
@@ -263,6 +271,19 @@ def train_and_evaluate(
         return _train(config, os.fspath(workdir), preemption, train_iterator)
 
 
+def _task_of(config: ml_collections.ConfigDict) -> Task:
+    """The :class:`~converse_jax.tasks.Task` of ``config.model``, checked against ``config.data.task``."""
+    if config.model not in MODELS:
+        raise ValueError(f"config.model must be a registered model {sorted(MODELS)}, got {config.model!r}")
+    task = get_task(MODELS[config.model].task)
+    if config.data.task != task.data_task:
+        raise ValueError(
+            f"config.data.task must be {task.data_task!r} for model {config.model!r} (task {task.name!r}), "
+            f"got {config.data.task!r}"
+        )
+    return task
+
+
 def _train(
     config: ml_collections.ConfigDict,
     workdir: str,
@@ -270,14 +291,7 @@ def _train(
     train_iter: grain.DatasetIterator | None,
 ) -> TrainState:
     """The body of :func:`train_and_evaluate`: set-up, resumption, :func:`_run_steps`, clean-up."""
-    if config.model not in MODELS:
-        raise ValueError(f"config.model must be a registered model {sorted(MODELS)}, got {config.model!r}")
-    task = MODELS[config.model].task
-    if config.data.task != data_task(task):
-        raise ValueError(
-            f"config.data.task must be {data_task(task)!r} for model {config.model!r} (task {task!r}), "
-            f"got {config.data.task!r}"
-        )
+    task = _task_of(config)
     is_main = jax.process_index() == 0
     if is_main:
         os.makedirs(workdir, exist_ok=True)
@@ -287,7 +301,7 @@ def _train(
     check_model_data(model, config.data)
     mesh = create_mesh()
     check_batch_size(config.batch_size, mesh)
-    logging.info("%s (%s) on %d devices, %d processes", config.model, task, mesh.devices.size, jax.process_count())
+    logging.info("%s (%s) on %d devices, %d processes", config.model, task.name, mesh.devices.size, jax.process_count())
 
     tx = make_optimizer(config.learning_rate, config.lr_milestones, config.lr_decay, config.grad_clip_norm)
     init_key, state_key = jax.random.split(jax.random.PRNGKey(config.seed))
@@ -301,13 +315,10 @@ def _train(
 
     if train_iter is None:
         train_iter = create_train_iterator(
-            config.data,
-            global_batch_size=config.batch_size,
-            seed=config.seed,
-            process_index=jax.process_index(),
-            process_count=jax.process_count(),
-        )
-    ckpt = Checkpointer(workdir, keep=config.keep_checkpoints)
+            config.data, global_batch_size=config.batch_size, seed=config.seed,
+            process_index=jax.process_index(), process_count=jax.process_count(),
+        )  # fmt: skip
+    ckpt = Checkpointer(workdir, keep=config.keep_checkpoints, best_metric=task.best_metric)
     try:
         abstract = jax.tree.map(
             lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated_sharding(mesh)),
@@ -333,7 +344,7 @@ def _run_steps(config, state, train_step, train_iter, ckpt, writer, model, task,
     """Steps from ``state.step`` to ``config.num_train_steps`` with logging, evaluation, saves."""
     is_main = jax.process_index() == 0
     eval_set = create_eval_set(config.data) if config.eval_every_steps else []
-    scale = int(config.data.get("scale", 1)) if config.data.task == "sr" else 1
+    scale = _scale(config.data)
     predict = make_predict_fn(model, task=task, mesh=mesh)
     schedule = lr_schedule(config.learning_rate, config.lr_milestones, config.lr_decay)
     pending = PendingSteps(config.get("on_nonfinite", "stop"))
@@ -366,13 +377,14 @@ def _run_steps(config, state, train_step, train_iter, ckpt, writer, model, task,
                 postfix = {"loss": f"{record['loss']:.4g}"}
                 if do_eval:
                     result = evaluate(predict, state.variables(ema=True), eval_set, task=task, scale=scale, mesh=mesh)
-                    record.update(psnr=result["psnr"], ssim=result["ssim"])
+                    scores = {k: v for k, v in result.items() if k != "per_image"}
+                    record.update(scores)
                     postfix["psnr"] = f"{result['psnr']:.2f}"
                     logging.info(
                         "step %d: validation PSNR %.3f dB, SSIM %.4f (%s)", step, result["psnr"], result["ssim"],
                         ", ".join(f"{n} {p:.2f}" for n, p, _ in result["per_image"]),
                     )
-                    ckpt.save(step, state, train_iter, {"psnr": result["psnr"], "ssim": result["ssim"]})
+                    ckpt.save(step, state, train_iter, scores)
                 bar.set_postfix(postfix)
                 writer.write(step, record)
                 t_last, step_last = time.perf_counter(), step

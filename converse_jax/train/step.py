@@ -1,11 +1,11 @@
-"""The jitted train step, model-call dispatch per task, and the validation (predict + PSNR/SSIM).
+"""The jitted train step, the model call, and the validation (predict + the task's metrics).
 
-Tasks (``converse_jax.models.MODELS[name].task``) and how the network is called:
-
-* ``'denoise'``, ``'sr'``, ``'deblur'`` (blind): ``model.apply(variables, x)``;
-  a model with BatchNorm (``dncnn``) takes ``train=`` and keeps ``batch_stats``.
-* ``'deblur_nonblind'`` (USRNet): ``model.apply(variables, x, kernel, 1)`` -- the blur kernel of
-  every example (``batch['kernel']``, (B, k, k)) and scale factor 1 (deblurring, no SR).
+The task (``converse_jax.models.MODELS[name].task``, a :class:`converse_jax.tasks.Task`) decides
+how the network is called (:meth:`~converse_jax.tasks.Task.apply`: ``apply(variables, x)``, or
+``apply(variables, x, kernel, 1)`` for non-blind deblurring with ``batch['kernel']`` (B, k, k)),
+and what validation reports (:meth:`~converse_jax.tasks.Task.scores`: PSNR/SSIM with the task's
+border, plus the luma scores of RGB SR).  A model with BatchNorm (``dncnn``) takes ``train=``
+and keeps ``batch_stats``.
 
 Loss: ``converse_jax.losses.l1_loss(prediction, target)`` -- the mean absolute error over the
 global batch, so the gradient of one jitted step over a sharded batch equals the single-device
@@ -14,7 +14,6 @@ gradient (XLA inserts the all-reduce).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,34 +26,12 @@ from jax.sharding import Mesh
 
 from converse_jax.losses import l1_loss
 from converse_jax.protocol.degradations import single2uint
-from converse_jax.protocol.metrics import calculate_psnr, calculate_ssim
+from converse_jax.tasks import get_task, takes_train_flag
 from converse_jax.train.mesh import batch_sharding, replicate, replicated_sharding, to_host
 from converse_jax.train.optim import ema_update
 from converse_jax.train.state import TrainState
 
 PyTree = Any
-MODEL_TASKS = ("denoise", "sr", "deblur", "deblur_nonblind")
-
-
-def data_task(model_task: str) -> str:
-    """The data pipeline task (``'denoise'|'sr'|'deblur'``) that feeds a model task.
-
-    Example:
-      >>> data_task("deblur_nonblind"), data_task("sr")  # USRNet trains on the deblurring data
-      ('deblur', 'sr')
-      >>> data_task("inpaint")
-      Traceback (most recent call last):
-      ...
-      ValueError: model task must be one of ('denoise', 'sr', 'deblur', 'deblur_nonblind'), got 'inpaint'
-    """
-    if model_task not in MODEL_TASKS:
-        raise ValueError(f"model task must be one of {MODEL_TASKS}, got {model_task!r}")
-    return "deblur" if model_task == "deblur_nonblind" else model_task
-
-
-def takes_train_flag(model: nn.Module) -> bool:
-    """Whether ``model.__call__`` has a ``train`` argument (BatchNorm models such as DnCNN)."""
-    return "train" in inspect.signature(type(model).__call__).parameters
 
 
 def apply_model(
@@ -72,7 +49,7 @@ def apply_model(
       model: a registry network.
       variables: ``{'params': ..., ['batch_stats': ...]}``.
       batch: ``'input'`` (B, h, w, C) and, for ``'deblur_nonblind'``, ``'kernel'`` (B, k, k).
-      task: one of :data:`MODEL_TASKS`.
+      task: a task name of :data:`converse_jax.tasks.TASKS`.
       train: training mode (BatchNorm uses and updates batch statistics).
       rng: optional raw key for a ``'dropout'`` stream.
 
@@ -102,23 +79,16 @@ def apply_model(
       ...
       ValueError: batch must hold 'kernel' (B, k, k) for a non-blind deblurring model
     """
-    if task not in MODEL_TASKS:
-        raise ValueError(f"task must be one of {MODEL_TASKS}, got {task!r}")
-    args: tuple[Any, ...] = (batch["input"],)
-    if task == "deblur_nonblind":
-        if "kernel" not in batch:
-            raise ValueError("batch must hold 'kernel' (B, k, k) for a non-blind deblurring model")
-        args = (batch["input"], batch["kernel"], 1)
-    kwargs: dict[str, Any] = {}
-    if takes_train_flag(model):
-        kwargs["train"] = train
-    if rng is not None:
-        kwargs["rngs"] = {"dropout": rng}
+    task = get_task(task)
+    if task.takes_kernel and "kernel" not in batch:
+        raise ValueError("batch must hold 'kernel' (B, k, k) for a non-blind deblurring model")
+    x, kernel = batch["input"], batch.get("kernel")
+    kwargs: dict[str, Any] = {} if rng is None else {"rngs": {"dropout": rng}}
     stats = variables.get("batch_stats", {})
     if train and stats:
-        out, updated = model.apply(variables, *args, mutable=["batch_stats"], **kwargs)
+        out, updated = task.apply(model, variables, x, kernel, train=True, mutable=["batch_stats"], **kwargs)
         return out, updated["batch_stats"]
-    return model.apply(variables, *args, **kwargs), stats
+    return task.apply(model, variables, x, kernel, train=train, **kwargs), stats
 
 
 def init_variables(
@@ -128,7 +98,7 @@ def init_variables(
 
     Args:
       model: a registry network.
-      task: one of :data:`MODEL_TASKS` (decides the call, see the module docstring).
+      task: a task name of :data:`converse_jax.tasks.TASKS` (decides the call, see the module docstring).
       example: ``'input'`` (B, h, w, C) [and ``'kernel'`` (B, k, k)] of the shapes the model will
         see (only shapes and dtypes matter).
       rng: raw PRNG key for the ``'params'`` (and ``'dropout'``) streams.
@@ -151,9 +121,7 @@ def init_variables(
     """
     def init(key):
         params_key, dropout_key = jax.random.split(key)
-        args: tuple[Any, ...] = (example["input"],)
-        if task == "deblur_nonblind":
-            args = (example["input"], example["kernel"], 1)
+        args = get_task(task).network_args(example["input"], example.get("kernel"))
         kwargs = {"train": False} if takes_train_flag(model) else {}
         return model.init({"params": params_key, "dropout": dropout_key}, *args, **kwargs)
 
@@ -218,8 +186,7 @@ def make_train_step(
       >>> all(jax.tree.leaves(jax.tree.map(np.array_equal, params, jax.device_get(state.params))))
       True
     """
-    if task not in MODEL_TASKS:
-        raise ValueError(f"task must be one of {MODEL_TASKS}, got {task!r}")
+    get_task(task)  # a known task
     if not 0 <= ema_decay < 1:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
 
@@ -279,28 +246,13 @@ def make_predict_fn(
       >>> out.shape, out.sharding.is_fully_replicated
       ((1, 12, 20, 1), True)
     """
-    if task not in MODEL_TASKS:
-        raise ValueError(f"task must be one of {MODEL_TASKS}, got {task!r}")
+    get_task(task)  # a known task
 
     def predict(variables, inputs):
         return apply_model(model, variables, inputs, task, train=False)[0]
 
     repl = replicated_sharding(mesh)
     return jax.jit(predict, in_shardings=(repl, repl), out_shardings=repl)
-
-
-def eval_border(task: str, scale: int) -> int:
-    """Pixels dropped per side before PSNR/SSIM, as the official test scripts.
-
-    denoise 0; sr ``scale``; deblur ``sf**2`` with sf = 1, i.e. 1 (``main_test_*.py``; see
-    ``shared/paper_notes.md`` section 7).
-
-    Example:
-      >>> [eval_border(task, scale=4) for task in MODEL_TASKS]  # denoise, sr, deblur, deblur_nonblind
-      [0, 4, 1, 1]
-    """
-    task = data_task(task)
-    return {"denoise": 0, "sr": int(scale), "deblur": 1}[task]
 
 
 def evaluate(
@@ -315,8 +267,8 @@ def evaluate(
     """PSNR/SSIM of the network on full validation images, the evaluation protocol's way.
 
     Each output is clipped to [0, 1], ×255, rounded to uint8 (``single2uint``) and compared
-    with the uint8 target by ``calculate_psnr`` / ``calculate_ssim`` (RGB or gray, border
-    :func:`eval_border`).
+    with the uint8 target by the task's :meth:`~converse_jax.tasks.Task.scores` (PSNR/SSIM on RGB
+    or gray with the task's border; for RGB SR also ``psnr_y``/``ssim_y``, the paper's metric).
 
     Args:
       predict: from :func:`make_predict_fn`.
@@ -325,7 +277,7 @@ def evaluate(
         (HWC float32) and optionally ``'kernel'`` (k, k).
 
     Returns:
-      ``{'psnr': mean dB, 'ssim': mean, 'per_image': [(name, psnr, ssim), ...]}``.
+      ``{'psnr': mean dB, 'ssim': mean, ['psnr_y', 'ssim_y',] 'per_image': [(name, psnr, ssim), ...]}``.
 
     Example:
       With a stand-in "network" that returns its input, the scores are those of the noisy
@@ -347,20 +299,13 @@ def evaluate(
     """
     if not eval_set:
         raise ValueError("eval_set must hold at least one image")
-    border = eval_border(task, scale)
-    rows = []
+    task = get_task(task)
+    rows, scores = [], []
     for ex in eval_set:
         inputs = {"input": replicate(ex["input"][None].astype(np.float32), mesh)}
-        if task == "deblur_nonblind":
+        if task.takes_kernel:
             inputs["kernel"] = replicate(ex["kernel"][None].astype(np.float32), mesh)
-        out = to_host(predict(variables, inputs))[0]
-        restored = single2uint(out)
-        target = single2uint(np.asarray(ex["target"], np.float32))
-        rows.append(
-            (ex["name"], calculate_psnr(restored, target, border), calculate_ssim(restored, target, border))
-        )
-    return {
-        "psnr": float(np.mean([r[1] for r in rows])),
-        "ssim": float(np.mean([r[2] for r in rows])),
-        "per_image": rows,
-    }
+        restored = single2uint(to_host(predict(variables, inputs))[0])
+        scores.append(task.scores(restored, single2uint(np.asarray(ex["target"], np.float32)), scale))
+        rows.append((ex["name"], scores[-1]["psnr"], scores[-1]["ssim"]))
+    return {**{k: float(np.mean([row[k] for row in scores])) for k in scores[0]}, "per_image": rows}

@@ -1,0 +1,54 @@
+"""Argument validators shared by the library and the tools: integers and noise levels.
+
+Each returns the value as a plain Python ``int`` / ``float`` or raises ``ValueError`` whose
+message starts with the argument's name (``'tile: expected an int >= 8, got 4'``), so the
+command line can replace the name by its flag (:mod:`converse_jax.cli`). ``bool`` is refused
+where an int is expected; numpy integers and floats are accepted.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+
+__all__ = ["check_int", "check_level"]
+
+
+def check_int(value: object, name: str, minimum: int = 1, below: int | None = None) -> int:
+    """``value`` as an int, checked to be an integer with ``minimum <= value`` (``< below`` if given).
+
+    >>> check_int(3, "scale"), check_int(0, "seed", minimum=0)
+    (3, 0)
+    >>> check_int(True, "scale")
+    Traceback (most recent call last):
+    ...
+    ValueError: scale: expected an int >= 1, got True
+    >>> check_int(8, "tile_overlap", minimum=0, below=8)
+    Traceback (most recent call last):
+    ...
+    ValueError: tile_overlap: expected an int >= 0 and < 8, got 8
+    """
+    expected = f"an int >= {minimum}" + ("" if below is None else f" and < {below}")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        number = None
+    if isinstance(value, bool) or number is None or number < minimum or (below is not None and number >= below):
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
+    return int(number)
+
+
+def check_level(value: object, name: str) -> float:
+    """A noise level (0..255 scale) as a float, checked to be a finite real number >= 0.
+
+    >>> check_level(25, "sigma"), check_level(2.55, "noise")
+    (25.0, 2.55)
+    >>> check_level(float("nan"), "sigma")
+    Traceback (most recent call last):
+    ...
+    ValueError: sigma: expected a finite number >= 0, got nan
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    return float(value)
