@@ -57,16 +57,10 @@ from converse_jax.batch import BatchReader, Skipped, check_collisions, check_wri
 from converse_jax.data.sources import folder_images
 from converse_jax.models.registry import get_spec
 from converse_jax.panels import labelled_row
-from converse_jax.protocol import (
-    calculate_psnr,
-    calculate_ssim,
-    deblur_input,
-    denoise_input,
-    rgb2ycbcr,
-    single2uint,
-    sr_input,
-)
-from converse_jax.restore import DEFAULT_SIGMA, Restorer, load_kernel, write_png
+from converse_jax.protocol import calculate_psnr, single2uint
+from converse_jax.restore import Restorer, load_kernel, write_png
+from converse_jax.tasks import Task, get_task
+from converse_jax.validate import check_int
 
 __all__ = ["EvalResult", "ImageResult", "evaluate"]
 
@@ -164,55 +158,42 @@ def _csv_text(rows: tuple[ImageResult, ...], with_y: bool, averages: ImageResult
     return buf.getvalue()
 
 
-_INPUT_NAME = {"denoise": "noisy", "sr": "low-res", "deblur": "blurred", "deblur_nonblind": "blurred"}
-
-
-def _panel(task: str, scale: int, x: np.ndarray, restored: np.ndarray, truth: np.ndarray, border: int) -> np.ndarray:
+def _panel(task: Task, scale: int, x: np.ndarray, restored: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """degraded input | restored | ground truth, each captioned with its PSNR against the truth."""
-    shown = single2uint(x)
-    if task == "sr":
-        shown = np.repeat(np.repeat(shown, scale, axis=0), scale, axis=1)
+    shown, border = task.shown(x, scale), task.border(scale)
     labels = [
-        f"{_INPUT_NAME[task]} {calculate_psnr(shown, truth, border):.2f} dB",
+        f"{task.input_name} {calculate_psnr(shown, truth, border):.2f} dB",
         f"restored {calculate_psnr(restored, truth, border):.2f} dB",
         "ground truth",
     ]
     return labelled_row([shown, restored, truth], labels, gap=_GAP)
 
 
-def _setting(task: str, spec_scale: int, noise: float | None, kernel: object, x8: bool) -> str:
-    if task == "denoise":
-        setting = f"sigma{noise:g}"
-    elif task == "sr":
-        setting = f"x{spec_scale}"
-    else:
-        name = Path(kernel).stem if isinstance(kernel, (str, os.PathLike)) else "kernel"
-        setting = name if noise == DEFAULT_SIGMA[task] else f"{name}_sigma{noise:g}"
-    return setting + ("_x8" if x8 else "")
-
-
 def _check_options(
-    model_name: str, task: str, spec_scale: int, sigma: float | None, scale: int | None, kernel: object, limit: int | None
-) -> np.ndarray | None:
-    """Refuse options that do not apply to the task; returns the loaded kernel (deblurring) or None."""
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit: expected a positive int or None, got {limit!r}")
-    if sigma is not None:
-        if task == "sr":
-            raise ValueError(f"sigma: {model_name} is an SR model; the SR protocol adds no noise")
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not (math.isfinite(sigma) and sigma >= 0):
-            raise ValueError(f"sigma: expected a finite number >= 0, got {sigma!r}")
-    if scale is not None and (task != "sr" or scale != spec_scale):
-        expected = f"{spec_scale} (its factor)" if task == "sr" else "None (the protocol uses sf = 1)"
-        raise ValueError(f"scale: {model_name} ({task}) supports only scale={expected}, got {scale!r}")
-    k = None
-    if task in ("deblur", "deblur_nonblind"):
-        if kernel is None:
-            raise ValueError(f"kernel: the deblurring protocol of {model_name} needs a blur kernel (--kernel K.npy)")
-        k = load_kernel(kernel)
-    elif kernel is not None:
-        raise ValueError(f"kernel: {model_name} ({task}) does not use a blur kernel")
-    return k
+    model_name: str, task: Task, spec_scale: int, sigma: float | None, scale: int | None, kernel: object, limit: int | None
+) -> tuple[np.ndarray | None, float | None]:
+    """Refuse options that do not apply to the task; returns the loaded kernel (or None) and the noise level."""
+    if limit is not None:
+        check_int(limit, "limit")
+    if scale is not None and (not task.upscales or scale != spec_scale):
+        expected = f"{spec_scale} (its factor)" if task.upscales else "None (the protocol uses sf = 1)"
+        raise ValueError(f"scale: {model_name} ({task.name}) supports only scale={expected}, got {scale!r}")
+    noise = task.check_request(model_name, sigma=sigma, kernel=kernel)
+    return (None if kernel is None else load_kernel(kernel)), noise
+
+
+def _test_files(data_dir: object, out_dir: object, in_channels: int, limit: int | None, save_images: bool) -> tuple[list[Path], Path]:
+    """The test images (file-name order, the first ``limit``) and the output folder, checked writable."""
+    if not Path(data_dir).is_dir():
+        raise FileNotFoundError(f"data_dir: {data_dir} is not an existing folder of test images")
+    files = folder_images(data_dir, in_channels).files
+    files = list(files[:limit] if limit is not None else files)
+    if save_images:
+        check_collisions(((f, Path(out_dir) / "images" / f"{f.stem}.png") for f in files), what="data_dir")
+    out = check_writable_folder(out_dir, "out_dir")
+    if save_images:
+        check_writable_folder(out / "images", "out_dir")
+    return files, out
 
 
 def evaluate(
@@ -278,56 +259,75 @@ def evaluate(
     """
     start = time.perf_counter()
     spec = get_spec(model_name)
-    task = spec.task
-    k = _check_options(model_name, task, spec.scale, sigma, scale, kernel, limit)
-    noise = float(DEFAULT_SIGMA[task] if sigma is None else sigma) if task != "sr" else None
-    setting = _setting(task, spec.scale, noise, kernel, x8)
-    if not Path(data_dir).is_dir():
-        raise FileNotFoundError(f"data_dir: {data_dir} is not an existing folder of test images")
-    files = folder_images(data_dir, spec.in_channels).files
-    files = files[:limit] if limit is not None else files
-    if save_images:
-        check_collisions(((f, Path(out_dir) / "images" / f"{f.stem}.png") for f in files), what="data_dir")
-    out = check_writable_folder(out_dir, "out_dir")
-    if save_images:
-        check_writable_folder(out / "images", "out_dir")
+    task = get_task(spec.task)
+    k, noise = _check_options(model_name, task, spec.scale, sigma, scale, kernel, limit)
+    setting = task.setting(spec.scale, noise, kernel, x8)
+    files, out = _test_files(data_dir, out_dir, spec.in_channels, limit, save_images)
 
     restorer = Restorer(model_name, weights)
     (out / "images" if save_images else out).mkdir(parents=True, exist_ok=True)
     reader = BatchReader(restorer.in_channels, model_name)
-    fn = restorer.function(k if task == "deblur_nonblind" else None, x8=x8)
-    border = restorer.scale if task == "sr" else (1 if task != "denoise" else 0)
-    with_y = task == "sr" and restorer.in_channels == 3
-
+    fn = restorer.function(k if task.takes_kernel else None, x8=x8)
     rows: list[ImageResult] = []
     bar = tqdm(files, desc=f"{model_name} {setting}", unit="img", disable=not progress)
     for file in bar:
         img = reader.read(file)
         if img is None:
             continue
-        if task == "denoise":
-            truth, x = img, denoise_input(img, noise)
-        elif task == "sr":
-            truth, x = sr_input(img, restorer.scale)
-        else:
-            truth, x = deblur_input(img, k, 1, noise)
+        truth, x = task.degrade(img, scale=restorer.scale, sigma=noise, kernel=k)
         restored = single2uint(np.asarray(fn(jnp.asarray(x[None])))[0])
-        row = ImageResult(file.name, calculate_psnr(restored, truth, border), calculate_ssim(restored, truth, border))
-        if with_y:
-            ry, ty = rgb2ycbcr(restored, only_y=True), rgb2ycbcr(truth, only_y=True)
-            row = ImageResult(row.image, row.psnr, row.ssim, calculate_psnr(ry, ty, border), calculate_ssim(ry, ty, border))
-        rows.append(row)
+        rows.append(ImageResult(file.name, **task.scores(restored, truth, restorer.scale)))
         bar.set_postfix(psnr=f"{np.mean([r.psnr for r in rows]):.3f}")
         if save_images:
-            write_png(out / "images" / f"{file.stem}.png", _panel(task, restorer.scale, x, restored, truth, border))
+            write_png(out / "images" / f"{file.stem}.png", _panel(task, restorer.scale, x, restored, truth))
+    with_y = "psnr_y" in task.metric_names(restorer.in_channels)
+    result = _result(model_name, task.name, setting, rows, with_y, out, time.perf_counter() - start, tuple(reader.skipped))
+    settings = {
+        "weights": str(Path(weights).expanduser().absolute()),
+        "data": str(Path(data_dir).expanduser().absolute()),
+        "sigma": noise,
+        "scale": restorer.scale,
+        "kernel": str(Path(kernel).absolute()) if isinstance(kernel, (str, os.PathLike)) else (None if k is None else k.tolist()),
+        "x8": bool(x8),
+        "border": task.border(restorer.scale),
+    }
+    _write_outputs(result, with_y, settings)
+    return result
+
+
+def _write_outputs(result: EvalResult, with_y: bool, settings: dict[str, object]) -> None:
+    """``results.csv`` and ``summary.json`` (the settings, the averages, the skipped images) in ``result.out_dir``."""
+    rows = result.rows
+    averages = ImageResult("average", result.psnr, result.ssim, result.psnr_y, result.ssim_y) if rows else None
+    write_text(result.out_dir / "results.csv", _csv_text(rows, with_y, averages, result.skipped))
+    summary = {
+        "model": result.model,
+        "task": result.task,
+        "weights": settings["weights"],
+        "data": settings["data"],
+        "setting": result.setting,
+        **{key: settings[key] for key in ("sigma", "scale", "kernel", "x8", "border")},
+        "images": len(rows),
+        **{key: getattr(result, key) if rows else None for key in ("psnr", "ssim", "psnr_y", "ssim_y")},
+        "skipped": [{"image": s.path.name, "reason": s.reason} for s in result.skipped],
+        "seconds": round(result.seconds, 3),
+    }
+    write_text(result.out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def _result(
+    model: str, task: str, setting: str, rows: list[ImageResult], with_y: bool, out: Path, seconds: float,
+    skipped: tuple[Skipped, ...],
+) -> EvalResult:
+    """The :class:`EvalResult` of the scored ``rows``: plain means (NaN without rows; ``*_y`` None unless ``with_y``)."""
 
     def mean(values: list[float | None]) -> float | None:
         if not values:
             return math.nan
         return None if values[0] is None else float(np.mean(values))
 
-    result = EvalResult(
-        model=model_name,
+    return EvalResult(
+        model=model,
         task=task,
         setting=setting,
         rows=tuple(rows),
@@ -336,29 +336,6 @@ def evaluate(
         psnr_y=mean([r.psnr_y for r in rows]) if with_y else None,
         ssim_y=mean([r.ssim_y for r in rows]) if with_y else None,
         out_dir=out,
-        seconds=time.perf_counter() - start,
-        skipped=tuple(reader.skipped),
+        seconds=seconds,
+        skipped=skipped,
     )
-    averages = ImageResult("average", result.psnr, result.ssim, result.psnr_y, result.ssim_y) if rows else None
-    write_text(out / "results.csv", _csv_text(result.rows, with_y, averages, result.skipped))
-    summary = {
-        "model": model_name,
-        "task": task,
-        "weights": str(Path(weights).expanduser().absolute()),
-        "data": str(Path(data_dir).expanduser().absolute()),
-        "setting": setting,
-        "sigma": noise,
-        "scale": restorer.scale,
-        "kernel": str(Path(kernel).absolute()) if isinstance(kernel, (str, os.PathLike)) else (None if k is None else k.tolist()),
-        "x8": bool(x8),
-        "border": border,
-        "images": len(rows),
-        "psnr": result.psnr if rows else None,
-        "ssim": result.ssim if rows else None,
-        "psnr_y": result.psnr_y if rows else None,
-        "ssim_y": result.ssim_y if rows else None,
-        "skipped": [{"image": s.path.name, "reason": s.reason} for s in result.skipped],
-        "seconds": round(result.seconds, 3),
-    }
-    write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return result

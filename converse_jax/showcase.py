@@ -3,8 +3,9 @@
 :func:`make_showcase` (``converse-jax showcase``) loads the four official checkpoints from one
 folder, cuts a ``size`` x ``size`` crop of a scikit-image sample photograph for each network (the
 pictures shipped in scikit-image's wheel, the same source as the demo, but none of the demo's
-held-out images), degrades it with the evaluation protocol's own functions
-(:mod:`converse_jax.protocol`), restores it, and writes one PNG with a row per network:
+held-out images), degrades it with its task's test degradation
+(:meth:`converse_jax.tasks.Task.degrade`, with ``crop=False`` so the panels keep ``size`` px),
+restores it, and writes one PNG with a row per network:
 
 * **Converse-DnCNN** (``converse_dncnn.pth``): gray crop of ``astronaut`` (the face); AWGN of
   sigma 25 with seed ``seed``, unclipped (:func:`~converse_jax.protocol.denoise_input`).
@@ -48,17 +49,9 @@ from tqdm import tqdm
 from converse_jax.batch import check_writable_folder
 from converse_jax.data.sources import to_channels
 from converse_jax.models.registry import get_spec
-from converse_jax.protocol import (
-    add_gaussian_noise,
-    calculate_psnr,
-    circular_blur_uint8,
-    denoise_input,
-    random_blur_kernel,
-    single2uint,
-    sr_input,
-    uint2single,
-)
-from converse_jax.restore import DEFAULT_SIGMA, Restorer, write_png
+from converse_jax.protocol import calculate_psnr, random_blur_kernel, single2uint
+from converse_jax.restore import Restorer, write_png
+from converse_jax.validate import check_int
 
 __all__ = ["CASES", "GAP", "Case", "ShowcaseResult", "caption_height", "make_showcase"]
 
@@ -137,8 +130,7 @@ def caption_height(size: int) -> int:
 def _check_args(weights_dir: Path | None, out: Path, size: int, seed: int) -> None:
     if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 4:
         raise ValueError(f"size: expected a positive multiple of 4 that is >= 32, got {size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed: expected an int in [0, 2**32), got {seed!r}")
+    check_int(seed, "seed", minimum=0, below=2**32)
     if out.suffix.lower() != ".png":
         raise ValueError(f"out: the figure is written as PNG; expected a name ending in .png, got {out}")
     if out.is_dir():
@@ -164,16 +156,6 @@ def _crop(case: Case, channels: int, size: int) -> np.ndarray:
     top = min(max(round(case.centre[0] * h) - size // 2, 0), h - size)
     left = min(max(round(case.centre[1] * w) - size // 2, 0), w - size)
     return photo[top : top + size, left : left + size]
-
-
-def _degrade(restorer: Restorer, clean: np.ndarray, kernel: np.ndarray, seed: int) -> np.ndarray:
-    """The float32 HWC input of ``restorer``'s network for ``clean`` (uint8 HWC), by its task's protocol."""
-    task = restorer.task
-    if task == "denoise":
-        return denoise_input(clean, DEFAULT_SIGMA[task], seed)
-    if task == "sr":
-        return sr_input(clean, restorer.scale)[1]
-    return add_gaussian_noise(uint2single(circular_blur_uint8(clean, kernel)), DEFAULT_SIGMA[task] / 255.0, seed)
 
 
 def _fit_font(lines: list[str], width: int, px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -248,13 +230,11 @@ def make_showcase(
     for case, clean in bar:
         bar.set_postfix_str(case.model)
         restorer = Restorer(case.model, case.model if weights_dir is None else weights_dir / f"{case.model}.pth")
-        x = _degrade(restorer, clean, kernel, seed)
-        y = restorer(x[None], kernel if restorer.task == "deblur_nonblind" else None)
-        restored = single2uint(np.asarray(y)[0])
-        shown = single2uint(x)
-        if restorer.task == "sr":
-            shown = np.repeat(np.repeat(shown, restorer.scale, axis=0), restorer.scale, axis=1)
-        border = {"denoise": 0, "sr": restorer.scale}.get(restorer.task, 1)  # as converse-jax evaluate
+        task = restorer.kind
+        x = task.degrade(clean, scale=restorer.scale, kernel=kernel if task.blurs else None, seed=seed, crop=False)[1]
+        restored = single2uint(np.asarray(restorer(x[None], kernel if task.takes_kernel else None))[0])
+        shown = task.shown(x, restorer.scale)
+        border = task.border(restorer.scale)  # as converse-jax evaluate
         result = ShowcaseResult(case.model, calculate_psnr(shown, clean, border), calculate_psnr(restored, clean, border))
         results.append(result)
         panels = [np.repeat(p, 3 // p.shape[2], axis=2) for p in (shown, restored, clean)]

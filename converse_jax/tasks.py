@@ -115,6 +115,30 @@ class Task:
             return None
         return check_level(self.default_sigma if sigma is None else sigma, option)
 
+    def check_request(self, model: str, *, sigma: float | None, kernel: object, degrade: bool = True) -> float | None:
+        """Refuse a noise level or kernel that ``model``'s task does not use; returns the noise level.
+
+        ``degrade``: the clean input is degraded first (always in an evaluation; ``restore
+        --degrade``); otherwise the network gets the user's image and only a non-blind model
+        takes a kernel.
+
+        >>> get_task("deblur").check_request("conversenet", sigma=None, kernel=None)
+        Traceback (most recent call last):
+        ...
+        ValueError: kernel: conversenet (deblur) needs a blur kernel (--kernel K.npy)
+        """
+        if sigma is not None and not degrade:
+            raise ValueError("sigma: only used with degrade=True (--degrade); the networks take no noise level")
+        if sigma is not None and self.default_sigma is None:
+            raise ValueError(f"sigma: {model} ({self.name}) adds no noise in its degradation, got {sigma!r}")
+        if kernel is not None and not self.blurs:
+            raise ValueError(f"kernel: {model} ({self.name}) does not use a blur kernel")
+        if kernel is not None and not (degrade or self.takes_kernel):
+            raise ValueError(f"kernel: {model} is a blind deblurring model; a kernel is only used with --degrade")
+        if kernel is None and (self.takes_kernel or (degrade and self.blurs)):
+            raise ValueError(f"kernel: {model} ({self.name}) needs a blur kernel (--kernel K.npy)")
+        return self.noise_level(sigma)
+
     def degrade(
         self, img: np.ndarray, *, scale: int = 1, sigma: float | None = None, kernel: np.ndarray | None = None,
         seed: int = 0, crop: bool = True,
@@ -157,6 +181,10 @@ class Task:
         """The setting's name: ``'sigma25'``, ``'x4'``, ``'kernel_1'`` (``'_x8'`` for the self-ensemble)."""
         raise NotImplementedError
 
+    def metric_names(self, channels: int) -> tuple[str, ...]:
+        """The keys of :meth:`scores` for images of ``channels`` channels."""
+        return ("psnr", "ssim")
+
     def scores(self, restored: np.ndarray, truth: np.ndarray, scale: int) -> dict[str, float]:
         """``{'psnr', 'ssim'}`` of uint8 HWC ``restored`` against ``truth`` with :meth:`border`."""
         border = self.border(scale)
@@ -191,9 +219,12 @@ class SuperResolution(Task):
     def setting(self, scale, sigma, kernel=None, x8=False):
         return f"x{scale}" + ("_x8" if x8 else "")
 
+    def metric_names(self, channels):
+        return ("psnr", "ssim", "psnr_y", "ssim_y") if channels == 3 else ("psnr", "ssim")
+
     def scores(self, restored, truth, scale):
         out = super().scores(restored, truth, scale)
-        if restored.ndim == 3 and restored.shape[2] == 3:
+        if "psnr_y" in self.metric_names(restored.shape[2] if restored.ndim == 3 else 1):
             ry, ty = rgb2ycbcr(restored, only_y=True), rgb2ycbcr(truth, only_y=True)
             border = self.border(scale)
             out.update(psnr_y=calculate_psnr(ry, ty, border), ssim_y=calculate_ssim(ry, ty, border))

@@ -195,7 +195,7 @@ def test_errors_are_reported_clearly(bird_crops, converted_conversenet, tmp_path
     assert "only used with" in _error(capsys, *rs, "--model", "converse_dncnn", "--sigma", "25", img, out)
     assert "--tile-overlap" in _error(capsys, *rs, "--model", "converse_dncnn", "--tile", "16", "--tile-overlap", "16", img, out)
     assert "overwrite the input" in _error(capsys, *rs, "--model", "converse_dncnn", img, img)
-    assert "needs the blur kernel" in _error(
+    assert "needs a blur kernel" in _error(
         capsys, "restore", "--model", "converse_usrnet", "--weights", dncnn_pth, img, out
     )
     assert "PNG" in _error(capsys, *rs, "--model", "converse_dncnn", img, str(tmp_path / "x.jpg"))
