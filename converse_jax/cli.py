@@ -33,21 +33,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from converse_jax.cli_args import build_parser
+
 __all__ = ["build_parser", "main"]
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
-    return value
 
 
 # Python parameter -> the CLI flag (or positional) a user gave, for error messages.
@@ -261,125 +249,16 @@ def _cmd_showcase(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_export_parser(sub: argparse._SubParsersAction, weights_help: str) -> None:
-    p = sub.add_parser("export", help="write a network's restore function as a jax.export artifact (StableHLO)")
-    p.add_argument("--weights", required=True, help=weights_help)
-    p.add_argument("--model", help="registry name the weights must hold (default: whatever they hold)")
-    p.add_argument("--out", required=True, metavar="FILE", help="the artifact to write (its folder must exist)")
-    p.add_argument("--tile", type=_positive_int, default=256, metavar="SIZE", help="input tile side (>= 8; default 256)")
-    p.add_argument(
-        "--kernel-size", type=_positive_int, default=7, metavar="K", help="blur kernel side for non-blind deblurring (7)"
-    )
-    p.set_defaults(run=_cmd_export)
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of ``converse-jax`` (sub-commands models, convert, evaluate, restore, export, showcase, train).
-
-    ``train`` is listed here for ``--help``; :func:`main` hands its arguments to
-    :func:`converse_jax.trainer.main`.
-
-    Example:
-      >>> args = build_parser().parse_args(["convert", "in.pth", "out_dir", "--arch", "conversenet"])
-      >>> (args.command, args.input, args.output, args.arch)
-      ('convert', 'in.pth', 'out_dir', 'conversenet')
-    """
-    parser = argparse.ArgumentParser(
-        prog="converse-jax",
-        description="ConverseNet (Reverse Convolution) models in JAX: list, convert official weights, "
-        "evaluate by the paper's protocol, restore images, draw the showcase figure.",
-    )
-    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("models", help="list the model zoo (task, scale, parameter counts)")
-    p.set_defaults(run=_cmd_models)
-
-    p = sub.add_parser("convert", help="convert an official .pth into this project's variable store")
-    p.add_argument("input", metavar="IN.pth", help="official PyTorch checkpoint")
-    p.add_argument("output", metavar="OUT", help="directory to write (created, with its parents, if needed)")
-    p.add_argument("--arch", help="registry name (default: inferred from the checkpoint's keys)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing variable store at OUT")
-    p.set_defaults(run=_cmd_convert)
-
-    weights_help = (
-        "official checkpoint name (downloaded and cached), official .pth, a folder written by `convert`, "
-        "or a training workdir (its best checkpoint)"
-    )
-
-    def model_args(p: argparse.ArgumentParser, weights_required: bool = True) -> None:
-        p.add_argument("--model", help="registry name (default: the network the weights hold; must match them)")
-        p.add_argument("--weights", required=weights_required, help=weights_help)
-        p.add_argument("--kernel", metavar="K.npy", help="7x7 blur kernel (.npy) for the deblurring models")
-        p.add_argument("--x8", action="store_true", help="x8 self-ensemble (flips and rotations)")
-        p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-    p = sub.add_parser("evaluate", help="score a model on a test set by the official protocol")
-    model_args(p)
-    p.add_argument("--data", required=True, metavar="DIR", help="folder of test images (e.g. Set12, CSet5)")
-    p.add_argument(
-        "--sigma", type=float, help="noise level on 0..255: denoising (default 25) or after the blur (default 2.55)"
-    )
-    p.add_argument("--scale", type=_positive_int, help="SR factor (must be the model's; default: the model's)")
-    p.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N images")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (results.csv, summary.json, images/)")
-    p.add_argument("--no-images", action="store_true", help="do not write the side-by-side PNGs")
-    p.set_defaults(run=_cmd_evaluate)
-
-    p = sub.add_parser("restore", help="restore an image or a folder of images")
-    model_args(p, weights_required=False)
-    p.add_argument(
-        "--exported", metavar="FILE", help="run an artifact written by `export` instead (jax only; no --weights)"
-    )
-    p.add_argument(
-        "--degrade",
-        action="store_true",
-        help="treat INPUT as clean and synthesise the test degradation first (demo); "
-        "also writes <name>_degraded.png",
-    )
-    p.add_argument("--sigma", type=float, help="noise level on 0..255 for --degrade (default 25, deblurring 2.55)")
-    p.add_argument("--tile", type=_positive_int, metavar="SIZE", help="tiled inference with SIZE x SIZE windows")
-    p.add_argument(
-        "--tile-overlap",
-        type=_non_negative_int,
-        metavar="N",
-        help="overlap of the tiles in pixels, below SIZE (default: min(32, SIZE/4))",
-    )
-    p.add_argument("input", metavar="INPUT", help="image file or folder of images")
-    p.add_argument("output", metavar="OUTPUT", help="output .png (or folder) for a file; folder for a folder")
-    p.set_defaults(run=_cmd_restore)
-
-    _add_export_parser(sub, weights_help)
-
-    p = sub.add_parser(
-        "showcase", help="figure of the four official networks restoring degraded sample photographs (PNG)"
-    )
-    p.add_argument(
-        "--weights",
-        metavar="DIR",
-        help="folder with the four official .pth checkpoints (default: the official ones by name, downloaded and cached)",
-    )
-    p.add_argument("--out", required=True, metavar="PATH.png", help="the figure to write")
-    p.add_argument(
-        "--size",
-        type=int,
-        default=256,
-        metavar="N",
-        help="side of the restored crops: a multiple of 4, >= 32 (the x4 SR input is N/4; default 256)",
-    )
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the noise and the blur kernel (default 0)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=_cmd_showcase)
-    for p in sub.choices.values():  # `converse-jax COMMAND ... --debug` works as well
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback of an error")
-
-    sub.add_parser(
-        "train",
-        add_help=False,
-        help="train a network from a packaged recipe (demo, converse_dncnn, ...) or a config file "
-        "(see `converse-jax train --help`)",
-    )
-    return parser
+_COMMANDS = {
+    "models": _cmd_models,
+    "convert": _cmd_convert,
+    "evaluate": _cmd_evaluate,
+    "restore": _cmd_restore,
+    "export": _cmd_export,
+    "showcase": _cmd_showcase,
+}
+"""Sub-command name -> the function that runs its parsed arguments (exit status)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -406,10 +285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from converse_jax.trainer import main as train_main
 
         train_main(argv[1:])
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(f"converse-jax {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -130,8 +130,9 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)
     from converse_jax.data import EMBEDDED_VALIDATION, create_eval_set, embedded_images
     from converse_jax.models import get_model
-    from converse_jax.protocol.degradations import denoise_input, single2uint
+    from converse_jax.protocol.degradations import single2uint
     from converse_jax.protocol.metrics import calculate_psnr
+    from converse_jax.tasks import get_task
     from converse_jax.train import (
         create_mesh,
         make_predict_fn,
@@ -155,21 +156,22 @@ def main(argv: list[str]) -> None:
 
     state = train_and_evaluate(config, workdir)
 
-    # Denoise the full held-out image with the official test degradation.
+    # Denoise the full held-out image with the task's official test degradation and border.
+    task = get_task("denoise")
     clean = dict(embedded_images("validation", config.data.channels))[FLAGS.image]
-    noisy = denoise_input(clean, config.data.sigma, seed=0)
+    noisy = task.degrade(clean, sigma=config.data.sigma)[1]
     model = get_model(config.model, remat=config.remat, **config.model_overrides.to_dict())
     mesh = create_mesh()
-    predict = make_predict_fn(model, task="denoise", mesh=mesh)
-    restored = to_host(predict(state.variables(ema=True), {"input": replicate(noisy[None], mesh)}))[0]
-    clean_u8, noisy_u8, restored_u8 = clean[..., 0], single2uint(noisy)[..., 0], single2uint(restored)[..., 0]
-    psnr_noisy = calculate_psnr(noisy_u8, clean_u8)
-    psnr_restored = calculate_psnr(restored_u8, clean_u8)
+    predict = make_predict_fn(model, task=task.name, mesh=mesh)
+    restored = single2uint(to_host(predict(state.variables(ema=True), {"input": replicate(noisy[None], mesh)}))[0])
+    border = task.border(1)
+    psnr_noisy, psnr_restored = (calculate_psnr(img, clean, border) for img in (single2uint(noisy), restored))
+    clean_u8, noisy_u8, restored_u8 = clean[..., 0], single2uint(noisy)[..., 0], restored[..., 0]
     labels = [f"noisy {psnr_noisy:.2f} dB", f"restored {psnr_restored:.2f} dB", "clean"]
     _save_png(out_dir / "denoise.png", side_by_side(label_panels([noisy_u8, restored_u8, clean_u8], labels)))
 
     val_noisy = float(np.mean([
-        calculate_psnr(single2uint(ex["input"]), single2uint(ex["target"])) for ex in create_eval_set(config.data)
+        calculate_psnr(single2uint(ex["input"]), single2uint(ex["target"]), border) for ex in create_eval_set(config.data)
     ]))
     plot_psnr(read_metrics(workdir), val_noisy, out_dir / "val_psnr.png")
     print(

@@ -25,7 +25,6 @@ BT.601 luma, as everywhere in this project).
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -92,23 +91,21 @@ def export_restorer(
     """
     from converse_jax.models.registry import get_spec
     from converse_jax.pretrained.load import arch_of, load
+    from converse_jax.tasks import get_task
+    from converse_jax.validate import check_int
 
-    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 8:
-        raise ValueError(f"tile: expected an int >= 8, got {tile!r}")
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
-        raise ValueError(f"kernel_size: expected a positive int, got {kernel_size!r}")
+    tile, kernel_size = check_int(tile, "tile", minimum=8), check_int(kernel_size, "kernel_size")
     out = Path(out).expanduser().absolute()
     if not out.parent.is_dir():
         raise ValueError(f"out: folder {out.parent} does not exist")
     module, variables = load(weights, arch=model)
     spec = get_spec(arch_of(module))
     channels = int(getattr(module, "in_channels", spec.in_channels))
-    takes_train = "train" in inspect.signature(type(module).__call__).parameters
-    nonblind = spec.task == "deblur_nonblind"
+    task = get_task(spec.task)
+    nonblind = task.takes_kernel
 
     def restore(x, *kernel):
-        rest = (kernel[0], 1) if nonblind else ()
-        return module.apply(variables, x, *rest, **({"train": False} if takes_train else {}))
+        return task.apply(module, variables, x, *kernel, train=False)
 
     (b,) = jax_export.symbolic_shape("b")
     specs = [jax.ShapeDtypeStruct((b, tile, tile, channels), jnp.float32)]
