@@ -4,6 +4,7 @@ the golden file does not cover (explicit prior, per-sample kernels, per-sample Î
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -114,6 +115,29 @@ def test_jit_equals_eager():
     k = jnp.asarray(np.abs(_rand(16, 2, 2, 3)), jnp.float32)
     f = lambda x, k: converse2d(x, k, 1e-3, scale=2, padding=2, padding_mode="replicate")
     np.testing.assert_allclose(np.asarray(jax.jit(f)(x, k)), np.asarray(f(x, k)), rtol=1e-5, atol=1e-5)
+
+
+class JitAndEagerTest(chex.TestCase):
+    """The same properties hold with and without ``jax.jit`` (``chex.variants``)."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_large_lambda_returns_the_nearest_upsampling(self):
+        with jax.enable_x64(True):
+            y = jnp.asarray(_rand(4, 1, 5, 6, 3))
+            k = jnp.asarray(np.abs(_rand(5, 3, 3, 3)))
+            f = self.variant(lambda y, k: converse2d(y, k, 1e9, scale=2, padding=1, padding_mode="replicate"))
+            nearest = jnp.repeat(jnp.repeat(y, 2, axis=1), 2, axis=2)
+            np.testing.assert_allclose(np.asarray(f(y, k)), np.asarray(nearest), atol=1e-7)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_exact_recovery_when_prior_is_the_solution(self):
+        with jax.enable_x64(True):
+            x = _rand(0, 1, 8, 6, 2)
+            k = np.abs(_rand(1, 3, 3, 2)) + 0.1
+            y = circular_blur_subsample(x, k, 2)
+            f = self.variant(lambda y, k, x0: converse2d(y, k, 1.0, scale=2, x0=x0))
+            out = f(jnp.asarray(y), jnp.asarray(k), jnp.asarray(x))
+            np.testing.assert_allclose(np.asarray(out), x, atol=1e-9 * np.abs(x).max())
 
 
 @pytest.mark.parametrize("scale,padding,mode", [(1, 2, "circular"), (2, 1, "reflect"), (3, 0, "circular")])

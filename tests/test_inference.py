@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -75,6 +76,18 @@ def test_every_call_sees_the_same_tile_shape():
         out = tiled_apply(recorder, _image(shape), tile=16, overlap=4, batch_tiles=batch_tiles)
         assert out.shape == shape
         assert set(shapes) == {(batch_tiles * shape[0], 16, 16, 2)}, shapes
+
+
+def test_tiled_apply_compiles_the_network_once():
+    """Every tile has one shape, so the jitted network is traced once for images of any size."""
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def blur(t: jax.Array) -> jax.Array:
+        return _depthwise(t, jnp.asarray(_gaussian()))
+
+    for shape in [(1, 70, 90, 2), (1, 20, 50, 2), (1, 5, 6, 2)]:
+        assert tiled_apply(blur, _image(shape), tile=16, overlap=4).shape == shape
 
 
 def test_batching_tiles_does_not_change_the_result():

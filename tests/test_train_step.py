@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,6 +23,7 @@ from converse_jax.train import (
     lr_schedule,
     make_optimizer,
     make_train_step,
+    replicated_sharding,
     to_host,
 )
 
@@ -65,6 +67,21 @@ def test_loss_decreases_on_a_fixed_batch(tiny):
     p, e = jax.tree.leaves(state.params)[0], jax.tree.leaves(state.ema_params)[0]
     p0 = jax.tree.leaves(variables["params"])[0]
     assert not np.allclose(p, e) and not np.allclose(p0, e)
+
+
+def test_train_step_compiles_once_across_steps():
+    """A replicated state and same-shaped batches: one trace (the optimizer update runs once per trace)."""
+    mesh = create_mesh()
+    model = get_model("converse_dncnn", features=4, num_blocks=1)
+    batch = _denoise_batch(n=2, size=8)
+    variables = init_variables(model, "denoise", batch, jax.random.PRNGKey(0), mesh)
+    base = make_optimizer(1e-3, (), 0.5)
+    tx = optax.GradientTransformation(base.init, chex.assert_max_traces(base.update, n=1))
+    step = make_train_step(model, tx, task="denoise", ema_decay=0.5, mesh=mesh)
+    state = jax.device_put(_fresh_state(variables, tx), replicated_sharding(mesh))
+    for seed in range(3):
+        state, _ = step(state, global_batch(_denoise_batch(n=2, size=8, seed=seed), mesh))
+    assert int(to_host(state.step)) == 3
 
 
 def test_train_step_matches_manual_update(tiny):
