@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import jax
-import pytest
 import jax.numpy as jnp
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
