@@ -67,7 +67,6 @@ DEFAULT_WEIGHTS = common.REPO_ROOT.parent / "shared" / "data" / "weights"
 
 def _networks(payload: dict):
     """(torch module, flax model, flax variables) holding the same parameters."""
-    import numpy as np
     import torch
 
     from benchmarks.torch_converse import NETWORKS as TORCH_NETWORKS
