@@ -16,6 +16,7 @@ import pytest
 
 from converse_jax.data import create_train_iterator
 from converse_jax.models import MODELS, get_model
+from converse_jax.pretrained.runs import read_run
 from converse_jax.tasks import get_task
 from converse_jax.train import (
     REQUIRED_FIELDS,
@@ -129,6 +130,26 @@ def test_checkpoints_keep_latest_and_best(finished_run):
         assert int(state["step"]) == 6 and set(state) >= {"params", "opt_state", "ema_params", "rng"}
     finally:
         ckpt.close()
+
+
+def test_sr_runs_are_ranked_by_y_psnr(tmp_path):
+    """SR: training keeps, and ``--weights WORKDIR`` loads, the best checkpoint by Y PSNR (the task's
+    best_metric, the paper's SR metric), not by RGB PSNR; both read the same key."""
+    assert get_task(MODELS["converse_srresnet"].task).best_metric == "psnr_y"
+    state = create_train_state({"params": {"w": jnp.arange(3.0)}}, make_optimizer(1e-3, (), 0.5), jax.random.PRNGKey(0))
+    data_cfg = load_config(REPO_ROOT / "configs" / "demo.py").data
+    data_cfg.num_threads = 0
+    it = create_train_iterator(data_cfg, global_batch_size=1, seed=0)
+    (tmp_path / "config.json").write_text(json.dumps({"model": "converse_srresnet", "model_overrides": {}}))
+    ckpt = Checkpointer(tmp_path, keep=1, best_metric="psnr_y")
+    try:
+        for step, psnr, psnr_y in [(1, 27.0, 28.0), (2, 28.0, 27.5), (3, 26.0, 27.0)]:
+            ckpt.save(step, state.replace(step=jnp.int32(step)), it, {"psnr": psnr, "ssim": 0.8, "psnr_y": psnr_y})
+            ckpt.wait()
+        assert ckpt.best_step() == 1 and ckpt.all_steps() == [1, 3]  # step 2 has the best RGB PSNR only
+    finally:
+        ckpt.close()
+    assert read_run(tmp_path).step == 1
 
 
 def test_retention_policy_keeps_best_by_psnr(tmp_path):

@@ -199,3 +199,19 @@ def test_check_config_names_the_field():
 
     with pytest.raises(ValueError, match="missing"):
         check_config(ml_collections.ConfigDict({"model": "dncnn"}))
+
+
+def test_sr_validation_reports_y_psnr():
+    """Training-time validation of RGB SR scores as ``converse-jax evaluate``: RGB and Y (the paper's) PSNR/SSIM."""
+    from converse_jax.protocol import single2uint
+    from converse_jax.tasks import get_task
+    from converse_jax.train import evaluate
+
+    rng = np.random.default_rng(0)
+    target = rng.random((24, 24, 3), np.float32)
+    eval_set = [{"name": "a", "input": target[::2, ::2], "target": target}]
+    nearest = lambda variables, inputs: jnp.repeat(jnp.repeat(inputs["input"], 2, axis=1), 2, axis=2)
+    result = evaluate(nearest, {}, eval_set, task="sr", scale=2, mesh=create_mesh())
+    want = get_task("sr").scores(single2uint(np.repeat(np.repeat(target[::2, ::2], 2, 0), 2, 1)), single2uint(target), 2)
+    assert sorted(result) == ["per_image", "psnr", "psnr_y", "ssim", "ssim_y"]
+    assert result["psnr_y"] == want["psnr_y"] != result["psnr"]

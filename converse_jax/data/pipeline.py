@@ -64,6 +64,7 @@ from converse_jax.data.sources import check_channels, embedded_images, folder_im
 from converse_jax.data.tasks import TASKS, TrainDegradation, validation_example
 from converse_jax.data.tfds_folder import tfds_images
 from converse_jax.protocol.kernels import random_blur_kernel
+from converse_jax.tasks import get_task
 from converse_jax.validate import check_int
 
 SOURCES = ("embedded", "folder", "tfds")
@@ -316,7 +317,7 @@ def create_eval_set(data_cfg: ml_collections.ConfigDict) -> list[dict[str, Any]]
         if cfg.val_crop is not None:
             img = np.ascontiguousarray(center_crop(img, cfg.val_crop))
         kernel = None
-        if cfg.task == "deblur":
+        if get_task(cfg.task).blurs:
             kernel = random_blur_kernel(np.random.default_rng(i), cfg.kernel_size)
         example = validation_example(
             img, cfg.task, sigma=cfg.sigma, scale=cfg.scale, kernel=kernel, noise=cfg.val_noise
