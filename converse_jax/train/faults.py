@@ -11,15 +11,21 @@ never becomes non-finite.  The flags stay on the device until the loop syncs wit
   checks before every save, so nothing after the last finite checkpoint is written;
 * ``'skip'``: log a warning and go on (the bad steps' updates were skipped); the log record
   counts them in ``'nonfinite_steps'``.
+
+A SIGTERM (preemption) is a fault the run survives: :class:`Preemption` turns it into "save a
+checkpoint after this step and return".
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 from typing import Any
 
 import jax
 import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 
 NONFINITE_POLICIES = ("stop", "skip")
 """Values of ``config.on_nonfinite``."""
@@ -117,3 +123,36 @@ class PendingSteps:
         self._losses = []
         finite = [float(loss) for loss, ok in values if ok]
         return (float(np.mean(finite)) if finite else float("nan")), len(values) - len(finite)
+
+
+class Preemption:
+    """SIGTERM -> "stop after this step": a flag (single process) or JAX's preemption sync point.
+
+    A context manager: on the main thread of a single-process run it installs a SIGTERM handler
+    that sets the flag (the previous handler is restored on exit); ``reached(step)`` says
+    whether to save and stop after ``step`` (multi-process: all processes agree on the step).
+    """
+
+    def __init__(self) -> None:
+        self._flag = threading.Event()
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> Preemption:
+        if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+            self._installed = True
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        del signum, frame
+        self._flag.set()
+
+    def reached(self, step: int) -> bool:
+        if jax.process_count() > 1:
+            return bool(multihost_utils.reached_preemption_sync_point(step))
+        return self._flag.is_set()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._installed:
+            signal.signal(signal.SIGTERM, self._previous)

@@ -32,8 +32,6 @@ A tqdm progress bar (process 0, stderr) shows steps/s and the last logged loss.
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
 from typing import Any
 
@@ -42,7 +40,6 @@ import jax
 import ml_collections
 import numpy as np
 from absl import logging
-from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from converse_jax.atomic import write_text
@@ -50,7 +47,7 @@ from converse_jax.data import create_eval_set, create_train_iterator, default_da
 from converse_jax.models import MODELS, get_model
 from converse_jax.tasks import Task, get_task
 from converse_jax.train.checkpoint import Checkpointer
-from converse_jax.train.faults import PendingSteps, check_policy
+from converse_jax.train.faults import PendingSteps, Preemption, check_policy
 from converse_jax.train.metrics import MetricWriter
 from converse_jax.train.mesh import check_batch_size, create_mesh, global_batch, replicated_sharding, to_host
 from converse_jax.train.optim import lr_schedule, make_optimizer
@@ -181,34 +178,6 @@ def check_model_data(model: Any, data_cfg: ml_collections.ConfigDict) -> None:
             )
 
 
-class _Preemption:
-    """SIGTERM -> "stop after this step" flag (single process); the JAX sync point otherwise."""
-
-    def __init__(self) -> None:
-        self._flag = threading.Event()
-        self._previous: Any = None
-        self._installed = False
-
-    def __enter__(self) -> _Preemption:
-        if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-            self._installed = True
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        del signum, frame
-        self._flag.set()
-
-    def reached(self, step: int) -> bool:
-        if jax.process_count() > 1:
-            return bool(multihost_utils.reached_preemption_sync_point(step))
-        return self._flag.is_set()
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._installed:
-            signal.signal(signal.SIGTERM, self._previous)
-
-
 def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
     """``workdir/config.json`` (process 0), written atomically."""
     write_text(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
@@ -267,7 +236,7 @@ def train_and_evaluate(
       False
     """
     check_config(config)
-    with _Preemption() as preemption:
+    with Preemption() as preemption:
         return _train(config, os.fspath(workdir), preemption, train_iterator)
 
 
@@ -287,7 +256,7 @@ def _task_of(config: ml_collections.ConfigDict) -> Task:
 def _train(
     config: ml_collections.ConfigDict,
     workdir: str,
-    preemption: _Preemption,
+    preemption: Preemption,
     train_iter: grain.DatasetIterator | None,
 ) -> TrainState:
     """The body of :func:`train_and_evaluate`: set-up, resumption, :func:`_run_steps`, clean-up."""
