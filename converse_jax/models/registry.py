@@ -34,8 +34,9 @@ from converse_jax.models.srresnet import (
     MSRResNet,
 )
 from converse_jax.models.usrnet import ConverseUSRNet, ConvUSRNet
+from converse_jax.tasks import TASKS as _TASK_DEFINITIONS
 
-TASKS: tuple[str, ...] = ("denoise", "sr", "deblur", "deblur_nonblind")
+TASKS: tuple[str, ...] = tuple(_TASK_DEFINITIONS)  # the tasks of converse_jax.tasks, defined there
 
 
 @dataclass(frozen=True)
