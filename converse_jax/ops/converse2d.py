@@ -54,7 +54,13 @@ import numpy as np
 from jax.experimental.layout import Layout, with_layout_constraint
 
 from converse_jax.ops.reference import converse2d_reference
-from converse_jax.ops.validation import PADDING_MODES, Geometry, check_args
+from converse_jax.ops.validation import (
+    PADDING_MODES,
+    Geometry,
+    check_args,
+    invalid_lam_to_nan,
+    solve_dtype,
+)
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -188,8 +194,8 @@ def _kernel_dft_fused_jvp(spec: tuple, primals: tuple, tangents: tuple) -> tuple
 
 
 def _lam_nchw(lam: Any, g: Geometry, dtype: Any) -> jax.Array:
-    """λ as (N or 1, C, 1, 1)."""
-    lam = jnp.asarray(lam, dtype)
+    """λ as (N or 1, C, 1, 1); invalid entries (≤ 0, NaN, inf) NaN (see :func:`invalid_lam_to_nan`)."""
+    lam = invalid_lam_to_nan(jnp.asarray(lam, dtype))
     if lam.ndim == 2:
         return lam[:, :, None, None]
     return jnp.broadcast_to(lam.reshape(-1), (g.c,))[None, :, None, None]
@@ -410,7 +416,20 @@ def converse2d(
       (N, H·s, W·s, C) array of ``x``'s dtype: the solution with p·s pixels cropped per side.
 
     Raises:
-      ValueError: on malformed shapes or values, naming the argument.
+      ValueError: on malformed shapes or values, naming the argument; λ ≤ 0, NaN or inf when
+        its value is known (outside ``jit``).
+
+    Dtypes: ``kernel``, ``lam`` and ``x0`` are cast to ``x``'s dtype. float16 and bfloat16 inputs
+    are solved in float32 (FFTs, transfer function, division) and the result is rounded to the
+    input's dtype; float32 and float64 are solved in their own precision. On the golden cases
+    (``tests/test_converse2d_dtypes.py``) the half-precision result is as close to the float64
+    reference as the float64 result rounded to that dtype, within a factor of about 1.1
+    (bfloat16 and float16 alike): the operator adds little beyond the unavoidable rounding of
+    input and output.
+
+    Invalid λ under ``jit``: λ's value is unknown when a traced call is checked, so entries
+    that are ≤ 0, NaN or inf are replaced by NaN and every output of the affected channels
+    (all of them for a scalar λ) is NaN — never plausible numbers.
 
     Inside ``with use_implementation("reference"):`` calls run the literal Algorithm 1 instead.
 
@@ -428,7 +447,9 @@ def converse2d(
     g = check_args(x, kernel, lam, scale, padding, padding_mode, x0)
     s, p = g.scale, g.padding
     x = jnp.asarray(x)
-    dtype = x.dtype
+    out_dtype = x.dtype
+    dtype = solve_dtype(out_dtype)
+    x = x.astype(dtype)
     k = jnp.asarray(kernel, dtype)
     k = k if g.per_sample_kernel else k[None]
     lam_b = _lam_nchw(lam, g, dtype)
@@ -437,7 +458,7 @@ def converse2d(
     if x0 is not None:
         x0p = _to_nchw_padded(jnp.asarray(x0, dtype), p * s, padding_mode)
         out = _solve_with_prior(yp, x0p, k, lam_b, g)
-        return _from_nchw_cropped(out.astype(dtype), p * s)
+        return _from_nchw_cropped(out.astype(dtype), p * s).astype(out_dtype)
     if s == 1:
-        return _from_nchw_cropped(_filter_scale1(yp, k, lam_b, g).astype(dtype), p)
-    return _upsample_default_prior(x, yp, k, lam_b, g)
+        return _from_nchw_cropped(_filter_scale1(yp, k, lam_b, g).astype(dtype), p).astype(out_dtype)
+    return _upsample_default_prior(x, yp, k, lam_b, g).astype(out_dtype)
