@@ -186,6 +186,7 @@ def evaluate(
     save_images: bool = True,
     limit: int | None = None,
     progress: bool = True,
+    dtype: str | None = None,
 ) -> EvalResult:
     """Evaluate ``model_name`` with ``weights`` on the images of ``data_dir`` by the official protocol.
 
@@ -205,6 +206,8 @@ def evaluate(
       save_images: write the side-by-side PNGs to ``out_dir/images``.
       limit: evaluate only the first ``limit`` images.
       progress: tqdm progress bar.
+      dtype: computation dtype of the network (e.g. ``"bfloat16"``; None: float32 as stored);
+        parameters, inputs and outputs stay float32 (see :mod:`converse_jax.nn.precision`).
 
     Returns:
       :class:`EvalResult` with per-image and mean scores.
@@ -269,6 +272,8 @@ def evaluate(
     out = _check_out_dir(out_dir)
 
     restorer = Restorer(model_name, weights)
+    if dtype is not None:
+        restorer.module = restorer.module.clone(dtype=dtype)
     out.mkdir(parents=True, exist_ok=True)
     fn = restorer.function(k if task == "deblur_nonblind" else None, x8=x8)
     border = restorer.scale if task == "sr" else (1 if task != "denoise" else 0)
