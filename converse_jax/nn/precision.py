@@ -7,9 +7,10 @@ Every layer and network of the project has the two attributes of Flax's own laye
   (Flax's ``nn.Dense`` / ``nn.BatchNorm`` promote it with their float32 parameters), which for
   float32 inputs is the float32 computation of the paper, bit for bit.
 
-Whatever ``dtype`` says, two steps keep at least float32: the reverse-convolution solve
+Whatever ``dtype`` says, three things keep at least float32: the reverse-convolution solve
 (:func:`converse_jax.ops.converse2d` solves half-precision inputs in float32, and the layers pass
-it the kernel and λ in float32) and the LayerNorm statistics. Networks return their output in
+it the kernel and λ in float32), the LayerNorm statistics and the residual stream of the
+ConverseBlocks (:func:`converse_jax.nn.converse.block_forward`). Networks return their output in
 the dtype of their input image, so a float32 pipeline around a bfloat16 network stays float32.
 """
 
