@@ -56,10 +56,12 @@ def centre_crops(src: Path, dst: Path, size: int, channels: int) -> Path:
     return dst
 
 
-def measure(shared: Path, limit: int | None, crop: int | None, tmp: Path) -> list[dict]:
+def measure(shared: Path, limit: int | None, crop: int | None, tmp: Path, models: list[str]) -> list[dict]:
     """One row per setting: model, test set, images, float32 and bfloat16 PSNR and their change."""
     rows = []
     for model, testset, kwargs, metric in SETTINGS:
+        if models and model not in models:
+            continue
         data = shared / "data" / "testsets" / testset
         if crop is not None:
             channels = 1 if testset == "Set12" else 3
@@ -105,6 +107,7 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=Path(os.environ.get("CONVERSE_SHARED", ROOT.parent / "shared")),
                         help="the shared data folder (default ../shared or $CONVERSE_SHARED)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first LIMIT images of each set")
+    parser.add_argument("--models", nargs="*", default=[], help="only these networks (default: all four)")
     parser.add_argument("--crop", type=int, default=None, help="evaluate the centre CROP×CROP of each image")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bf16_psnr.json",
                         help="JSON output file")
@@ -112,7 +115,7 @@ def main() -> None:
     if not (args.shared / "data" / "weights").is_dir():
         parser.error(f"--shared: {args.shared / 'data' / 'weights'} not found")
     with tempfile.TemporaryDirectory() as tmp:
-        rows = measure(args.shared, args.limit, args.crop, Path(tmp))
+        rows = measure(args.shared, args.limit, args.crop, Path(tmp), args.models)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".tmp")
     tmp.write_text(json.dumps({"limit": args.limit, "crop": args.crop, "rows": rows}, indent=2) + "\n")

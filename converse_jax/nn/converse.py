@@ -69,13 +69,15 @@ def layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, eps: float, dtyp
 def converse2d_layer(
     x: jax.Array, kernel: jax.Array, bias: jax.Array, eps: float, dtype: Any, **op_kwargs: Any
 ) -> jax.Array:
-    """The layer's reverse convolution: λ = sigmoid(bias − 9) + eps, kernel and λ in the solve's
-    float32 (at least), ``x`` cast to ``dtype`` (None: ``x``'s); ``op_kwargs`` (scale, padding,
-    padding_mode) go to :func:`converse2d`. The math of :class:`Converse2D` (and its NNX twin)."""
+    """The layer's reverse convolution: λ = sigmoid(bias − 9) + eps; ``x``, kernel and λ enter
+    the solve in at least float32 (``x`` is not rounded to a half ``dtype`` first: the solve
+    amplifies input rounding), the result is cast to ``dtype`` (None: ``x``'s); ``op_kwargs``
+    (scale, padding, padding_mode) go to :func:`converse2d`. The math of :class:`Converse2D`
+    (and its NNX twin)."""
     dtype = compute_dtype(dtype, x)
-    solve = solve_dtype(dtype)
+    solve = jnp.promote_types(solve_dtype(x.dtype), solve_dtype(dtype))
     lam = jax.nn.sigmoid(bias.astype(solve) - 9.0) + eps
-    return converse2d(x.astype(dtype), kernel.astype(solve), lam, **op_kwargs)
+    return converse2d(x.astype(solve), kernel.astype(solve), lam, **op_kwargs).astype(dtype)
 
 
 def block_forward(block: Any, x: jax.Array) -> jax.Array:
