@@ -1,14 +1,6 @@
-"""Training config: Conv-DnCNN baseline (depthwise k5 conv blocks), gray denoising at sigma 25.
+"""The ``conv_dncnn`` training config, for ``python train.py --config=configs/conv_dncnn.py`` in a clone.
 
-Recipe: ``configs.default.denoise_recipe`` (KAIR ``train_dncnn.json``).
-The numbers and their sources: that function's docstring and ``configs/default.py``.
-
-    python train.py --config=configs/conv_dncnn.py --workdir=runs/conv_dncnn
+The recipe lives in the package: ``converse_jax/configs/conv_dncnn.py`` (``converse-jax train --config=conv_dncnn``).
 """
 
-from configs.default import denoise_recipe
-
-
-def get_config():
-    """The conv_dncnn training config (an ``ml_collections.ConfigDict``)."""
-    return denoise_recipe("conv_dncnn", features=64, num_blocks=20)
+from converse_jax.configs.conv_dncnn import get_config  # noqa: F401

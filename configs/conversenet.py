@@ -1,14 +1,6 @@
-"""Training config: ConverseNet, blind deblurring (released weights: 1,185,000 iterations).
+"""The ``conversenet`` training config, for ``python train.py --config=configs/conversenet.py`` in a clone.
 
-Recipe: ``configs.default.deblur_recipe`` (KAIR ``train_usrnet.json``).
-The numbers and their sources: that function's docstring and ``configs/default.py``.
-
-    python train.py --config=configs/conversenet.py --workdir=runs/conversenet
+The recipe lives in the package: ``converse_jax/configs/conversenet.py`` (``converse-jax train --config=conversenet``).
 """
 
-from configs.default import deblur_recipe
-
-
-def get_config():
-    """The conversenet training config (an ``ml_collections.ConfigDict``)."""
-    return deblur_recipe("conversenet", 1_185_000, features=64, num_blocks=7, num_iterations=5)
+from converse_jax.configs.conversenet import get_config  # noqa: F401

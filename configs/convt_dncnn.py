@@ -1,14 +1,6 @@
-"""Training config: ConvT-DnCNN baseline (depthwise k5 transposed-conv blocks), gray denoising at sigma 25.
+"""The ``convt_dncnn`` training config, for ``python train.py --config=configs/convt_dncnn.py`` in a clone.
 
-Recipe: ``configs.default.denoise_recipe`` (KAIR ``train_dncnn.json``).
-The numbers and their sources: that function's docstring and ``configs/default.py``.
-
-    python train.py --config=configs/convt_dncnn.py --workdir=runs/convt_dncnn
+The recipe lives in the package: ``converse_jax/configs/convt_dncnn.py`` (``converse-jax train --config=convt_dncnn``).
 """
 
-from configs.default import denoise_recipe
-
-
-def get_config():
-    """The convt_dncnn training config (an ``ml_collections.ConfigDict``)."""
-    return denoise_recipe("convt_dncnn", features=64, num_blocks=20)
+from converse_jax.configs.convt_dncnn import get_config  # noqa: F401

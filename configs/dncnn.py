@@ -1,14 +1,6 @@
-"""Training config: DnCNN (KAIR, 17 layers with BatchNorm), gray denoising at sigma 25.
+"""The ``dncnn`` training config, for ``python train.py --config=configs/dncnn.py`` in a clone.
 
-Recipe: ``configs.default.denoise_recipe`` (KAIR ``train_dncnn.json``).
-The numbers and their sources: that function's docstring and ``configs/default.py``.
-
-    python train.py --config=configs/dncnn.py --workdir=runs/dncnn
+The recipe lives in the package: ``converse_jax/configs/dncnn.py`` (``converse-jax train --config=dncnn``).
 """
 
-from configs.default import denoise_recipe
-
-
-def get_config():
-    """The dncnn training config (an ``ml_collections.ConfigDict``)."""
-    return denoise_recipe("dncnn", features=64, num_layers=17)
+from converse_jax.configs.dncnn import get_config  # noqa: F401

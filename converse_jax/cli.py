@@ -1,4 +1,4 @@
-"""The ``converse-jax`` command line: ``models``, ``convert``, ``evaluate``, ``restore`` and ``showcase``.
+"""The ``converse-jax`` command line: ``models``, ``convert``, ``evaluate``, ``restore``, ``export``, ``showcase`` and ``train``.
 
 Examples (paths relative to a checkout with ``../shared`` beside it)::
 
@@ -9,20 +9,29 @@ Examples (paths relative to a checkout with ``../shared`` beside it)::
     converse-jax restore --model converse_dncnn --weights ../shared/data/weights/converse_dncnn.pth \\
         --tile 256 noisy.png restored.png
     converse-jax showcase --weights ../shared/data/weights --out docs/restorations.png
+    converse-jax export --weights converse_dncnn --out dncnn.jax --tile 256
+    converse-jax restore --exported dncnn.jax noisy.png restored.png
+    converse-jax train --config=converse_dncnn --workdir=runs/dncnn --config.batch_size=32
 
-``--weights`` accepts an official PyTorch ``.pth`` (read without torch and without executing
-pickled code) or a directory written by ``convert``. Errors (missing files, weights of another
+``--weights`` accepts an official checkpoint's name (``converse_dncnn``: downloaded once,
+SHA-256-checked and cached, see :mod:`converse_jax.pretrained.hub`), an official PyTorch ``.pth``
+(read without torch and without executing pickled code), a directory written by ``convert``, or a
+training workdir (``train.py --workdir``: its best checkpoint's EMA weights); ``--model`` defaults
+to the network the weights hold and, when given, must match it. Errors (missing files, weights of another
 network, options that do not apply to the model's task) are reported on stderr with exit status
-1; usage errors exit with status 2 (argparse). ``python -m converse_jax`` runs the same program.
+1; usage errors exit with status 2 (argparse). ``train`` is :mod:`converse_jax.trainer` (absl
+flags: ``converse-jax train --help``). ``python -m converse_jax`` runs the same program.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["build_parser", "main"]
 
@@ -39,6 +48,55 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
     return value
+
+
+# Python parameter -> the CLI flag (or positional) a user gave, for error messages.
+_FLAGS = {
+    "model_name": "--model",
+    "weights": "--weights",
+    "kernel": "--kernel",
+    "sigma": "--sigma",
+    "scale": "--scale",
+    "limit": "--limit",
+    "data_dir": "--data",
+    "out_dir": "--out",
+    "out": "--out",
+    "tile": "--tile",
+    "tile_overlap": "--tile-overlap",
+    "degrade": "--degrade",
+    "overwrite": "--overwrite",
+    "arch": "--arch",
+    "size": "--size",
+    "seed": "--seed",
+    "input_path": "INPUT",
+    "output_path": "OUTPUT",
+    "state_dict": "IN.pth",
+}
+
+
+def _error_line(err: BaseException) -> str:
+    """``err`` as one line for the terminal, with Python parameter names replaced by CLI flags.
+
+    ``tile_overlap: ...`` -> ``--tile-overlap: ...``; ``(pass overwrite=True)`` -> ``(pass
+    --overwrite)``; an ``OSError`` with a file name -> ``CAUSE: PATH``; an unexpected exception
+    type is named (``--debug`` shows its traceback).
+    """
+    if isinstance(err, OSError) and err.strerror and err.filename:
+        text = f"{err.strerror}: {err.filename}" + (f" -> {err.filename2}" if err.filename2 else "")
+    else:
+        text = str(err) or type(err).__name__
+    text = " ".join(text.split())
+    text = re.sub(r"\b(\w+)=True\b( \(--[\w-]+\))?", lambda m: _FLAGS.get(m[1], m[0]), text)
+    text = re.sub(r"\bpass (\w+) explicitly\b", lambda m: f"pass {_FLAGS.get(m[1], m[1])}", text)
+    head, sep, rest = text.partition(": ")
+    if sep and head == "path":  # the message names the path itself
+        text = rest
+    elif sep and head in _FLAGS:
+        text = f"{_FLAGS[head]}: {rest}"
+    text = re.sub(r"^from_torch\(arch='(\w+)'\)", r"--arch \1", text)
+    if not isinstance(err, (ValueError, OSError)):
+        text = f"{type(err).__name__}: {text} (--debug shows the traceback)"
+    return text
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -70,7 +128,16 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     source = Path(args.input)
     state_dict = read_pth(source)
     arch = args.arch if args.arch is not None else infer_arch(state_dict)
-    variables = from_torch(state_dict, arch)
+    try:
+        variables = from_torch(state_dict, arch)
+    except ValueError as err:
+        if args.arch is None:
+            raise
+        try:
+            held = infer_arch(state_dict)
+        except ValueError:
+            raise err from None
+        raise ValueError(f"--arch {arch}: {source} holds a {held!r} network, not {arch!r}") from err
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     Path(args.output).expanduser().absolute().parent.mkdir(parents=True, exist_ok=True)
     out = save_variables(
@@ -84,11 +151,20 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_name(args: argparse.Namespace) -> str:
+    """``--model``, or the network the ``--weights`` hold (official name, run config, store, .pth keys)."""
+    if args.model is not None:
+        return args.model
+    from converse_jax.pretrained.load import weights_arch
+
+    return weights_arch(args.weights)
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from converse_jax.evaluate import evaluate
 
     result = evaluate(
-        args.model,
+        _model_name(args),
         args.weights,
         args.data,
         sigma=args.sigma,
@@ -100,7 +176,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         limit=args.limit,
         progress=not args.quiet,
     )
-    width = max(len(r.image) for r in result.rows)
+    width = max((len(r.image) for r in result.rows), default=0)
     for r in result.rows:
         line = f"{r.image.ljust(width)}  PSNR {r.psnr:7.3f} dB  SSIM {r.ssim:.4f}"
         if r.psnr_y is not None:
@@ -108,16 +184,36 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(line)
     print(result.summary())
     print(f"results: {result.csv_path}")
-    return 0
+    return _skipped_status(args.command, result.skipped, len(result.rows) + len(result.skipped))
+
+
+def _restore_exported(args: argparse.Namespace) -> list[Path]:
+    """``restore --exported FILE``: runs the artifact with jax alone (no Flax, no model code)."""
+    from converse_jax.export import restore_files
+
+    options = {"--weights": args.weights, "--model": args.model, "--x8": args.x8 or None,
+               "--degrade": args.degrade or None, "--sigma": args.sigma, "--tile": args.tile}
+    given = [flag for flag, value in options.items() if value is not None]
+    if given:
+        raise ValueError(f"exported: {', '.join(given)} cannot be combined with --exported (the artifact fixes the "
+                         "network and its tile; use --tile-overlap for the overlap)")
+    return restore_files(args.exported, args.input, args.output, kernel=args.kernel,
+                         overlap=args.tile_overlap, progress=not args.quiet)
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
+    if args.exported is not None:
+        for path in _restore_exported(args):
+            print(path)
+        return 0
     from converse_jax.restore import restore_path
 
+    if args.weights is None:
+        raise ValueError("weights: restore needs --weights (or --exported FILE)")
     if args.tile is None and args.tile_overlap is not None:
-        raise ValueError("tile_overlap: --tile-overlap needs --tile")
-    written = restore_path(
-        args.model,
+        raise ValueError("--tile-overlap: needs --tile")
+    result = restore_path(
+        _model_name(args),
         args.weights,
         args.input,
         args.output,
@@ -126,11 +222,32 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         kernel=args.kernel,
         x8=args.x8,
         tile=args.tile,
-        tile_overlap=32 if args.tile_overlap is None else args.tile_overlap,
+        tile_overlap=args.tile_overlap,
         progress=not args.quiet,
     )
-    for path in written:
+    for path in result.written:
         print(path)
+    return _skipped_status(args.command, result.skipped, len(result.written) + len(result.skipped))
+
+
+def _skipped_status(command: str, skipped: Sequence[Any], total: int) -> int:
+    """Exit status of a batch: 0, or 1 with one closing line when images were skipped."""
+    if not skipped:
+        return 0
+    names = ", ".join(str(s.path) for s in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+    rest = "the others were done" if len(skipped) < total else "nothing else to do"
+    print(f"converse-jax {command}: error: {len(skipped)} of {total} images could not be read "
+          f"and were skipped ({names}); {rest}", file=sys.stderr)
+    return 1
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from converse_jax.export import export_restorer, load_exported
+
+    out = export_restorer(args.weights, args.out, tile=args.tile, kernel_size=args.kernel_size, model=args.model)
+    restorer = load_exported(out)
+    print(f"{out}: tile {restorer.tile}, x{restorer.scale}, {restorer.in_channels} channel(s), "
+          f"kernel {restorer.kernel_shape}, platforms {', '.join(restorer.platforms)}")
     return 0
 
 
@@ -144,8 +261,23 @@ def _cmd_showcase(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export_parser(sub: argparse._SubParsersAction, weights_help: str) -> None:
+    p = sub.add_parser("export", help="write a network's restore function as a jax.export artifact (StableHLO)")
+    p.add_argument("--weights", required=True, help=weights_help)
+    p.add_argument("--model", help="registry name the weights must hold (default: whatever they hold)")
+    p.add_argument("--out", required=True, metavar="FILE", help="the artifact to write (its folder must exist)")
+    p.add_argument("--tile", type=_positive_int, default=256, metavar="SIZE", help="input tile side (>= 8; default 256)")
+    p.add_argument(
+        "--kernel-size", type=_positive_int, default=7, metavar="K", help="blur kernel side for non-blind deblurring (7)"
+    )
+    p.set_defaults(run=_cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of ``converse-jax`` (sub-commands models, convert, evaluate, restore, showcase).
+    """The argparse parser of ``converse-jax`` (sub-commands models, convert, evaluate, restore, export, showcase, train).
+
+    ``train`` is listed here for ``--help``; :func:`main` hands its arguments to
+    :func:`converse_jax.trainer.main`.
 
     Example:
       >>> args = build_parser().parse_args(["convert", "in.pth", "out_dir", "--arch", "conversenet"])
@@ -157,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="ConverseNet (Reverse Convolution) models in JAX: list, convert official weights, "
         "evaluate by the paper's protocol, restore images, draw the showcase figure.",
     )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("models", help="list the model zoo (task, scale, parameter counts)")
@@ -164,14 +297,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("convert", help="convert an official .pth into this project's variable store")
     p.add_argument("input", metavar="IN.pth", help="official PyTorch checkpoint")
-    p.add_argument("output", metavar="OUT", help="directory to write (its parent must exist)")
+    p.add_argument("output", metavar="OUT", help="directory to write (created, with its parents, if needed)")
     p.add_argument("--arch", help="registry name (default: inferred from the checkpoint's keys)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing variable store at OUT")
     p.set_defaults(run=_cmd_convert)
 
-    def model_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--model", required=True, help="registry name (see `converse-jax models`)")
-        p.add_argument("--weights", required=True, help="official .pth or a directory written by `convert`")
+    weights_help = (
+        "official checkpoint name (downloaded and cached), official .pth, a folder written by `convert`, "
+        "or a training workdir (its best checkpoint)"
+    )
+
+    def model_args(p: argparse.ArgumentParser, weights_required: bool = True) -> None:
+        p.add_argument("--model", help="registry name (default: the network the weights hold; must match them)")
+        p.add_argument("--weights", required=weights_required, help=weights_help)
         p.add_argument("--kernel", metavar="K.npy", help="7x7 blur kernel (.npy) for the deblurring models")
         p.add_argument("--x8", action="store_true", help="x8 self-ensemble (flips and rotations)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -189,7 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_evaluate)
 
     p = sub.add_parser("restore", help="restore an image or a folder of images")
-    model_args(p)
+    model_args(p, weights_required=False)
+    p.add_argument(
+        "--exported", metavar="FILE", help="run an artifact written by `export` instead (jax only; no --weights)"
+    )
     p.add_argument(
         "--degrade",
         action="store_true",
@@ -198,15 +339,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--sigma", type=float, help="noise level on 0..255 for --degrade (default 25, deblurring 2.55)")
     p.add_argument("--tile", type=_positive_int, metavar="SIZE", help="tiled inference with SIZE x SIZE windows")
-    p.add_argument("--tile-overlap", type=_non_negative_int, metavar="N", help="overlap of the tiles (default 32)")
+    p.add_argument(
+        "--tile-overlap",
+        type=_non_negative_int,
+        metavar="N",
+        help="overlap of the tiles in pixels, below SIZE (default: min(32, SIZE/4))",
+    )
     p.add_argument("input", metavar="INPUT", help="image file or folder of images")
     p.add_argument("output", metavar="OUTPUT", help="output .png (or folder) for a file; folder for a folder")
     p.set_defaults(run=_cmd_restore)
 
+    _add_export_parser(sub, weights_help)
+
     p = sub.add_parser(
         "showcase", help="figure of the four official networks restoring degraded sample photographs (PNG)"
     )
-    p.add_argument("--weights", required=True, metavar="DIR", help="folder with the four official .pth checkpoints")
+    p.add_argument(
+        "--weights",
+        metavar="DIR",
+        help="folder with the four official .pth checkpoints (default: the official ones by name, downloaded and cached)",
+    )
     p.add_argument("--out", required=True, metavar="PATH.png", help="the figure to write")
     p.add_argument(
         "--size",
@@ -218,14 +370,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the noise and the blur kernel (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_cmd_showcase)
+    for p in sub.choices.values():  # `converse-jax COMMAND ... --debug` works as well
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback of an error")
+
+    sub.add_parser(
+        "train",
+        add_help=False,
+        help="train a network from a packaged recipe (demo, converse_dncnn, ...) or a config file "
+        "(see `converse-jax train --help`)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``converse-jax`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
-    0 on success, 1 for a reported error (``converse-jax <command>: error: ...`` on stderr),
-    2 for a usage error (argparse exits via ``SystemExit(2)``).
+    0 on success, 1 for a reported error (one line ``converse-jax <command>: error: ...`` on
+    stderr, naming the path or CLI flag and the cause; ``--debug`` re-raises the exception so its
+    traceback shows) or when a batch skipped unreadable images, 2 for a usage error (argparse
+    exits via ``SystemExit(2)``), 130 when interrupted (Ctrl-C).
 
     Example:
       >>> import contextlib, io
@@ -238,10 +401,20 @@ def main(argv: Sequence[str] | None = None) -> int:
       >>> status, "no_such_file.pth" in err.getvalue()
       (1, True)
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:  # absl flags (ml_collections' --config.FIELD overrides): its own parser
+        from converse_jax.trainer import main as train_main
+
+        train_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
-        print(f"converse-jax {args.command}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"converse-jax {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if args.debug:
+            raise
+        print(f"converse-jax {args.command}: error: {_error_line(err)}", file=sys.stderr)
         return 1

@@ -25,9 +25,16 @@ deblurrer's kernel is flipped/rotated together with the image.
 
 Outputs in ``out_dir``: ``results.csv`` (one row per image, then an ``average`` row),
 ``summary.json`` (the settings and averages) and, with ``save_images``, one side-by-side PNG per
-image in ``out_dir/images`` (degraded input | restored | ground truth; the SR input is enlarged
-by pixel repetition to the output size; the degraded input is clipped and rounded for display).
-All files are written atomically.
+image in ``out_dir/images`` (degraded input | restored | ground truth, under a caption strip of
+:data:`converse_jax.panels.LABEL_HEIGHT` pixels naming each panel with its PSNR; the SR input is
+enlarged by pixel repetition to the output size; the degraded input is clipped and rounded for
+display). All files are written atomically with the user's umask.
+
+Faults: before the weights are loaded, ``out_dir`` (and ``images/``) is created and proven
+writable, and test images whose side-by-side PNGs would collide (``x.png`` and ``x.bmp``) are
+refused. An image that cannot be decoded is skipped with one line on stderr; ``results.csv``
+then gains a ``skipped`` column and lists it after the ``average`` row with the reason
+(``summary.json`` under ``"skipped"``), and :attr:`EvalResult.skipped` names it.
 """
 
 from __future__ import annotations
@@ -37,7 +44,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +52,11 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from converse_jax.data.sources import folder_images, read_image
+from converse_jax.atomic import write_text
+from converse_jax.batch import BatchReader, Skipped, check_collisions, check_writable_folder
+from converse_jax.data.sources import folder_images
 from converse_jax.models.registry import get_spec
+from converse_jax.panels import labelled_row
 from converse_jax.protocol import (
     calculate_psnr,
     calculate_ssim,
@@ -97,6 +106,8 @@ class EvalResult:
       psnr, ssim, psnr_y, ssim_y: plain means over ``rows`` (``*_y`` only for RGB SR, else None).
       out_dir: where ``results.csv``, ``summary.json`` and ``images/`` were written.
       seconds: wall time of the whole evaluation (loading and compilation included).
+      skipped: the :class:`~converse_jax.batch.Skipped` images that could not be decoded (not in
+        ``rows`` nor in the averages; NaN averages when no image could be read).
 
     Example:
       >>> rows = (ImageResult("a.png", 30.0, 0.80), ImageResult("b.png", 32.0, 0.90))
@@ -118,6 +129,7 @@ class EvalResult:
     ssim_y: float | None
     out_dir: Path
     seconds: float = field(default=0.0, compare=False)
+    skipped: tuple[Skipped, ...] = ()
 
     @property
     def csv_path(self) -> Path:
@@ -129,48 +141,78 @@ class EvalResult:
         text = f"{self.model} {self.setting}: {len(self.rows)} images, PSNR {self.psnr:.3f} dB, SSIM {self.ssim:.4f}"
         if self.psnr_y is not None:
             text += f"; Y: PSNR {self.psnr_y:.3f} dB, SSIM {self.ssim_y:.4f}"
+        if self.skipped:
+            text += f" ({len(self.skipped)} unreadable image(s) skipped)"
         return text
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _fmt(value: float) -> str:
     return "inf" if math.isinf(value) else f"{value:.6f}"
 
 
-def _csv_text(rows: tuple[ImageResult, ...], with_y: bool, averages: ImageResult) -> str:
+def _csv_text(rows: tuple[ImageResult, ...], with_y: bool, averages: ImageResult | None, skipped: tuple[Skipped, ...]) -> str:
+    """The CSV: a header, one row per scored image, the averages; skipped images last (a ``skipped`` column)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["image", "psnr", "ssim"] + (["psnr_y", "ssim_y"] if with_y else []))
-    for r in (*rows, averages):
-        writer.writerow([r.image, _fmt(r.psnr), _fmt(r.ssim)] + ([_fmt(r.psnr_y), _fmt(r.ssim_y)] if with_y else []))
+    header = ["image", "psnr", "ssim"] + (["psnr_y", "ssim_y"] if with_y else [])
+    writer.writerow(header + (["skipped"] if skipped else []))
+    for r in (*rows, *([averages] if averages is not None else [])):
+        values = [_fmt(r.psnr), _fmt(r.ssim)] + ([_fmt(r.psnr_y), _fmt(r.ssim_y)] if with_y else [])
+        writer.writerow([r.image, *values] + ([""] if skipped else []))
+    for s in skipped:
+        writer.writerow([s.path.name] + [""] * (len(header) - 1) + [s.reason])
     return buf.getvalue()
 
 
-def _side_by_side(panels: list[np.ndarray]) -> np.ndarray:
-    """Concatenate uint8 HWC panels of equal height left to right with white gaps."""
-    h, c = panels[0].shape[0], panels[0].shape[2]
-    gap = np.full((h, _GAP, c), 255, np.uint8)
-    out = [panels[0]]
-    for p in panels[1:]:
-        out += [gap, p]
-    return np.concatenate(out, axis=1)
+_INPUT_NAME = {"denoise": "noisy", "sr": "low-res", "deblur": "blurred", "deblur_nonblind": "blurred"}
 
 
-def _check_out_dir(out_dir: str | os.PathLike[str]) -> Path:
-    path = Path(out_dir).expanduser()
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"out_dir: {path} exists and is not a folder")
-    return path
+def _panel(task: str, scale: int, x: np.ndarray, restored: np.ndarray, truth: np.ndarray, border: int) -> np.ndarray:
+    """degraded input | restored | ground truth, each captioned with its PSNR against the truth."""
+    shown = single2uint(x)
+    if task == "sr":
+        shown = np.repeat(np.repeat(shown, scale, axis=0), scale, axis=1)
+    labels = [
+        f"{_INPUT_NAME[task]} {calculate_psnr(shown, truth, border):.2f} dB",
+        f"restored {calculate_psnr(restored, truth, border):.2f} dB",
+        "ground truth",
+    ]
+    return labelled_row([shown, restored, truth], labels, gap=_GAP)
+
+
+def _setting(task: str, spec_scale: int, noise: float | None, kernel: object, x8: bool) -> str:
+    if task == "denoise":
+        setting = f"sigma{noise:g}"
+    elif task == "sr":
+        setting = f"x{spec_scale}"
+    else:
+        name = Path(kernel).stem if isinstance(kernel, (str, os.PathLike)) else "kernel"
+        setting = name if noise == DEFAULT_SIGMA[task] else f"{name}_sigma{noise:g}"
+    return setting + ("_x8" if x8 else "")
+
+
+def _check_options(
+    model_name: str, task: str, spec_scale: int, sigma: float | None, scale: int | None, kernel: object, limit: int | None
+) -> np.ndarray | None:
+    """Refuse options that do not apply to the task; returns the loaded kernel (deblurring) or None."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit: expected a positive int or None, got {limit!r}")
+    if sigma is not None:
+        if task == "sr":
+            raise ValueError(f"sigma: {model_name} is an SR model; the SR protocol adds no noise")
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not (math.isfinite(sigma) and sigma >= 0):
+            raise ValueError(f"sigma: expected a finite number >= 0, got {sigma!r}")
+    if scale is not None and (task != "sr" or scale != spec_scale):
+        expected = f"{spec_scale} (its factor)" if task == "sr" else "None (the protocol uses sf = 1)"
+        raise ValueError(f"scale: {model_name} ({task}) supports only scale={expected}, got {scale!r}")
+    k = None
+    if task in ("deblur", "deblur_nonblind"):
+        if kernel is None:
+            raise ValueError(f"kernel: the deblurring protocol of {model_name} needs a blur kernel (--kernel K.npy)")
+        k = load_kernel(kernel)
+    elif kernel is not None:
+        raise ValueError(f"kernel: {model_name} ({task}) does not use a blur kernel")
+    return k
 
 
 def evaluate(
@@ -240,51 +282,34 @@ def evaluate(
     start = time.perf_counter()
     spec = get_spec(model_name)
     task = spec.task
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit: expected a positive int or None, got {limit!r}")
-    if sigma is not None:
-        if task == "sr":
-            raise ValueError(f"sigma: {model_name} is an SR model; the SR protocol adds no noise")
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not (math.isfinite(sigma) and sigma >= 0):
-            raise ValueError(f"sigma: expected a finite number >= 0, got {sigma!r}")
-    if scale is not None and (task != "sr" or scale != spec.scale):
-        expected = f"{spec.scale} (its factor)" if task == "sr" else "None (the protocol uses sf = 1)"
-        raise ValueError(f"scale: {model_name} ({task}) supports only scale={expected}, got {scale!r}")
-    k = None
-    if task in ("deblur", "deblur_nonblind"):
-        if kernel is None:
-            raise ValueError(f"kernel: the deblurring protocol of {model_name} needs a blur kernel (--kernel K.npy)")
-        k = load_kernel(kernel)
-    elif kernel is not None:
-        raise ValueError(f"kernel: {model_name} ({task}) does not use a blur kernel")
+    k = _check_options(model_name, task, spec.scale, sigma, scale, kernel, limit)
     noise = float(DEFAULT_SIGMA[task] if sigma is None else sigma) if task != "sr" else None
-    if task == "denoise":
-        setting = f"sigma{noise:g}"
-    elif task == "sr":
-        setting = f"x{spec.scale}"
-    else:
-        name = Path(kernel).stem if isinstance(kernel, (str, os.PathLike)) else "kernel"
-        setting = name if noise == DEFAULT_SIGMA[task] else f"{name}_sigma{noise:g}"
-    if x8:
-        setting += "_x8"
+    setting = _setting(task, spec.scale, noise, kernel, x8)
+    if not Path(data_dir).is_dir():
+        raise FileNotFoundError(f"data_dir: {data_dir} is not an existing folder of test images")
     files = folder_images(data_dir, spec.in_channels).files
     files = files[:limit] if limit is not None else files
-    out = _check_out_dir(out_dir)
+    if save_images:
+        check_collisions(((f, Path(out_dir) / "images" / f"{f.stem}.png") for f in files), what="data_dir")
+    out = check_writable_folder(out_dir, "out_dir")
+    if save_images:
+        check_writable_folder(out / "images", "out_dir")
 
     restorer = Restorer(model_name, weights)
     if dtype is not None:
         restorer.module = restorer.module.clone(dtype=dtype)
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "images" if save_images else out).mkdir(parents=True, exist_ok=True)
+    reader = BatchReader(restorer.in_channels, model_name)
     fn = restorer.function(k if task == "deblur_nonblind" else None, x8=x8)
     border = restorer.scale if task == "sr" else (1 if task != "denoise" else 0)
     with_y = task == "sr" and restorer.in_channels == 3
-    if save_images:
-        (out / "images").mkdir(exist_ok=True)
 
     rows: list[ImageResult] = []
-    bar = tqdm(range(len(files)), desc=f"{model_name} {setting}", unit="img", disable=not progress)
-    for i in bar:
-        img = read_image(files[i], restorer.in_channels)
+    bar = tqdm(files, desc=f"{model_name} {setting}", unit="img", disable=not progress)
+    for file in bar:
+        img = reader.read(file)
+        if img is None:
+            continue
         if task == "denoise":
             truth, x = img, denoise_input(img, noise)
         elif task == "sr":
@@ -292,23 +317,18 @@ def evaluate(
         else:
             truth, x = deblur_input(img, k, 1, noise)
         restored = single2uint(np.asarray(fn(jnp.asarray(x[None])))[0])
-        row = ImageResult(
-            files[i].name,
-            calculate_psnr(restored, truth, border),
-            calculate_ssim(restored, truth, border),
-        )
+        row = ImageResult(file.name, calculate_psnr(restored, truth, border), calculate_ssim(restored, truth, border))
         if with_y:
             ry, ty = rgb2ycbcr(restored, only_y=True), rgb2ycbcr(truth, only_y=True)
             row = ImageResult(row.image, row.psnr, row.ssim, calculate_psnr(ry, ty, border), calculate_ssim(ry, ty, border))
         rows.append(row)
         bar.set_postfix(psnr=f"{np.mean([r.psnr for r in rows]):.3f}")
         if save_images:
-            shown = single2uint(x)
-            if task == "sr":
-                shown = np.repeat(np.repeat(shown, restorer.scale, axis=0), restorer.scale, axis=1)
-            write_png(out / "images" / f"{files[i].stem}.png", _side_by_side([shown, restored, truth]))
+            write_png(out / "images" / f"{file.stem}.png", _panel(task, restorer.scale, x, restored, truth, border))
 
     def mean(values: list[float | None]) -> float | None:
+        if not values:
+            return math.nan
         return None if values[0] is None else float(np.mean(values))
 
     result = EvalResult(
@@ -318,13 +338,14 @@ def evaluate(
         rows=tuple(rows),
         psnr=mean([r.psnr for r in rows]),
         ssim=mean([r.ssim for r in rows]),
-        psnr_y=mean([r.psnr_y for r in rows]),
-        ssim_y=mean([r.ssim_y for r in rows]),
+        psnr_y=mean([r.psnr_y for r in rows]) if with_y else None,
+        ssim_y=mean([r.ssim_y for r in rows]) if with_y else None,
         out_dir=out,
         seconds=time.perf_counter() - start,
+        skipped=tuple(reader.skipped),
     )
-    averages = ImageResult("average", result.psnr, result.ssim, result.psnr_y, result.ssim_y)
-    _write_text_atomic(out / "results.csv", _csv_text(result.rows, with_y, averages))
+    averages = ImageResult("average", result.psnr, result.ssim, result.psnr_y, result.ssim_y) if rows else None
+    write_text(out / "results.csv", _csv_text(result.rows, with_y, averages, result.skipped))
     summary = {
         "model": model_name,
         "task": task,
@@ -337,11 +358,12 @@ def evaluate(
         "x8": bool(x8),
         "border": border,
         "images": len(rows),
-        "psnr": result.psnr,
-        "ssim": result.ssim,
-        "psnr_y": result.psnr_y,
-        "ssim_y": result.ssim_y,
+        "psnr": result.psnr if rows else None,
+        "ssim": result.ssim if rows else None,
+        "psnr_y": result.psnr_y if rows else None,
+        "ssim_y": result.ssim_y if rows else None,
+        "skipped": [{"image": s.path.name, "reason": s.reason} for s in result.skipped],
         "seconds": round(result.seconds, 3),
     }
-    _write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return result

@@ -16,10 +16,13 @@ down-scaling by the model's factor for SR, circular blur with ``kernel`` plus AW
 (default 2.55) for deblurring; the synthesised input is saved beside each output as
 ``<name>_degraded.png``.
 
-Images are read with :func:`converse_jax.data.sources.read_image` as uint8 with the model's
-channel count (RGB input to a gray model is converted with BT.601 luma; gray input to an RGB
-model is repeated), scaled to [0, 1] with ``uint2single`` and restored outputs are stored as
-``uint8(round(clip(y, 0, 1) * 255))`` (``single2uint``), exactly as the official test scripts do.
+Images are read with :class:`converse_jax.batch.BatchReader` as uint8 with the model's channel
+count (RGB input to a gray model is converted with BT.601 luma, and a note on stderr says so
+once; gray input to an RGB model is repeated), scaled to [0, 1] with ``uint2single`` and restored
+outputs are stored as ``uint8(round(clip(y, 0, 1) * 255))`` (``single2uint``), exactly as the
+official test scripts do. An image that cannot be decoded is skipped and reported, and the rest
+of the batch is done; colliding or unwritable outputs are refused before the weights are loaded
+(see :func:`restore_path`).
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +41,14 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from converse_jax.atomic import atomic_open
+from converse_jax.batch import BatchReader, Skipped, check_collisions, check_writable_folder
 from converse_jax.data.sources import IMAGE_EXTENSIONS, folder_images, read_image
 from converse_jax.inference import self_ensemble_x8, tiled_apply
-from converse_jax.models.registry import MODELS, ModelSpec, get_spec
+from converse_jax.models.registry import ModelSpec, get_spec
 from converse_jax.protocol import deblur_input, denoise_input, single2uint, sr_input, uint2single
 
-__all__ = ["Restorer", "load_kernel", "restore_path", "write_png"]
+__all__ = ["RestoreResult", "Restorer", "default_tile_overlap", "load_kernel", "restore_path", "write_png"]
 
 ArrayFn = Callable[[jax.Array], jax.Array]
 
@@ -79,18 +84,15 @@ def load_kernel(kernel: str | os.PathLike[str] | np.ndarray) -> np.ndarray:
     return arr
 
 
-def _arch_of(module: Any) -> str:
-    """Registry name of a module built by :func:`converse_jax.models.get_model`."""
-    return next(name for name, spec in MODELS.items() if type(module) is spec.cls)
-
-
 class Restorer:
     """A registry network with weights checked to belong to it, as an NHWC float32 function.
 
     Args:
       model_name: registry name (``converse-jax models`` lists them).
-      weights: an official PyTorch ``.pth`` checkpoint or a variable-store directory (written by
-        ``converse-jax convert`` or :func:`converse_jax.pretrained.save_variables`).
+      weights: anything :func:`converse_jax.pretrained.load` takes: an official checkpoint's
+        name (downloaded and cached), an official PyTorch ``.pth``, a variable-store directory
+        (written by ``converse-jax convert`` or :func:`converse_jax.pretrained.save_variables`)
+        or a training workdir (its best checkpoint's EMA weights).
 
     Raises:
       ValueError: unknown ``model_name``; weights of another network (the message names both);
@@ -138,31 +140,11 @@ class Restorer:
     """
 
     def __init__(self, model_name: str, weights: str | os.PathLike[str]):
-        from converse_jax.pretrained import infer_arch, load, read_pth  # deferred: orbax is slow to import
+        from converse_jax.pretrained import load  # deferred: orbax is slow to import
 
         self.spec: ModelSpec = get_spec(model_name)
         self.name = model_name
-        path = Path(weights).expanduser()
-        if not path.exists():
-            raise FileNotFoundError(f"weights: {path} does not exist")
-        if path.is_dir():
-            module, variables = load(path)
-            held = _arch_of(module)
-            if held != model_name:
-                raise ValueError(f"weights: {path} hold a {held!r} network, but the model is {model_name!r}")
-        else:
-            try:
-                module, variables = load(path, arch=model_name)
-            except ValueError as err:
-                try:
-                    held = infer_arch(read_pth(path))
-                except ValueError:
-                    raise err from None
-                if held != model_name:
-                    raise ValueError(
-                        f"weights: {path} hold a {held!r} network, but the model is {model_name!r}"
-                    ) from None
-                raise
+        module, variables = load(weights, arch=model_name)
         self.module = module
         self.variables = jax.device_put(variables)
         self.task: str = self.spec.task
@@ -197,7 +179,7 @@ class Restorer:
         *,
         x8: bool = False,
         tile: int | None = None,
-        tile_overlap: int = 32,
+        tile_overlap: int | None = None,
         progress: bool = False,
     ) -> ArrayFn:
         """The restorer as ``fn(x) -> y`` on NHWC float32 batches, with inference options.
@@ -210,7 +192,8 @@ class Restorer:
           tile: apply the network to overlapping ``tile`` x ``tile`` windows (fixed shape: one
             compilation) blended with sin^2 ramps (:func:`converse_jax.inference.tiled_apply`);
             None = whole image. With ``x8`` each tile is self-ensembled.
-          tile_overlap: overlap of neighbouring windows in input pixels (``< tile``).
+          tile_overlap: overlap of neighbouring windows in input pixels (``< tile``); None:
+            :func:`default_tile_overlap` (``min(32, tile // 4)``).
           progress: show a tqdm bar over the tiles.
 
         Returns:
@@ -232,6 +215,8 @@ class Restorer:
 
         if tile is None:
             return base
+        if tile_overlap is None:
+            tile_overlap = default_tile_overlap(tile)
         return lambda x: tiled_apply(base, x, tile=tile, overlap=tile_overlap, scale=self.scale, progress=progress)
 
 
@@ -269,13 +254,15 @@ def _self_ensemble_x8_with_kernel(fn: Callable[[jax.Array, np.ndarray], jax.Arra
 def write_png(path: str | os.PathLike[str], img: np.ndarray) -> Path:
     """Write a uint8 ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` image as PNG, atomically.
 
-    The PNG is written to a temporary file in the target folder and moved over ``path`` with
-    :func:`os.replace`, so a reader never sees a partial file. The folder must exist.
+    Written with :func:`converse_jax.atomic.atomic_open` (temporary file in the target folder,
+    then :func:`os.replace`; the user's umask applies), so a reader never sees a partial file.
+    The folder must exist.
 
     Returns:
       ``path`` as a :class:`~pathlib.Path`.
 
     Example:
+      >>> import tempfile
       >>> tmp = tempfile.TemporaryDirectory()
       >>> img = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
       >>> path = write_png(Path(tmp.name) / "x.png", img)
@@ -293,14 +280,8 @@ def write_png(path: str | os.PathLike[str], img: np.ndarray) -> Path:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(arr).save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as f:
+        Image.fromarray(arr).save(f, format="PNG")
     return path
 
 
@@ -315,6 +296,70 @@ def _degrade(restorer: Restorer, img: np.ndarray, sigma: float | None, kernel: n
     return deblur_input(img, kernel, 1, DEFAULT_SIGMA[restorer.task] if sigma is None else sigma)[1]
 
 
+@dataclass(frozen=True)
+class RestoreResult:
+    """What :func:`restore_path` did: the restored images written and the inputs it skipped.
+
+    Example:
+      >>> result = RestoreResult((Path("out/a.png"),), (Skipped(Path("in/b.png"), "image file is truncated"),))
+      >>> [p.name for p in result.written], [s.line() for s in result.skipped]
+      (['a.png'], ['skipped in/b.png: image file is truncated'])
+    """
+
+    written: tuple[Path, ...]
+    skipped: tuple[Skipped, ...] = ()
+
+
+def default_tile_overlap(tile: int) -> int:
+    """The overlap used when none is given: ``min(32, tile // 4)``, valid for every tile >= 8.
+
+    >>> default_tile_overlap(256), default_tile_overlap(30), default_tile_overlap(8)
+    (32, 7, 2)
+    """
+    return min(32, tile // 4)
+
+
+def _plan(source: Path, target: Path, in_channels: int) -> tuple[list[Path], list[Path], Path]:
+    """Inputs, their output PNGs and the output folder (not created) of :func:`restore_path`."""
+    if source.is_dir():
+        files = list(folder_images(source, in_channels).files)
+        if target.exists() and not target.is_dir():
+            raise ValueError(f"output_path: {target} exists and is not a folder (the input is a folder)")
+        return files, [target / f"{f.stem}.png" for f in files], target
+    if not source.is_file():
+        raise FileNotFoundError(f"input_path: {source} does not exist")
+    if source.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise ValueError(f"input_path: {source} is not an image file ({', '.join(IMAGE_EXTENSIONS)})")
+    if target.is_dir():
+        out = target / f"{source.stem}.png"
+    elif target.suffix.lower() == ".png":
+        out = target
+    elif target.suffix.lower() in IMAGE_EXTENSIONS:
+        raise ValueError(f"output_path: outputs are written as PNG; use a .png name instead of {target.name}")
+    else:
+        out = target.with_name(target.name + ".png")
+    if not out.parent.is_dir():
+        raise ValueError(f"output_path: folder {out.parent} does not exist")
+    return [source], [out], out.parent
+
+
+def _check_options(task: str, model_name: str, degrade: bool, sigma: float | None, k: np.ndarray | None) -> None:
+    """Refuse ``sigma``/``kernel`` combinations that do not apply to the model's task."""
+    if sigma is not None:
+        if not degrade:
+            raise ValueError("sigma: only used with degrade=True (--degrade); the networks take no noise level")
+        if task == "sr":
+            raise ValueError(f"sigma: {model_name} is an SR model; its degradation has no noise")
+        if not (np.isfinite(sigma) and sigma >= 0):
+            raise ValueError(f"sigma: expected a finite number >= 0, got {sigma!r}")
+    if k is not None and task not in ("deblur", "deblur_nonblind"):
+        raise ValueError(f"kernel: {model_name} ({task}) does not use a blur kernel")
+    if k is not None and task == "deblur" and not degrade:
+        raise ValueError(f"kernel: {model_name} is a blind deblurring model; a kernel is only used with --degrade")
+    if k is None and (task == "deblur_nonblind" or (degrade and task == "deblur")):
+        raise ValueError(f"kernel: {model_name} ({task}) needs the blur kernel here (--kernel K.npy)")
+
+
 def restore_path(
     model_name: str,
     weights: str | os.PathLike[str],
@@ -326,10 +371,16 @@ def restore_path(
     kernel: str | os.PathLike[str] | np.ndarray | None = None,
     x8: bool = False,
     tile: int | None = None,
-    tile_overlap: int = 32,
+    tile_overlap: int | None = None,
     progress: bool = True,
-) -> list[Path]:
+) -> RestoreResult:
     """Restore one image file or every image of a folder and write the results as PNG.
+
+    The whole request is checked before the weights are loaded or any image is restored: the
+    options, the inputs, outputs that would collide (``x.png`` and ``x.bmp`` both become
+    ``x.png``) or overwrite an input, and that the output folder can be written (a file is
+    created there and removed). An input image that cannot be decoded is skipped (one line
+    ``skipped PATH: REASON`` on stderr, listed in the result's ``skipped``) and the batch goes on.
 
     Args:
       model_name: registry name, e.g. ``'converse_dncnn'``.
@@ -351,11 +402,12 @@ def restore_path(
       x8: x8 self-ensemble (8 network calls per image or tile).
       tile: tiled inference with ``tile`` x ``tile`` input windows (>= 8) for images too large
         for memory; None processes whole images.
-      tile_overlap: overlap of neighbouring tiles in input pixels (``0 <= tile_overlap < tile``).
+      tile_overlap: overlap of neighbouring tiles in input pixels (``0 <= tile_overlap < tile``);
+        None: :func:`default_tile_overlap` (``min(32, tile // 4)``).
       progress: tqdm progress bar (over the images; over the tiles for a single image).
 
     Returns:
-      The written restored-image paths, in input order.
+      :class:`RestoreResult`: the written restored-image paths (input order) and the skipped inputs.
 
     Example:
       A tiny DnCNN with zero weights (it returns its input unchanged):
@@ -374,7 +426,7 @@ def restore_path(
       >>> noisy = np.random.default_rng(0).integers(0, 256, (16, 16), dtype=np.uint8)
       >>> _ = write_png(root / "noisy.png", noisy)
       >>> out = restore_path("dncnn", weights, root / "noisy.png", root / "restored", progress=False)
-      >>> [p.name for p in out], bool(np.array_equal(read_image(out[0], 1)[..., 0], noisy))
+      >>> [p.name for p in out.written], bool(np.array_equal(read_image(out.written[0], 1)[..., 0], noisy))
       (['restored.png'], True)
       >>> (root / "clean").mkdir(); _ = write_png(root / "clean" / "a.png", noisy)
       >>> _ = restore_path("dncnn", weights, root / "clean", root / "demo", degrade=True, progress=False)
@@ -382,58 +434,29 @@ def restore_path(
       ['a.png', 'a_degraded.png']
       >>> tmp.cleanup()
     """
-    task = get_spec(model_name).task
-    if sigma is not None:
-        if not degrade:
-            raise ValueError("sigma: only used with degrade=True (--degrade); the networks take no noise level")
-        if task == "sr":
-            raise ValueError(f"sigma: {model_name} is an SR model; its degradation has no noise")
-        if not (np.isfinite(sigma) and sigma >= 0):
-            raise ValueError(f"sigma: expected a finite number >= 0, got {sigma!r}")
+    spec = get_spec(model_name)
+    task = spec.task
     k = load_kernel(kernel) if kernel is not None else None
-    if k is not None and task not in ("deblur", "deblur_nonblind"):
-        raise ValueError(f"kernel: {model_name} ({task}) does not use a blur kernel")
-    if k is not None and task == "deblur" and not degrade:
-        raise ValueError(f"kernel: {model_name} is a blind deblurring model; a kernel is only used with --degrade")
-    if k is None and (task == "deblur_nonblind" or (degrade and task == "deblur")):
-        raise ValueError(f"kernel: {model_name} ({task}) needs the blur kernel here (--kernel K.npy)")
+    _check_options(task, model_name, degrade, sigma, k)
     if tile is not None:
         if isinstance(tile, bool) or not isinstance(tile, int) or tile < 8:
             raise ValueError(f"tile: expected an int >= 8 or None, got {tile!r}")
+        tile_overlap = default_tile_overlap(tile) if tile_overlap is None else tile_overlap
         if isinstance(tile_overlap, bool) or not isinstance(tile_overlap, int) or not 0 <= tile_overlap < tile:
-            raise ValueError(f"tile_overlap: expected an int in [0, tile={tile}), got {tile_overlap!r}")
+            raise ValueError(f"tile_overlap: expected an int >= 0 and below the tile size {tile}, got {tile_overlap!r}")
 
     source = Path(input_path)
-    target = Path(output_path)
-    if source.is_dir():
-        files = list(folder_images(source, get_spec(model_name).in_channels).files)
-        if target.exists() and not target.is_dir():
-            raise ValueError(f"output_path: {target} exists and is not a folder (the input is a folder)")
-        outputs = [target / f"{f.stem}.png" for f in files]
-    elif source.is_file():
-        if source.suffix.lower() not in IMAGE_EXTENSIONS:
-            raise ValueError(f"input_path: {source} is not an image file ({', '.join(IMAGE_EXTENSIONS)})")
-        files = [source]
-        if target.is_dir():
-            out = target / f"{source.stem}.png"
-        elif target.suffix.lower() == ".png":
-            out = target
-        elif target.suffix.lower() in IMAGE_EXTENSIONS:
-            raise ValueError(f"output_path: outputs are written as PNG; use a .png name instead of {target.name}")
-        else:
-            out = target.with_name(target.name + ".png")
-        if not out.parent.is_dir():
-            raise ValueError(f"output_path: folder {out.parent} does not exist")
-        outputs = [out]
-    else:
-        raise FileNotFoundError(f"input_path: {source} does not exist")
-    for file, out in zip(files, outputs):
+    files, outputs, folder = _plan(source, Path(output_path), spec.in_channels)
+    pairs = list(zip(files, outputs))
+    check_collisions(pairs + [(f, _degraded_path(o)) for f, o in pairs if degrade])
+    for file, out in pairs:
         if out.exists() and out.resolve() == file.resolve():
             raise ValueError(f"output_path: writing {out} would overwrite the input image; choose another output")
+    check_writable_folder(folder, "output_path")
 
     restorer = Restorer(model_name, weights)
-    if source.is_dir():
-        target.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    reader = BatchReader(restorer.in_channels, model_name)
     fn = restorer.function(
         k if task == "deblur_nonblind" else None,
         x8=x8,
@@ -441,13 +464,20 @@ def restore_path(
         tile_overlap=tile_overlap,
         progress=progress and len(files) == 1,
     )
-    for file, out in tqdm(list(zip(files, outputs)), desc=model_name, unit="img", disable=not progress or len(files) == 1):
-        img = read_image(file, restorer.in_channels)
+    written = []
+    for file, out in tqdm(pairs, desc=model_name, unit="img", disable=not progress or len(files) == 1):
+        img = reader.read(file)
+        if img is None:
+            continue
         if degrade:
             x = _degrade(restorer, img, sigma, k)
-            write_png(out.with_name(f"{out.stem}_degraded.png"), single2uint(x))
+            write_png(_degraded_path(out), single2uint(x))
         else:
             x = uint2single(img)
         y = np.asarray(fn(jnp.asarray(x[None])))[0]
-        write_png(out, single2uint(y))
-    return outputs
+        written.append(write_png(out, single2uint(y)))
+    return RestoreResult(tuple(written), tuple(reader.skipped))
+
+
+def _degraded_path(out: Path) -> Path:
+    return out.with_name(f"{out.stem}_degraded.png")

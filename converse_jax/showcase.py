@@ -45,6 +45,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
+from converse_jax.batch import check_writable_folder
 from converse_jax.data.sources import to_channels
 from converse_jax.models.registry import get_spec
 from converse_jax.protocol import (
@@ -133,7 +134,7 @@ def caption_height(size: int) -> int:
     return 3 * (_font_px(size) + 2) + 4
 
 
-def _check_args(weights_dir: Path, out: Path, size: int, seed: int) -> None:
+def _check_args(weights_dir: Path | None, out: Path, size: int, seed: int) -> None:
     if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 4:
         raise ValueError(f"size: expected a positive multiple of 4 that is >= 32, got {size!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
@@ -142,11 +143,14 @@ def _check_args(weights_dir: Path, out: Path, size: int, seed: int) -> None:
         raise ValueError(f"out: the figure is written as PNG; expected a name ending in .png, got {out}")
     if out.is_dir():
         raise ValueError(f"out: {out} is a folder; expected a .png file name")
+    if weights_dir is None:
+        return
     if not weights_dir.is_dir():
         raise FileNotFoundError(f"weights: folder {weights_dir} does not exist")
     missing = [f"{case.model}.pth" for case in CASES if not (weights_dir / f"{case.model}.pth").is_file()]
     if missing:
         raise FileNotFoundError(f"weights: {weights_dir} lacks the official checkpoint(s) {', '.join(missing)}")
+    check_writable_folder(out.parent, "out")  # before four networks run, not after
 
 
 def _crop(case: Case, channels: int, size: int) -> np.ndarray:
@@ -199,7 +203,7 @@ def _compose(rows: list[tuple[list[np.ndarray], list[list[str]]]], size: int) ->
 
 
 def make_showcase(
-    weights_dir: str | os.PathLike[str],
+    weights_dir: str | os.PathLike[str] | None,
     out: str | os.PathLike[str],
     *,
     size: int = 256,
@@ -210,7 +214,9 @@ def make_showcase(
 
     Args:
       weights_dir: folder holding ``converse_dncnn.pth``, ``converse_srresnet.pth``,
-        ``conversenet.pth`` and ``converse_usrnet.pth`` (the official release).
+        ``conversenet.pth`` and ``converse_usrnet.pth`` (the official release); None: the
+        official checkpoints by name (downloaded once and cached, see
+        :mod:`converse_jax.pretrained.hub`).
       out: the PNG to write (name ending in ``.png``; its folder is created if needed).
       size: side of the clean and restored crops in pixels, a multiple of 4 that is >= 32 (the
         x4 SR input is ``size/4``) and at most 400 (the coffee photograph's height).
@@ -231,7 +237,8 @@ def make_showcase(
     ...
     ValueError: size: expected a positive multiple of 4 that is >= 32, got 30
     """
-    weights_dir, out = Path(weights_dir).expanduser(), Path(out).expanduser()
+    weights_dir = None if weights_dir is None else Path(weights_dir).expanduser()
+    out = Path(out).expanduser()
     _check_args(weights_dir, out, size, seed)
     crops = [_crop(case, get_spec(case.model).in_channels, size) for case in CASES]
     kernel = random_blur_kernel(np.random.default_rng(seed))
@@ -240,7 +247,7 @@ def make_showcase(
     bar = tqdm(list(zip(CASES, crops)), desc="showcase", unit="net", disable=not progress)
     for case, clean in bar:
         bar.set_postfix_str(case.model)
-        restorer = Restorer(case.model, weights_dir / f"{case.model}.pth")
+        restorer = Restorer(case.model, case.model if weights_dir is None else weights_dir / f"{case.model}.pth")
         x = _degrade(restorer, clean, kernel, seed)
         y = restorer(x[None], kernel if restorer.task == "deblur_nonblind" else None)
         restored = single2uint(np.asarray(y)[0])

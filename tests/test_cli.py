@@ -18,6 +18,7 @@ from PIL import Image
 
 from converse_jax.cli import main
 from converse_jax.models.registry import MODELS
+from converse_jax.panels import LABEL_HEIGHT
 from converse_jax.protocol import calculate_psnr, deblur_input
 
 CROP = 64
@@ -110,7 +111,8 @@ def test_evaluate_with_converted_store_equals_pth(converted_conversenet, bird_cr
     # The restoration beats its degraded input (the protocol's blur + noise), image by image.
     for row in rows[:2]:
         truth, degraded = deblur_input(np.asarray(Image.open(bird_crops / row["image"])), np.load(kernel))
-        restored = np.asarray(Image.open(tmp_path / "store" / "images" / row["image"]))[:, CROP + 4 : 2 * CROP + 4]
+        panel = np.asarray(Image.open(tmp_path / "store" / "images" / row["image"]))
+        restored = panel[LABEL_HEIGHT:, CROP + 4 : 2 * CROP + 4]  # under the caption strip
         assert calculate_psnr(restored, truth, 1) == pytest.approx(float(row["psnr"]), abs=1e-6)
         degraded_psnr = calculate_psnr(np.round(np.clip(degraded, 0, 1) * 255).astype(np.uint8), truth, 1)
         assert float(row["psnr"]) > degraded_psnr + 1.0
@@ -191,7 +193,7 @@ def test_errors_are_reported_clearly(bird_crops, converted_conversenet, tmp_path
     rs = ["restore", "--weights", dncnn_pth]
     assert "needs --tile" in _error(capsys, *rs, "--model", "converse_dncnn", "--tile-overlap", "8", img, out)
     assert "only used with" in _error(capsys, *rs, "--model", "converse_dncnn", "--sigma", "25", img, out)
-    assert "tile_overlap" in _error(capsys, *rs, "--model", "converse_dncnn", "--tile", "16", "--tile-overlap", "16", img, out)
+    assert "--tile-overlap" in _error(capsys, *rs, "--model", "converse_dncnn", "--tile", "16", "--tile-overlap", "16", img, out)
     assert "overwrite the input" in _error(capsys, *rs, "--model", "converse_dncnn", img, img)
     assert "needs the blur kernel" in _error(
         capsys, "restore", "--model", "converse_usrnet", "--weights", dncnn_pth, img, out

@@ -175,7 +175,7 @@ def test_store_round_trip_through_load(tmp_path):
     assert type(model) is ConverseDnCNN and (model.features, model.num_blocks) == (8, 2)
     for got, want in zip(jax.tree.leaves(loaded), jax.tree.leaves(variables)):
         np.testing.assert_array_equal(got, want)
-    with pytest.raises(ValueError, match="holds 'converse_dncnn'"):
+    with pytest.raises(ValueError, match="hold a 'converse_dncnn' network"):
         load(store, arch="conversenet")
     with pytest.raises(ValueError, match="misshapen"):
         load(store, features=16)

@@ -7,9 +7,11 @@
   of :data:`WHERE_EXERCISED`, which names the test that runs it. A command added to the README
   without a test fails :func:`test_every_readme_command_is_exercised`.
 * The commands that the other test files do not already run are run here literally, as
-  subprocesses, with the README's placeholders substituted (``$S`` -> a copy of the shared data
-  root holding one test image per set, ``runs/`` -> a temporary folder, ``HOST0:1234`` -> a local
-  port, ...) and, for ``train.py``, tiny-network overrides appended (later flags win).
+  subprocesses from a temporary current directory, so that the README's relative paths
+  (``runs/...``, ``demo_out/``) are taken as a user's; only placeholders are substituted (``$S``
+  -> a copy of the shared data root holding one test image per set, ``HOST0:1234`` -> a local
+  port, ...) and, for training, tiny-network overrides appended (later flags win).
+* ``.ci/run`` runs the README's two commands unchanged (checked with a stand-in ``make``).
 * The command-line synopsis block lists only options the real parser accepts.
 """
 
@@ -29,6 +31,8 @@ import pytest
 from conftest import REPO_ROOT, shared_path
 from PIL import Image
 
+from converse_jax.panels import LABEL_HEIGHT
+
 README = (REPO_ROOT / "README.md").read_text()
 PROGRAMS = ("converse-jax", "python", "make", "pip", "tensorboard")
 CLI = str(Path(sys.executable).with_name("converse-jax"))
@@ -36,20 +40,25 @@ CLI = str(Path(sys.executable).with_name("converse-jax"))
 # README command (regex, matched against the whole command) -> the test that exercises it.
 WHERE_EXERCISED: dict[str, str] = {
     r"make demo": "tests/test_readme.py::test_demo_command",
-    r"make test": "tests/test_readme.py::test_ci_runs_the_readme_test_command",
-    r'pip install -e (\.|"\.\[test\]")': "tests/test_readme.py::test_ci_runs_the_readme_test_command",  # make's
-    r'pip install -e "\.\[tf\]"': "tests/test_readme.py::test_tf_extra_is_declared",
-    r"python -m converse_jax\.demo": "tests/test_readme.py::test_demo_command",
+    r"make test": "tests/test_readme.py::test_ci_runs_the_readme_commands",
+    r'pip install -e (\.|"\.\[test\]")': "tests/test_readme.py::test_ci_runs_the_readme_commands",  # make's
+    r"pip install \.": "tests/test_installed.py",  # a wheel of the checkout, installed in a fresh venv
+    r'pip install -e "\.\[(tf|tensorboard)\]"': "tests/test_readme.py::test_extras_are_declared",
+    r"python -m converse_jax\.demo( --steps \d+)?": "tests/test_readme.py::test_demo_command",
     r"converse-jax convert .*": "tests/test_readme.py::test_convert_command",
     r"converse-jax evaluate .*": "tests/test_readme.py::test_evaluate_commands",
     r"converse-jax models": "tests/test_cli.py::test_models_lists_every_registry_name",
-    r"converse-jax (convert|evaluate|restore|showcase)": "tests/test_readme.py::test_cli_synopsis_matches_the_parser",
+    r"converse-jax (convert|evaluate|restore|export|showcase|train)": "tests/test_readme.py::test_cli_synopsis_matches_the_parser",
     r"python -m converse_jax": "tests/test_cli.py::test_python_dash_m_runs_the_cli",
     r"python train\.py .*--coordinator_address=.*": "tests/test_readme.py::test_multi_host_command",
-    r"python train\.py --config=configs/\S+ --workdir=\S+( --config\..*)?": "tests/test_readme.py::test_train_commands",
+    r"(python train\.py --config=configs/\S+\.py|converse-jax train --config=\w+) --workdir=\S+( --config\..*)?": (
+        "tests/test_readme.py::test_train_commands"
+    ),
     r"tensorboard --logdir WORKDIR": "tests/test_train_outputs.py::test_tensorboard_events_written",
     r"python benchmarks/(converse2d|models)\.py .*": "tests/test_benchmarks_smoke.py",  # with --quick
     r"converse-jax showcase --weights \S+ --out \S+": "tests/test_showcase.py",  # with --size 64
+    r"converse-jax export --weights \S+ --out \S+ --tile \d+": "tests/test_export.py::test_cli_export_and_restore_without_flax",
+    r"converse-jax restore --exported \S+ \S+ \S+": "tests/test_export.py::test_cli_export_and_restore_without_flax",
 }
 
 
@@ -159,33 +168,77 @@ def test_weights_example_runs_as_written(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- commands
 
 
-def test_ci_runs_the_readme_test_command():
-    assert "make test" in readme_commands()
-    ci = (REPO_ROOT / ".ci" / "run").read_text().splitlines()
-    assert ci[-1].strip() == "make test"
+MAKE_SHIM = """#!/usr/bin/env bash
+# A stand-in for make: records its arguments; `make test` exits $TEST_RC; `make demo` prints $DEMO_OUT, exits $DEMO_RC.
+echo "$*" >> "$CALLS"
+case "$1" in
+  test) exit "$TEST_RC" ;;
+  demo) printf '%s\n' "training..." "$DEMO_OUT"; exit "$DEMO_RC" ;;
+esac
+"""
+
+
+@pytest.mark.parametrize(
+    "test_rc, demo_out, demo_rc, ok",
+    [
+        (0, "noisy 20.61 dB -> restored 28.21 dB (+7.60 dB) on camera", 0, True),
+        (0, "noisy 20.61 dB -> restored 26.61 dB (+6.00 dB) on camera", 0, True),
+        (1, "noisy 20.61 dB -> restored 28.21 dB (+7.60 dB) on camera", 0, False),  # a test failed
+        (5, "noisy 20.61 dB -> restored 28.21 dB (+7.60 dB) on camera", 0, False),  # pytest: no tests ran
+        (0, "noisy 20.61 dB -> restored 26.00 dB (+5.39 dB) on camera", 0, False),  # below +6 dB
+        (0, "noisy 20.61 dB -> restored 28.21 dB (+7.60 dB) on camera", 2, False),  # the demo failed
+        (0, "ValueError: Checkpoint path should be absolute", 0, False),  # no result line
+    ],
+    ids=["pass", "exactly-6dB", "test-fails", "no-tests", "low-gain", "demo-fails", "no-result-line"],
+)
+def test_ci_runs_the_readme_commands(tmp_path, test_rc, demo_out, demo_rc, ok):
+    """``.ci/run`` runs ``make test`` then ``make demo``, unchanged, and fails on any failure or a gain < +6 dB."""
+    assert {"make test", "make demo"} <= set(readme_commands())
     makefile = (REPO_ROOT / "Makefile").read_text()
     assert re.search(r"^test: \$\(STAMP\)\n\t\$\(PY\) -m pytest .*tests", makefile, flags=re.M)
     assert '-m pip install --quiet -e ".[test]"' in makefile  # the README's `pip install -e .`
+    (tmp_path / ".ci").mkdir()
+    (tmp_path / ".ci" / "run").write_text((REPO_ROOT / ".ci" / "run").read_text())
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "make").write_text(MAKE_SHIM)
+    (tmp_path / "bin" / "make").chmod(0o755)
+    env = dict(
+        os.environ, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", CALLS=str(tmp_path / "calls"),
+        TEST_RC=str(test_rc), DEMO_OUT=demo_out, DEMO_RC=str(demo_rc),
+    )  # fmt: skip
+    proc = subprocess.run(["bash", ".ci/run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert (proc.returncode == 0) == ok, proc.stdout + proc.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls == (["test"] if test_rc else ["test", "demo"])  # literally, no extra arguments
 
 
-def test_tf_extra_is_declared():
-    """``pip install -e ".[tf]"`` (not run: it downloads TensorFlow, ~600 MB): the extra exists."""
+def test_extras_are_declared():
+    """``pip install -e ".[tf]"`` / ``".[tensorboard]"`` (not run: they download hundreds of MB): they exist."""
     import tomllib
 
     extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert any(req.startswith("tensorflow") for req in extras["tf"]), extras["tf"]
+    assert any(req.startswith("tensorboard") for req in extras["tensorboard"]), extras["tensorboard"]
+    for command in _commands_for(r'pip install -e "\.\[(tf|tensorboard)\]"'):
+        assert re.search(r"\[(\w+)\]", command)[1] in extras
 
 
 def test_demo_command(tmp_path):
-    """``make demo`` is ``python -m converse_jax.demo``; run with ``--steps 2`` to keep CI short."""
+    """``make demo`` is ``python -m converse_jax.demo``; run from an empty folder with its default
+    (relative) paths and ``--steps 2`` to keep CI short (CI also runs the full ``make demo``)."""
     assert re.search(r"^demo: \$\(STAMP\)\n\t\$\(PY\) -m converse_jax\.demo$", (REPO_ROOT / "Makefile").read_text(), re.M)
-    _commands_for(r"python -m converse_jax\.demo")
-    out = tmp_path / "demo_out"
-    proc = _run(f"python -m converse_jax.demo --steps 2 --workdir {out}/run --out_dir {out}", REPO_ROOT)
+    _commands_for(r"python -m converse_jax\.demo( --steps \d+)?")
+    proc = _run("python -m converse_jax.demo --steps 2", tmp_path)
     match = re.search(r"noisy (\S+) dB -> restored (\S+) dB \((\S+) dB\) on camera", proc.stdout)
     assert match, proc.stdout
     assert abs(float(match[1]) - 20.61) < 0.2  # the official sigma-25 degradation of camera
-    assert (out / "denoise.png").stat().st_size > 0 and (out / "val_psnr.png").stat().st_size > 0
+    out = tmp_path / "demo_out"
+    assert (out / "run" / "checkpoints" / "2").is_dir()  # the relative default workdir
+    assert (out / "val_psnr.png").stat().st_size > 0
+    panels = np.asarray(Image.open(out / "denoise.png"))
+    assert panels.shape[0] > 512 and panels.shape[1] == 3 * 512 + 2 * 8  # label strip above the 512x512 panels
+    strip = panels[: panels.shape[0] - 512]
+    assert (strip < 128).any() and (strip == 255).mean() > 0.5  # dark text on white
 
 
 def test_convert_command(tmp_path):
@@ -227,7 +280,7 @@ def _check_dncnn(out: Path, data: Path) -> None:
     ref = _official("official_converse_dncnn_Set12_sigma25.csv", "01.png")
     assert float(table[1][1]) == pytest.approx(float(ref["psnr"]), abs=PSNR_TOL)
     assert float(table[1][2]) == pytest.approx(float(ref["ssim"]), abs=SSIM_TOL)
-    panel = np.asarray(Image.open(out / "images" / "01.png"))
+    panel = np.asarray(Image.open(out / "images" / "01.png"))[LABEL_HEIGHT:]  # under the captions
     clean = np.asarray(Image.open(data / "Set12" / "01.png").convert("L"))
     assert panel.shape == (256, 3 * 256 + 2 * 4)
     np.testing.assert_array_equal(panel[:, :256], single2uint(denoise_input(clean[..., None], 25))[..., 0])
@@ -245,7 +298,7 @@ def _check_srresnet(out: Path, data: Path) -> None:
     ref = _official("official_converse_srresnet_CSet5_x4.csv", "butterfly.png")
     for column, tol in (("psnr", PSNR_TOL), ("psnr_y", PSNR_TOL), ("ssim", SSIM_TOL), ("ssim_y", SSIM_TOL)):
         assert float(rows[0][column]) == pytest.approx(float(ref[column]), abs=tol), column
-    panel = np.asarray(Image.open(out / "images" / "butterfly.png"))
+    panel = np.asarray(Image.open(out / "images" / "butterfly.png"))[LABEL_HEIGHT:]  # under the captions
     hr = np.asarray(Image.open(data / "CSet5" / "butterfly.png").convert("RGB"))
     assert panel.shape == (256, 3 * 256 + 2 * 4, 3)
     np.testing.assert_array_equal(panel[::4, :256:4], single2uint(sr_input(hr, 4)[1]))
@@ -271,10 +324,10 @@ def test_evaluate_commands(small_shared, tmp_path):
     checks = {"converse_dncnn": _check_dncnn, "converse_srresnet": _check_srresnet, "converse_usrnet": _check_usrnet}
     assert sorted(shlex.split(c)[shlex.split(c).index("--model") + 1] for c in commands) == sorted(checks)
     for command in commands:
-        command = command.replace("$S", str(small_shared)).replace("runs/", f"{tmp_path}/runs/")
-        _run(command, tmp_path)
+        command = command.replace("$S", str(small_shared))
+        _run(command, tmp_path)  # runs/... relative to the current directory
         argv = shlex.split(command)
-        checks[argv[argv.index("--model") + 1]](Path(argv[argv.index("--out") + 1]), small_shared / "testsets")
+        checks[argv[argv.index("--model") + 1]](tmp_path / argv[argv.index("--out") + 1], small_shared / "testsets")
 
 
 TINY_TRAINING = (
@@ -298,22 +351,25 @@ def _assert_trained(workdir: Path, steps: int = 2) -> None:
 
 
 def test_train_commands(tmp_path):
-    """Both single-host ``train.py`` commands, literally, with tiny-network overrides appended."""
-    commands = _commands_for(r"python train\.py --config=configs/\S+ --workdir=\S+( --config\..*)?")
-    assert len(commands) == 2, commands
-    train_dir = tmp_path / "DIV2K_train_HR"
-    train_dir.mkdir()
-    for image in ("baby.png", "bird.png"):
-        (train_dir / image).symlink_to(shared_path(f"data/testsets/CSet5/{image}"))
-    for command in commands:
-        command = (
-            command.replace("runs/", f"{tmp_path}/runs/")
-            .replace("/data/DIV2K_train_HR", str(train_dir))
-            .replace("/data/Set5", str(shared_path("data/testsets/CSet5")))
-        )
+    """The single-host training commands, literally, with tiny-network overrides appended: each from
+    its own folder with the README's relative paths (``runs/...``; the data folders made relative);
+    ``python train.py`` from a folder laid out like a clone (``train.py`` and ``configs/``)."""
+    pattern = r"(python train\.py --config=configs/\S+\.py|converse-jax train --config=\w+) --workdir=\S+( --config\..*)?"
+    commands = _commands_for(pattern)
+    assert {c.split()[0] for c in commands} == {"python", "converse-jax"}, commands
+    for i, command in enumerate(commands):
+        cwd = tmp_path / f"user{i}"
+        (cwd / "data" / "DIV2K_train_HR").mkdir(parents=True)
+        for image in ("baby.png", "bird.png"):
+            (cwd / "data" / "DIV2K_train_HR" / image).symlink_to(shared_path(f"data/testsets/CSet5/{image}"))
+        (cwd / "data" / "Set5").symlink_to(shared_path("data/testsets/CSet5"))
+        if command.startswith("python train.py"):
+            for name in ("train.py", "configs"):
+                (cwd / name).symlink_to(REPO_ROOT / name)
+        command = command.replace("/data/", "data/")
         patch = 24 if "srresnet" in command else 12
-        _run(" ".join([command, *TINY_TRAINING, f"--config.data.patch_size={patch}"]), REPO_ROOT)
-        _assert_trained(Path(re.search(r"--workdir=(\S+)", command)[1]))
+        _run(" ".join([command, *TINY_TRAINING, f"--config.data.patch_size={patch}"]), cwd)
+        _assert_trained(cwd / re.search(r"--workdir=(\S+)", command)[1])
 
 
 def test_multi_host_command(tmp_path):
@@ -349,15 +405,24 @@ def test_multi_host_command(tmp_path):
 
 
 def test_cli_synopsis_matches_the_parser():
-    """Each ``converse-jax SUB ... --option`` of the synopsis block is accepted by ``SUB``'s parser."""
+    """Each ``converse-jax SUB ... --option`` of the synopsis block is accepted by ``SUB``'s parser
+    (``train``: the absl flags of :mod:`converse_jax.trainer`)."""
+    from absl import flags
+
     from converse_jax.cli import build_parser
+    from converse_jax.trainer import define_flags
 
     synopsis = next(b for b in _fenced_blocks("") if b.startswith("converse-jax "))
     subparsers = next(a for a in build_parser()._actions if a.choices and "restore" in a.choices).choices
     entries = re.split(r"^converse-jax ", synopsis, flags=re.M)[1:]
     assert sorted(e.split()[0] for e in entries) == sorted(subparsers)
+    train_flags = flags.FlagValues()
+    define_flags(train_flags, ["converse-jax train"])
     for entry in entries:
         sub = entry.split()[0]
-        accepted = {opt for action in subparsers[sub]._actions for opt in action.option_strings}
-        shown = set(re.findall(r"--[a-z0-9-]+", entry))
+        if sub == "train":
+            accepted = {f"--{name}" for name in train_flags}
+        else:
+            accepted = {opt for action in subparsers[sub]._actions for opt in action.option_strings}
+        shown = set(re.findall(r"--[a-z0-9_-]+", entry))
         assert shown <= accepted, (sub, shown - accepted)

@@ -56,28 +56,28 @@ def _error(capsys, *argv: str) -> str:
 @pytest.mark.parametrize("size", ["0", "-8", "28", "66", "404"])
 def test_bad_size_is_refused(weights, tmp_path, capsys, size):
     err = _error(capsys, "--weights", str(weights), "--out", str(tmp_path / "f.png"), "--size", size)
-    assert err.startswith("converse-jax showcase: error: size: ")
+    assert err.startswith("converse-jax showcase: error: --size: ")
     assert f" {size}" in err
     assert not (tmp_path / "f.png").exists()
 
 
 def test_output_must_be_a_png(weights, tmp_path, capsys):
     err = _error(capsys, "--weights", str(weights), "--out", str(tmp_path / "figure.jpg"))
-    assert "error: out: " in err and ".png" in err
+    assert "error: --out: " in err and ".png" in err
     err = _error(capsys, "--weights", str(weights), "--out", str(tmp_path))
-    assert "error: out: " in err
+    assert "error: --out: " in err
 
 
 def test_missing_weights_folder_or_checkpoint_is_named(weights, tmp_path, capsys):
     err = _error(capsys, "--weights", str(tmp_path / "nowhere"), "--out", str(tmp_path / "f.png"))
-    assert "error: weights: " in err and "nowhere" in err
+    assert "error: --weights: " in err and "nowhere" in err
 
     partial = tmp_path / "partial"
     partial.mkdir()
     for case in CASES[:2]:
         (partial / f"{case.model}.pth").symlink_to(weights / f"{case.model}.pth")
     err = _error(capsys, "--weights", str(partial), "--out", str(tmp_path / "f.png"))
-    assert "error: weights: " in err and "conversenet.pth, converse_usrnet.pth" in err
+    assert "error: --weights: " in err and "conversenet.pth, converse_usrnet.pth" in err
 
 
 def test_weights_of_another_network_are_refused(weights, tmp_path, capsys):
@@ -88,4 +88,4 @@ def test_weights_of_another_network_are_refused(weights, tmp_path, capsys):
     (swapped / "converse_dncnn.pth").unlink()
     (swapped / "converse_dncnn.pth").symlink_to(weights / "conversenet.pth")
     err = _error(capsys, "--weights", str(swapped), "--out", str(tmp_path / "f.png"), "--size", "32")
-    assert "error: weights: " in err and "'conversenet'" in err and "'converse_dncnn'" in err
+    assert "error: --weights: " in err and "'conversenet'" in err and "'converse_dncnn'" in err

@@ -1,8 +1,7 @@
-"""Tests of the project's variable store (orbax arrays + JSON manifest)."""
+"""Tests of the project's variable store (an orbax checkpoint with orbax's own metadata)."""
 
 from __future__ import annotations
 
-import json
 
 import jax.numpy as jnp
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 
 from converse_jax.pretrained import load_variables, save_variables
 from converse_jax.pretrained import store
-from converse_jax.pretrained.store import MANIFEST_NAME, load_metadata
+from converse_jax.pretrained.store import ITEM, load_metadata
 
 
 def _variables(seed: int = 0) -> dict:
@@ -37,7 +36,7 @@ def test_round_trip_is_bit_exact(tmp_path):
     variables = _variables()
     path = save_variables(tmp_path / "ckpt", variables, arch="converse_dncnn",
                           metadata={"constructor": {"kernel_size": 7}, "source": "converse_dncnn.pth"})
-    assert path == (tmp_path / "ckpt").absolute() and (path / MANIFEST_NAME).is_file()
+    assert path == (tmp_path / "ckpt").absolute() and (path / "_CHECKPOINT_METADATA").is_file() and (path / ITEM).is_dir()
     arch, restored = load_variables(path)
     assert arch == "converse_dncnn"
     assert load_metadata(path) == {"constructor": {"kernel_size": 7}, "source": "converse_dncnn.pth"}
@@ -79,16 +78,14 @@ def test_existing_store_needs_overwrite_and_old_data_is_replaced(tmp_path):
     arch, restored = load_variables(path)
     assert arch == "new" and load_metadata(path) == {}
     np.testing.assert_array_equal(restored["params"]["head"]["bias"], _variables(1)["params"]["head"]["bias"])
-    entries = sorted(p.name for p in path.iterdir())
-    assert len(entries) == 2 and MANIFEST_NAME in entries  # manifest + the one new data folder
-    assert not set(entries) & (set(before) - {MANIFEST_NAME})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # the old store and the staging are gone
 
 
 def test_failed_save_leaves_nothing_behind(tmp_path, monkeypatch):
-    def disk_full(target, text):
+    def disk_full(staged, path):
         raise OSError("simulated: no space left on device")
 
-    monkeypatch.setattr(store, "_write_text_atomic", disk_full)  # fails after orbax wrote the arrays
+    monkeypatch.setattr(store, "_commit", disk_full)  # fails after orbax wrote the checkpoint
     fresh = tmp_path / "fresh"
     with pytest.raises(OSError, match="simulated"):
         save_variables(fresh, _variables(), arch="x")
@@ -99,11 +96,12 @@ def test_failed_save_leaves_nothing_behind(tmp_path, monkeypatch):
     kept = tmp_path / "kept"
     save_variables(kept, _variables(0), arch="kept")
     before = sorted(p.name for p in kept.iterdir())
-    monkeypatch.setattr(store, "_write_text_atomic", disk_full)
+    monkeypatch.setattr(store, "_commit", disk_full)
     with pytest.raises(OSError, match="simulated"):
         save_variables(kept, _variables(1), arch="new", overwrite=True)
     monkeypatch.undo()
     assert sorted(p.name for p in kept.iterdir()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
     arch, restored = load_variables(kept)
     assert arch == "kept"
     np.testing.assert_array_equal(restored["params"]["head"]["bias"], _variables(0)["params"]["head"]["bias"])
@@ -135,16 +133,24 @@ def test_bad_paths(tmp_path):
         load_variables(a_file)
 
 
-def test_corrupt_manifest_is_rejected(tmp_path):
-    path = save_variables(tmp_path / "c", {"w": np.ones(2, np.float32)}, arch="x")
-    manifest = json.loads((path / MANIFEST_NAME).read_text())
-    manifest["arrays"]["w"]["shape"] = [3]
-    (path / MANIFEST_NAME).write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match="do not match"):
-        load_variables(path)
-    (path / MANIFEST_NAME).write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
-        load_variables(path)
+def test_folders_of_the_manifest_format_get_the_reconvert_command(tmp_path):
+    legacy = tmp_path / "old"
+    legacy.mkdir()
+    (legacy / "converse_variables.json").write_text('{"format": "converse-jax-variables", "format_version": 1}')
+    (legacy / "variables-0123").mkdir()
+    with pytest.raises(ValueError, match=r"older converse-jax .* converse-jax convert IN.pth .*old --overwrite"):
+        load_variables(legacy)
+    save_variables(legacy, {"w": np.ones(2, np.float32)}, arch="x", overwrite=True)  # converting again works
+    assert load_variables(legacy)[0] == "x"
+
+
+def test_an_orbax_checkpoint_without_the_record_is_not_a_store(tmp_path):
+    import orbax.checkpoint as ocp
+
+    with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+        checkpointer.save(tmp_path / "plain", args=ocp.args.Composite(**{ITEM: ocp.args.StandardSave({"w": np.ones(2)})}))
+    with pytest.raises(ValueError, match="without the 'converse_jax' record"):
+        load_variables(tmp_path / "plain")
 
 
 @pytest.mark.parametrize(

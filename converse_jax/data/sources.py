@@ -124,6 +124,11 @@ def read_image(path: str | os.PathLike, channels: int) -> np.ndarray:
     Returns:
       uint8 array (H, W, channels), C-contiguous.
 
+    Raises:
+      OSError: the file cannot be decoded (truncated, corrupt, not an image, unsupported mode);
+        the message names the file and the cause.  A missing file raises PIL's
+        ``FileNotFoundError`` (which names it too).
+
     Example:
       >>> import tempfile
       >>> tmp = tempfile.TemporaryDirectory()
@@ -135,10 +140,21 @@ def read_image(path: str | os.PathLike, channels: int) -> np.ndarray:
       >>> gray = read_image(Path(tmp.name) / "red.png", 1)  # BT.601 luma of pure red
       >>> gray.shape, int(gray[0, 0, 0])
       ((4, 6, 1), 76)
+      >>> data = (Path(tmp.name) / "red.png").read_bytes()
+      >>> _ = (Path(tmp.name) / "cut.png").write_bytes(data[: len(data) // 2])  # truncated
+      >>> read_image(Path(tmp.name) / "cut.png", 3)  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      OSError: cannot decode image '.../cut.png': ...
       >>> tmp.cleanup()
     """
-    with Image.open(path) as image:
-        return pil_to_array(image, channels)
+    try:
+        with Image.open(path) as image:
+            return pil_to_array(image, channels)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        if getattr(error, "filename", None):  # FileNotFoundError & co. already name the file
+            raise
+        raise OSError(f"cannot decode image {os.fspath(path)!r}: {error}") from error
 
 
 @functools.lru_cache(maxsize=None)

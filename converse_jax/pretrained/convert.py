@@ -258,12 +258,21 @@ def _bn_counters(entries: Sequence[_Entry]) -> list[str]:
     return sorted({e.torch_name.rsplit(".", 1)[0] + f".{_BN_COUNTER}" for e in entries if e.path[0] == "batch_stats"})
 
 
+_SHOWN = 3  # names quoted per kind in a mismatch message; the rest are counted
+
+
 def _mismatch_error(who: str, missing: list[str], unexpected: list[str], misshapen: list[str]) -> ValueError:
+    """One readable line: the count of each kind of mismatch and its first few names."""
+
+    def part(kind: str, names: list[str]) -> str:
+        shown = ", ".join(repr(n) for n in names[:_SHOWN])
+        more = f", ... and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
+        return f"{kind} ({len(names)}): [{shown}{more}]"
+
+    hint = " Are these the weights of another network?" if len(missing) > _SHOWN and len(unexpected) > _SHOWN else ""
     return ValueError(
-        f"{who}: keys do not match the model. "
-        f"missing ({len(missing)}): {missing}; "
-        f"unexpected ({len(unexpected)}): {unexpected}; "
-        f"misshapen ({len(misshapen)}): {misshapen}"
+        f"{who}: keys do not match the model. {part('missing', missing)}; "
+        f"{part('unexpected', unexpected)}; {part('misshapen', misshapen)}{hint}"
     )
 
 

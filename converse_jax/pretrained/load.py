@@ -1,13 +1,23 @@
-"""One entry point to get a ready network: ``load(path) -> (model, variables)``.
+"""One entry point to get a ready network: ``load(weights) -> (model, variables)``.
 
-``path`` is either an official PyTorch checkpoint (``.pth``, read without torch by
-:func:`~converse_jax.pretrained.pth.read_pth`, architecture inferred from the key names) or a
-variable store written by :func:`~converse_jax.pretrained.store.save_variables`.
+``weights`` is any of
+
+* the name of an official checkpoint (``"converse_dncnn"``, ``"converse_srresnet"``,
+  ``"conversenet"``, ``"converse_usrnet"``): downloaded once, verified and cached by
+  :func:`~converse_jax.pretrained.hub.fetch` (an existing file or folder of that name in the
+  current directory takes precedence);
+* an official PyTorch checkpoint (``.pth``, read without torch by
+  :func:`~converse_jax.pretrained.pth.read_pth`, architecture inferred from the key names);
+* a variable store written by :func:`~converse_jax.pretrained.store.save_variables`
+  (``converse-jax convert``);
+* a training workdir (``WORKDIR/config.json`` + ``WORKDIR/checkpoints``, written by ``train.py``):
+  the EMA weights of its best checkpoint by validation PSNR, or of ``step``
+  (:func:`~converse_jax.pretrained.runs.read_run`).
 
 Variable-store convention: the hyper-parameters of a non-default variant are kept in the store's
 metadata under ``"model_kwargs"`` (e.g. ``save_variables(dir, variables, arch="converse_dncnn",
 metadata={"model_kwargs": {"features": 16, "num_blocks": 4}})``), so that ``load(dir)`` rebuilds
-the same network.
+the same network; a training run's are its config's ``model_overrides``.
 """
 
 from __future__ import annotations
@@ -18,27 +28,84 @@ from typing import Any
 
 import flax.linen as nn
 
-from converse_jax.models.registry import get_model
+from converse_jax.models.registry import MODELS, get_model
 from converse_jax.pretrained.convert import check_variables, from_torch, infer_arch
+from converse_jax.pretrained.hub import OFFICIAL_SHA256, fetch
 from converse_jax.pretrained.pth import read_pth
-from converse_jax.pretrained.store import load_metadata, load_variables
+from converse_jax.pretrained.runs import is_run, read_run, run_arch
+from converse_jax.pretrained.store import load_metadata, load_variables, stored_arch
 
-__all__ = ["MODEL_KWARGS_KEY", "load"]
+__all__ = ["MODEL_KWARGS_KEY", "arch_of", "load", "weights_arch"]
 
 MODEL_KWARGS_KEY = "model_kwargs"
 
 
+def _local(weights: str | os.PathLike[str]) -> Path | None:
+    """``weights`` as an existing path, or None when it is an official name not present locally."""
+    path = Path(weights).expanduser()
+    if path.exists():
+        return path
+    if str(weights) in OFFICIAL_SHA256:
+        return None
+    raise FileNotFoundError(
+        f"weights: {path} does not exist (and is not an official checkpoint name: {', '.join(OFFICIAL_SHA256)})"
+    )
+
+
+def weights_arch(weights: str | os.PathLike[str]) -> str:
+    """The registry name of the network that ``weights`` (any form :func:`load` takes) hold.
+
+    Reads only what tells the architecture: the name itself, a run's ``config.json``, a store's
+    manifest, or a ``.pth``'s key names (the whole file is read then).
+
+    Example:
+      >>> weights_arch("conversenet")  # an official name: nothing is read or downloaded
+      'conversenet'
+      >>> weights_arch("no_such_file.pth")  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      FileNotFoundError: weights: no_such_file.pth does not exist (and is not an official checkpoint name: ...)
+    """
+    path = _local(weights)
+    if path is None:
+        return str(weights)
+    if path.is_dir():
+        return run_arch(path) if is_run(path) else stored_arch(path)
+    return infer_arch(read_pth(path))
+
+
+def arch_of(module: nn.Module) -> str:
+    """Registry name of a module built by :func:`converse_jax.models.get_model`.
+
+    Example:
+      >>> arch_of(get_model("conversenet"))
+      'conversenet'
+    """
+    return next(name for name, spec in MODELS.items() if type(module) is spec.cls)
+
+
 def load(
-    path: str | os.PathLike[str], arch: str | None = None, **model_kwargs: Any
+    weights: str | os.PathLike[str],
+    arch: str | None = None,
+    *,
+    step: int | None = None,
+    progress: bool = True,
+    **model_kwargs: Any,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Load a network and its variables from a ``.pth`` file or a variable-store directory.
+    """Load a network and its variables from a name, a ``.pth``, a variable store or a training run.
 
     Args:
-      path: a PyTorch checkpoint file (zip ``.pth``) or a directory saved by ``save_variables``.
+      weights: an official checkpoint name (downloaded and cached, see
+        :mod:`converse_jax.pretrained.hub`), a PyTorch checkpoint file (zip ``.pth``), a
+        directory saved by ``save_variables`` / ``converse-jax convert``, or a training workdir.
       arch: registry name. For a ``.pth`` it overrides :func:`infer_arch` (needed for
-        conv_dncnn / convt_dncnn); for a store it must equal the stored name when given.
-      **model_kwargs: hyper-parameters of a non-default variant; for a store they update the
-        ``"model_kwargs"`` saved in its metadata.
+        conv_dncnn / convt_dncnn); for a name, a store or a run it must equal the network they
+        hold when given (the message names both).
+      step: for a training workdir, the checkpoint to read (default: the best by validation
+        PSNR); refused for the other forms.
+      progress: progress bar while downloading an official checkpoint.
+      **model_kwargs: hyper-parameters of a non-default variant; for a store or a run they
+        update the saved ones (store metadata ``"model_kwargs"``, run ``model_overrides``).
 
     Returns:
       ``(model, variables)``: the Flax module (``get_model(arch, **model_kwargs)``) and its
@@ -46,8 +113,9 @@ def load(
       ready for ``model.apply(variables, x, ...)``.
 
     Raises:
-      FileNotFoundError: ``path`` does not exist. ValueError: unknown or mismatching ``arch``,
-      or variables that do not fit the network (see :func:`from_torch`).
+      FileNotFoundError: ``weights`` neither exists nor is an official name. ValueError: unknown
+      or mismatching ``arch``, a bad ``step``, or variables that do not fit the network (see
+      :func:`from_torch`). WeightsDownloadError: an official checkpoint cannot be downloaded.
 
     Example:
       A variable store of a tiny variant, whose hyper-parameters travel in its metadata:
@@ -70,23 +138,45 @@ def load(
       >>> load(store, arch="dncnn")  # doctest: +ELLIPSIS
       Traceback (most recent call last):
       ...
-      ValueError: arch: ...tiny holds 'converse_dncnn', but arch='dncnn' was requested
+      ValueError: weights: ...tiny hold a 'converse_dncnn' network, but the model is 'dncnn'
       >>> tmp.cleanup()
     """
-    path = Path(path).expanduser()
+    path = _local(weights)
+    if step is not None and (path is None or not is_run(path)):
+        raise ValueError(f"step: only a training workdir has steps to choose from; {weights} is not one")
+    if path is None:
+        _check_arch(weights, str(weights), arch)
+        path = fetch(str(weights), progress=progress)
+    if path.is_dir() and is_run(path):
+        run = read_run(path, step)
+        _check_arch(weights, run.arch, arch)
+        kwargs = {**run.model_kwargs, **model_kwargs}
+        check_variables(run.variables, run.arch, **kwargs)
+        return get_model(run.arch, **kwargs), run.variables
     if path.is_dir():
-        stored_arch, variables = load_variables(path)
-        if arch is not None and arch != stored_arch:
-            raise ValueError(f"arch: {path} holds {stored_arch!r}, but arch={arch!r} was requested")
+        held, variables = load_variables(path)
+        _check_arch(weights, held, arch)
         saved = load_metadata(path).get(MODEL_KWARGS_KEY, {})
         if not isinstance(saved, dict):
-            raise ValueError(f"path: metadata[{MODEL_KWARGS_KEY!r}] of {path} must be a dict, got {saved!r}")
+            raise ValueError(f"weights: metadata[{MODEL_KWARGS_KEY!r}] of {path} must be a dict, got {saved!r}")
         kwargs = {**saved, **model_kwargs}
-        check_variables(variables, stored_arch, **kwargs)
-        return get_model(stored_arch, **kwargs), variables
-    if path.is_file():
-        state_dict = read_pth(path)
-        arch = arch if arch is not None else infer_arch(state_dict)
+        check_variables(variables, held, **kwargs)
+        return get_model(held, **kwargs), variables
+    state_dict = read_pth(path)
+    if arch is None:
+        arch = infer_arch(state_dict)
+    try:
         variables = from_torch(state_dict, arch, **model_kwargs)
-        return get_model(arch, **model_kwargs), variables
-    raise FileNotFoundError(f"path: {path} does not exist")
+    except ValueError as err:
+        try:
+            held = infer_arch(state_dict)
+        except ValueError:
+            raise err from None
+        _check_arch(weights, held, arch)
+        raise
+    return get_model(arch, **model_kwargs), variables
+
+
+def _check_arch(weights: Any, held: str, arch: str | None) -> None:
+    if arch is not None and arch != held:
+        raise ValueError(f"weights: {weights} hold a {held!r} network, but the model is {arch!r}")

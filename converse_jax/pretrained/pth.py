@@ -17,8 +17,12 @@ invoked through the GLOBAL/REDUCE opcodes). :func:`read_pth` therefore uses a
 ``torch.FloatStorage``) to *local* stand-ins defined in this module; every other global raises
 :class:`UnsafeCheckpointError` before it could be called. ``torch`` is never imported.
 Tensors are rebuilt with :func:`numpy.frombuffer` on the storage bytes and
-:func:`numpy.lib.stride_tricks.as_strided` with the stored offset, size and stride (all
-bounds-checked against the storage), then copied into an independent C-contiguous array.
+:func:`numpy.lib.stride_tricks.as_strided` with the stored offset, size and stride, then copied
+into an independent C-contiguous array. Declared sizes are never trusted: before anything is
+allocated, storages and tensors together must fit in ``_MAX_EXPANSION`` (16) times the file's
+size, every tensor's highest element offset (``offset + sum((size_i - 1) * stride_i)``) must lie
+inside its storage, and its element count must not exceed the storage's (so stride-0 "expanded"
+tensors, which could declare terabytes over one stored element, are refused).
 
 Not supported (raise ``ValueError``): the legacy pre-1.6 non-zip format, TorchScript archives,
 sparse/quantised tensors, dtypes without a legacy typed storage (float8, uint16, ...).
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import collections
 import io
+import math
 import os
 import pickle
 import re
@@ -96,13 +101,31 @@ class _StorageType(_Sealed):
         return f"torch.{self.name}"
 
 
+class _Budget:
+    """Bytes the reader may still allocate for one file: ``_MAX_EXPANSION`` x the file's size."""
+
+    __slots__ = ("file_size", "left")
+
+    def __init__(self, file_size: int) -> None:
+        self.file_size, self.left = file_size, _MAX_EXPANSION * file_size
+
+    def take(self, nbytes: int, what: str) -> None:
+        """Reserve ``nbytes`` for ``what`` or raise ``ValueError`` before anything is allocated."""
+        if nbytes > self.left:
+            raise ValueError(
+                f"malformed checkpoint: {what} needs {nbytes} bytes; together with the tensors before it "
+                f"that exceeds {_MAX_EXPANSION} x the file's {self.file_size} bytes, so it is refused"
+            )
+        self.left -= nbytes
+
+
 class _Storage(_Sealed):
     """A storage loaded from ``<folder>/data/<key>``: a 1-D native-endian array of its elements."""
 
-    __slots__ = ("key", "data")
+    __slots__ = ("key", "data", "budget")
 
-    def __init__(self, key: str, data: np.ndarray) -> None:
-        self.key, self.data = key, data
+    def __init__(self, key: str, data: np.ndarray, budget: _Budget) -> None:
+        self.key, self.data, self.budget = key, data, budget
 
 
 class _Tensor(_Sealed):
@@ -176,6 +199,13 @@ def _rebuild_tensor_v2(
             f"malformed checkpoint: tensor (offset {storage_offset}, size {shape}, stride {strides}) "
             f"reads element {last} of storage {storage.key!r} that has only {flat.size} elements"
         )
+    numel = math.prod(shape)
+    if numel > flat.size:  # only overlapping strides (e.g. stride 0) can get here
+        raise ValueError(
+            f"malformed checkpoint: tensor (size {shape}, stride {strides}) declares {numel} elements "
+            f"but its storage {storage.key!r} holds only {flat.size} (overlapping strides are not supported)"
+        )
+    storage.budget.take(numel * flat.itemsize, f"tensor of size {shape} over storage {storage.key!r}")
     view = np.lib.stride_tricks.as_strided(
         flat[storage_offset:],
         shape=shape,
@@ -205,13 +235,23 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
 
 _ALLOWED = _allowed_globals()
 
+_MAX_EXPANSION = 16
+"""The reader allocates at most this many times the ``.pth`` file's size (storages plus tensors).
+
+``torch.save`` stores storages uncompressed, so genuine storages total less than the file and
+their tensors (copies; tied weights share a storage) rarely more than twice that; the margin
+also admits archives re-packed with compression. A deflated record can expand ~1000x (a zip
+bomb) and stride tricks can declare any size: such declarations are refused before anything is
+read or allocated."""
+
 
 class _SafeUnpickler(pickle.Unpickler):
     """Unpickler that resolves only allow-listed globals and loads storages from the zip."""
 
-    def __init__(self, data: bytes, archive: zipfile.ZipFile, folder: str, byteorder: str) -> None:
+    def __init__(self, data: bytes, archive: zipfile.ZipFile, folder: str, byteorder: str, file_size: int) -> None:
         super().__init__(io.BytesIO(data))
         self._archive = archive
+        self._budget = _Budget(file_size)
         self._folder = folder
         self._byteorder = byteorder
         self._storages: dict[str, _Storage] = {}
@@ -251,6 +291,7 @@ class _SafeUnpickler(pickle.Unpickler):
         except KeyError:
             raise ValueError(f"malformed checkpoint: storage record {record!r} is missing") from None
         nbytes = numel * storage_type.dtype.itemsize
+        self._budget.take(nbytes, f"storage {key!r} of {numel} elements")
         if info.file_size != nbytes:
             raise ValueError(
                 f"malformed checkpoint: storage record {record!r} holds {info.file_size} bytes, "
@@ -259,7 +300,7 @@ class _SafeUnpickler(pickle.Unpickler):
         data = np.frombuffer(self._archive.read(record), dtype=storage_type.dtype)
         if self._byteorder != sys.byteorder and data.dtype.itemsize > 1:
             data = data.byteswap()
-        storage = _Storage(key, data)
+        storage = _Storage(key, data, self._budget)
         self._storages[key] = storage
         return storage
 
@@ -343,8 +384,9 @@ def read_pth(path: str | os.PathLike[str], *, key: str | None = None) -> dict[st
       UnsafeCheckpointError: (a ``ValueError``) the pickle references a global that is not on
         the allow-list, e.g. ``posix.system`` or ``builtins.eval``; it is never imported or called.
       ValueError: the file is not a zip ``torch.save`` archive (legacy format, truncated,
-        corrupt), a record is missing or has the wrong size, a tensor reads outside its
-        storage, or the content is not a state dict.
+        corrupt), a record is missing or has the wrong size, a storage declares more than 16x
+        the file's size, a tensor reads outside its storage or declares more elements than it
+        holds (stride tricks), or the content is not a state dict.
       FileNotFoundError: ``path`` does not exist.
 
     Example:
@@ -386,7 +428,8 @@ def read_pth(path: str | os.PathLike[str], *, key: str | None = None) -> dict[st
         with zipfile.ZipFile(path) as archive:
             folder = _find_folder(archive)
             byteorder = _read_byteorder(archive, folder)
-            obj = _SafeUnpickler(archive.read(f"{folder}/data.pkl"), archive, folder, byteorder).load()
+            pickled = archive.read(f"{folder}/data.pkl")
+            obj = _SafeUnpickler(pickled, archive, folder, byteorder, path.stat().st_size).load()
     except UnsafeCheckpointError as err:
         raise UnsafeCheckpointError(f"{path}: {err}") from None
     except (ValueError, zipfile.BadZipFile, zlib.error, NotImplementedError, pickle.UnpicklingError,

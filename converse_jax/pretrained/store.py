@@ -1,22 +1,26 @@
 """The project's own checkpoint format for converted or trained model variables.
 
-A *variable store* is a directory::
+A *variable store* is an orbax checkpoint folder, laid out as one step of a training run's
+``WORKDIR/checkpoints/<step>/`` (the same orbax handlers and metadata)::
 
     <path>/
-      converse_variables.json     manifest: format tag, arch, user metadata, array listing,
-                                  name of the data folder (the commit record)
-      variables-<hex>/            an orbax checkpoint (StandardCheckpointHandler) of the
-                                  variables as a nested dict of NumPy arrays
+      _CHECKPOINT_METADATA    orbax's step metadata; its ``custom_metadata`` holds
+                              {"converse_jax": {"format_version": 2, "arch": ..., "metadata": {...}}}
+      variables/              orbax StandardSave item: the variables as a nested dict of arrays
 
-Restoring needs only this directory (no original ``.pth``, no model code).
+Restoring needs only this folder (no original ``.pth``, no model code); :func:`restore_item`
+reads any such item -- a store's ``variables`` or a training checkpoint's ``state`` -- as raw
+NumPy arrays, without a template.
 
-Atomicity: the arrays are written by orbax into a fresh ``variables-<hex>`` folder (orbax itself
-writes to a temporary folder and renames it when complete); then the manifest is written to a
-temporary file in the same directory and moved over ``converse_variables.json`` with
-:func:`os.replace`. That rename is the commit: a reader sees either the old complete store or the
-new one, never a mix. A save that fails at any step removes what it wrote (and the store directory
-itself when the save created it); after a successful overwrite the previous data folder is deleted.
+Atomicity: orbax writes the checkpoint into a fresh hidden folder beside ``path`` (itself
+through a temporary folder renamed when complete), which is then renamed onto ``path``. When
+``path`` already holds a store (``overwrite=True``), the old one is first renamed aside and deleted
+only after the new one is in place: a reader sees the old store, the new one, or (for the
+instant between the two renames) none -- never a mix. A save that fails removes what it wrote.
 Single-process use only (no multi-host coordination).
+
+Folders written by converse-jax before this format (a ``converse_variables.json`` manifest beside
+a ``variables-<hex>`` folder) are refused with the command that converts the ``.pth`` again.
 """
 
 from __future__ import annotations
@@ -31,15 +35,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MANIFEST_NAME", "load_metadata", "load_variables", "save_variables"]
+__all__ = ["ITEM", "load_metadata", "load_variables", "restore_item", "save_variables", "stored_arch"]
 
-MANIFEST_NAME = "converse_variables.json"
-_FORMAT = "converse-jax-variables"
-_FORMAT_VERSION = 1
-_DATA_PREFIX = "variables-"
+ITEM = "variables"
+"""Name of the orbax item holding the variables."""
+_KEY = "converse_jax"
+_FORMAT_VERSION = 2
+_LEGACY_MANIFEST = "converse_variables.json"
 
 
-def _to_numpy_tree(tree: Any, where: str, listing: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _to_numpy_tree(tree: Any, where: str = "") -> dict[str, Any]:
     """Copy a nested mapping of arrays into plain dicts of NumPy arrays, validating names and leaves."""
     if not isinstance(tree, Mapping):
         raise ValueError(f"variables: {where or 'the top level'} must be a mapping, got {type(tree).__name__}")
@@ -52,7 +57,7 @@ def _to_numpy_tree(tree: Any, where: str, listing: dict[str, dict[str, Any]]) ->
             )
         sub = f"{where}/{name}" if where else name
         if isinstance(value, Mapping):
-            out[name] = _to_numpy_tree(value, sub, listing)
+            out[name] = _to_numpy_tree(value, sub)
             continue
         if not hasattr(value, "shape") or not hasattr(value, "dtype"):
             raise ValueError(f"variables: leaf {sub!r} is a {type(value).__name__}, expected an array")
@@ -62,63 +67,65 @@ def _to_numpy_tree(tree: Any, where: str, listing: dict[str, dict[str, Any]]) ->
         if array.size == 0:
             raise ValueError(f"variables: leaf {sub!r} has shape {array.shape}; empty arrays cannot be stored")
         out[name] = array
-        listing[sub] = {"shape": list(array.shape), "dtype": str(array.dtype)}
     return out
 
 
-def _json_text(arch: str, metadata: dict[str, Any], data_name: str, listing: dict[str, Any]) -> str:
-    manifest = {
-        "format": _FORMAT,
-        "format_version": _FORMAT_VERSION,
-        "arch": arch,
-        "metadata": metadata,
-        "data": data_name,
-        "arrays": listing,
-    }
-    return json.dumps(manifest, indent=2, allow_nan=False) + "\n"
+
+def _is_store(path: Path) -> bool:
+    return (path / _LEGACY_MANIFEST).is_file() or (path / "_CHECKPOINT_METADATA").is_file()
 
 
-def _write_text_atomic(target: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``target``, fsync it, then ``os.replace`` it onto ``target``."""
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _read_manifest(path: Path) -> dict[str, Any]:
+def _custom(path: Path) -> dict[str, Any]:
+    """The ``converse_jax`` record of the store at ``path``, checked (format version, arch)."""
     if not path.exists():
         raise FileNotFoundError(f"path: variable store {path} does not exist")
-    manifest_path = path / MANIFEST_NAME
-    if not path.is_dir() or not manifest_path.is_file():
-        raise ValueError(f"path: {path} is not a variable store (no {MANIFEST_NAME} inside)")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"path: manifest {manifest_path} is not valid JSON: {err}") from err
-    if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
-        raise ValueError(f"path: {manifest_path} is not a {_FORMAT} manifest")
-    if manifest.get("format_version") != _FORMAT_VERSION:
+    if (path / _LEGACY_MANIFEST).is_file():
         raise ValueError(
-            f"path: {manifest_path} has format_version {manifest.get('format_version')!r}; "
-            f"this code reads version {_FORMAT_VERSION}"
+            f"path: {path} was written by an older converse-jax (a {_LEGACY_MANIFEST} manifest); "
+            f"convert the checkpoint again: converse-jax convert IN.pth {path} --overwrite"
         )
-    data = manifest.get("data")
-    if not isinstance(data, str) or not data.startswith(_DATA_PREFIX) or "/" in data:
-        raise ValueError(f"path: {manifest_path} names an invalid data folder {data!r}")
-    return manifest
+    if not path.is_dir() or not (path / ITEM).is_dir():
+        raise ValueError(f"path: {path} is not a variable store (no orbax item {ITEM!r} inside)")
+    import orbax.checkpoint as ocp  # deferred: importing orbax is slow
+
+    with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+        record = (checkpointer.metadata(path).custom_metadata or {}).get(_KEY)
+    if not isinstance(record, dict) or not isinstance(record.get("arch"), str):
+        raise ValueError(f"path: {path} is an orbax checkpoint without the {_KEY!r} record of a variable store")
+    if record.get("format_version") != _FORMAT_VERSION:
+        raise ValueError(
+            f"path: {path} has format_version {record.get('format_version')!r}; this code reads version {_FORMAT_VERSION}"
+        )
+    return record
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
+def _check_target(path: Path, overwrite: bool) -> None:
+    if not path.parent.is_dir():
+        raise ValueError(f"path: parent directory {path.parent} does not exist")
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise ValueError(f"path: {path} exists and is not a directory")
+    if _is_store(path):
+        if not overwrite:
+            raise FileExistsError(f"path: variable store {path} already exists (pass overwrite=True)")
+    elif any(path.iterdir()):
+        raise ValueError(f"path: {path} is a non-empty directory that is not a variable store")
+
+
+def _commit(staged: Path, path: Path) -> None:
+    """Rename the complete ``staged`` checkpoint onto ``path`` (moving an old store aside first)."""
+    if path.exists() and any(path.iterdir()):
+        old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex}")
+        os.rename(path, old)
+        try:
+            os.rename(staged, path)
+        except BaseException:
+            os.rename(old, path)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
     else:
-        path.unlink(missing_ok=True)
+        os.rename(staged, path)  # onto an absent or empty directory: one atomic step
 
 
 def save_variables(
@@ -137,7 +144,7 @@ def save_variables(
       variables: nested mapping (e.g. Flax ``{'params': {...}}``) whose leaves are NumPy or JAX
         arrays of any numeric/bool dtype and shape (no empty arrays). Keys must be non-empty
         strings without ``'.'`` or ``'/'``. Leaves are stored as NumPy arrays, bit-exactly.
-      arch: name of the architecture (e.g. ``'converse_dncnn'``), stored in the manifest.
+      arch: name of the architecture (e.g. ``'converse_dncnn'``), stored in orbax's metadata.
       metadata: optional JSON-serialisable dict (e.g. constructor arguments, training step,
         source checkpoint); ``NaN``/``inf`` are not allowed.
       overwrite: replace an existing store at ``path``. When ``False`` an existing store raises
@@ -160,8 +167,8 @@ def save_variables(
       >>> variables = {"params": {"dense": {"kernel": np.ones((2, 3), np.float32),
       ...                                   "bias": np.zeros(3, np.float32)}}}
       >>> path = save_variables(Path(tmp.name) / "store", variables, arch="my_net")
-      >>> path.name, (path / MANIFEST_NAME).is_file(), len(list(path.glob("variables-*")))
-      ('store', True, 1)
+      >>> path.name, sorted(p.name for p in path.iterdir() if not p.name.endswith(".txt"))
+      ('store', ['_CHECKPOINT_METADATA', 'variables'])
       >>> save_variables(path, variables, arch="my_net")  # doctest: +ELLIPSIS
       Traceback (most recent call last):
       ...
@@ -176,50 +183,60 @@ def save_variables(
         metadata = {}
     if not isinstance(metadata, dict):
         raise ValueError(f"metadata: expected a dict or None, got {type(metadata).__name__}")
-    listing: dict[str, dict[str, Any]] = {}
-    tree = _to_numpy_tree(variables, "", listing)
-    if not listing:
+    tree = _to_numpy_tree(variables)
+    if next(_leaves(tree), None) is None:
         raise ValueError("variables: holds no arrays")
+    record = {"format_version": _FORMAT_VERSION, "arch": arch, "metadata": metadata}
     try:
-        _json_text(arch, metadata, _DATA_PREFIX, listing)
+        json.dumps(record, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ValueError(f"metadata: must be JSON-serialisable without NaN/inf: {err}") from err
-
     path = Path(path).expanduser().absolute()
-    if not path.parent.is_dir():
-        raise ValueError(f"path: parent directory {path.parent} does not exist")
-    if path.exists():
-        if not path.is_dir():
-            raise ValueError(f"path: {path} exists and is not a directory")
-        if (path / MANIFEST_NAME).exists():
-            if not overwrite:
-                raise FileExistsError(f"path: variable store {path} already exists (pass overwrite=True)")
-        elif any(path.iterdir()):
-            raise ValueError(f"path: {path} is a non-empty directory that is not a variable store")
-        created = False
-    else:
-        path.mkdir()
-        created = True
+    _check_target(path, overwrite)
 
-    import orbax.checkpoint as ocp  # deferred: importing orbax is slow
+    import orbax.checkpoint as ocp
 
-    data_name = f"{_DATA_PREFIX}{uuid.uuid4().hex}"
-    data_dir = path / data_name
+    staged = path.with_name(f".{path.name}.new-{uuid.uuid4().hex}")
     try:
-        with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer:
-            checkpointer.save(data_dir, args=ocp.args.StandardSave(tree))
-        _write_text_atomic(path / MANIFEST_NAME, _json_text(arch, metadata, data_name, listing))
-    except BaseException:
-        if created:
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            for entry in path.glob(f"{data_name}*"):  # the data folder and any orbax temp folder
-                _remove(entry)
-        raise
-    for entry in path.iterdir():  # the replaced data folder and leftovers of interrupted saves
-        if entry.name != data_name and entry.name.startswith((_DATA_PREFIX, f".{MANIFEST_NAME}.tmp-")):
-            _remove(entry)
+        with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+            checkpointer.save(staged, args=ocp.args.Composite(**{ITEM: ocp.args.StandardSave(tree)}),
+                              custom_metadata={_KEY: record})
+        _commit(staged, path)
+    finally:
+        for leftover in path.parent.glob(f"{staged.name}*"):  # the staged folder, orbax's temporary one
+            shutil.rmtree(leftover, ignore_errors=True)
     return path
+
+
+def _leaves(tree: Mapping[str, Any]):
+    for value in tree.values():
+        if isinstance(value, Mapping):
+            yield from _leaves(value)
+        else:
+            yield value
+
+
+def restore_item(item_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """An orbax StandardSave/PyTree item as saved: nested dicts of NumPy arrays, no template.
+
+    Reads the store's ``variables`` item, or a training checkpoint's ``state`` item
+    (``WORKDIR/checkpoints/<step>/state``), read-only and independent of the devices that wrote it.
+
+    Example:
+      >>> import tempfile
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> path = save_variables(Path(tmp.name) / "s", {"params": {"w": np.arange(3.0)}}, arch="net")
+      >>> restore_item(path / ITEM)["params"]["w"].tolist()
+      [0.0, 1.0, 2.0]
+      >>> tmp.cleanup()
+    """
+    import jax
+    import orbax.checkpoint as ocp
+
+    with ocp.PyTreeCheckpointer() as checkpointer:
+        tree = checkpointer.metadata(item_dir).item_metadata.tree
+        restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+        return checkpointer.restore(item_dir, args=ocp.args.PyTreeRestore(restore_args=restore_args))
 
 
 def load_variables(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
@@ -233,8 +250,8 @@ def load_variables(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
       NumPy arrays (host memory; shapes and dtypes exactly as saved, values bit-identical).
 
     Raises:
-      FileNotFoundError: ``path`` does not exist. ValueError: ``path`` is not a store, its
-      manifest is invalid, or the stored arrays do not match the manifest's listing.
+      FileNotFoundError: ``path`` does not exist. ValueError: ``path`` is not a store (a folder
+      of the older manifest format gets the command that converts it again).
 
     Example:
       >>> import tempfile
@@ -249,24 +266,12 @@ def load_variables(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
       >>> tmp.cleanup()
     """
     path = Path(path).expanduser().absolute()
-    manifest = _read_manifest(path)
-    data_dir = path / manifest["data"]
-    if not data_dir.is_dir():
-        raise ValueError(f"path: data folder {data_dir} named by the manifest is missing")
-
-    import orbax.checkpoint as ocp
-
-    with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer:
-        restored = checkpointer.restore(data_dir)
-    listing: dict[str, dict[str, Any]] = {}
-    variables = _to_numpy_tree(restored, "", listing)
-    if listing != manifest.get("arrays"):
-        raise ValueError(f"path: arrays in {data_dir} do not match the listing in its manifest")
-    return manifest["arch"], variables
+    record = _custom(path)
+    return record["arch"], _to_numpy_tree(restore_item(path / ITEM))
 
 
 def load_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``metadata`` dict stored by :func:`save_variables` at ``path`` (reads only the manifest).
+    """The ``metadata`` dict stored by :func:`save_variables` at ``path`` (reads only orbax's metadata).
 
     Example:
       >>> import tempfile
@@ -277,4 +282,17 @@ def load_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
       {'step': 1000, 'model_kwargs': {'features': 16}}
       >>> tmp.cleanup()
     """
-    return _read_manifest(Path(path).expanduser().absolute())["metadata"]
+    return _custom(Path(path).expanduser().absolute())["metadata"]
+
+
+def stored_arch(path: str | os.PathLike[str]) -> str:
+    """The architecture name stored by :func:`save_variables` at ``path`` (reads only orbax's metadata).
+
+    Example:
+      >>> import tempfile
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> stored_arch(save_variables(Path(tmp.name) / "s", {"params": {"w": np.ones(2)}}, arch="net"))
+      'net'
+      >>> tmp.cleanup()
+    """
+    return _custom(Path(path).expanduser().absolute())["arch"]

@@ -9,11 +9,15 @@ calls :func:`maybe_initialize_distributed` and :func:`train_and_evaluate`.  Modu
 * :mod:`~converse_jax.train.mesh` -- 1-D device mesh, shardings, global batches, multi-host;
 * :mod:`~converse_jax.train.step` -- jitted train step, per-task model call, evaluation;
 * :mod:`~converse_jax.train.checkpoint` -- orbax checkpoints with data-iterator state;
+* :mod:`~converse_jax.train.integrity` -- checksums of checkpoints, verified at restore;
+* :mod:`~converse_jax.train.resume` -- resuming from the newest intact checkpoint;
+* :mod:`~converse_jax.train.faults` -- the non-finite policy and :class:`TrainingError`;
 * :mod:`~converse_jax.train.metrics` -- ``metrics.jsonl`` and TensorBoard writer;
 * :mod:`~converse_jax.train.loop` -- :func:`train_and_evaluate`.
 """
 
 from converse_jax.train.checkpoint import Checkpointer, abstract_like, quiet_orbax_logs
+from converse_jax.train.faults import NONFINITE_POLICIES, PendingSteps, TrainingError
 from converse_jax.train.loop import REQUIRED_FIELDS, check_config, check_model_data, train_and_evaluate
 from converse_jax.train.mesh import (
     DATA_AXIS,
@@ -27,7 +31,8 @@ from converse_jax.train.mesh import (
     to_host,
 )
 from converse_jax.train.metrics import MetricWriter, read_metrics
-from converse_jax.train.optim import ema_decay_at, ema_update, learning_rate_at, lr_schedule, make_optimizer
+from converse_jax.train.optim import ema_decay_at, ema_update, lr_schedule, make_optimizer
+from converse_jax.train.resume import resume_from_intact
 from converse_jax.train.state import TrainState, create_train_state
 from converse_jax.train.step import (
     MODEL_TASKS,
@@ -43,10 +48,13 @@ from converse_jax.train.step import (
 __all__ = [
     "DATA_AXIS",
     "MODEL_TASKS",
+    "NONFINITE_POLICIES",
     "REQUIRED_FIELDS",
     "Checkpointer",
     "MetricWriter",
+    "PendingSteps",
     "TrainState",
+    "TrainingError",
     "abstract_like",
     "apply_model",
     "batch_sharding",
@@ -62,7 +70,6 @@ __all__ = [
     "evaluate",
     "global_batch",
     "init_variables",
-    "learning_rate_at",
     "lr_schedule",
     "make_optimizer",
     "make_predict_fn",
@@ -72,6 +79,7 @@ __all__ = [
     "read_metrics",
     "replicate",
     "replicated_sharding",
+    "resume_from_intact",
     "to_host",
     "train_and_evaluate",
 ]

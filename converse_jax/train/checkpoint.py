@@ -1,24 +1,31 @@
 """Checkpoints of a training run: orbax ``CheckpointManager`` in ``WORKDIR/checkpoints``.
 
-Each checkpoint ``WORKDIR/checkpoints/<step>/`` holds two items:
+Each checkpoint ``WORKDIR/checkpoints/<step>/`` holds three items:
 
 * ``state``: the whole :class:`~converse_jax.train.state.TrainState` (step, params,
   batch_stats, optimizer state, EMA params, RNG key) -- ``ocp.args.StandardSave``;
 * ``data``: the position of every process's grain data iterator, one JSON file per process
   (``grain.checkpoint.CheckpointSave``), so a resumed run reads exactly the batches the
   uninterrupted run would have read;
+* ``integrity``: a CRC-32 of every state array and of every data-iterator state, computed on
+  the host at save (:mod:`converse_jax.train.integrity`);
 
 plus, for checkpoints written at an evaluation, the validation metrics (``{'psnr', 'ssim'}``).
 Kept: the ``keep`` most recent checkpoints and the one with the highest validation PSNR
 (orbax ``LatestN`` ∪ ``BestN(n=1)``).  Saves are asynchronous (arrays are copied to host before
 ``save`` returns, so the next step may donate them) and atomic (a step folder appears only when
-complete; unfinished temporary folders are removed on start-up).  All processes call every
-method (orbax coordinates the multi-host writes).
+complete; unfinished temporary folders are removed on start-up).  A state holding a NaN or an
+infinity is never saved.  All processes call every method (orbax coordinates the multi-host
+writes).
+
+Restoring (:meth:`Checkpointer.restore`) checks the checkpoint against its record; which one a
+restarted run resumes from, and what happens to damaged ones, is :mod:`converse_jax.train.resume`.
 """
 
 from __future__ import annotations
 
-import logging
+import json
+import logging as py_logging
 import os
 from typing import Any
 
@@ -26,21 +33,44 @@ import grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
-from absl import logging as absl_logging
+from absl import logging
+from jax.experimental import multihost_utils
 from orbax.checkpoint.checkpoint_managers import preservation_policy as ocp_preservation
 
+from converse_jax.train.faults import TrainingError
+from converse_jax.train.integrity import (
+    RECORD_VERSION,
+    CheckpointDamaged,
+    data_crc,
+    layout_mismatch,
+    make_record,
+    nonfinite_leaves,
+    quiet_closed_loop_noise,
+    root_cause,
+    state_mismatch,
+)
+from converse_jax.train.mesh import to_host
 from converse_jax.train.state import TrainState
 
 CHECKPOINT_DIR = "checkpoints"
+DAMAGED_DIR = "damaged_checkpoints"
+ITEMS = ("state", "data", "integrity")
 
 
-class _OrbaxChatter(logging.Filter):
+def _agree(damaged: bool) -> bool:
+    """True if this process or any other found the checkpoint damaged (multi-process: allgather)."""
+    if jax.process_count() == 1:
+        return damaged
+    return bool(np.asarray(multihost_utils.process_allgather(np.int32(damaged))).any())
+
+
+class _OrbaxChatter(py_logging.Filter):
     """Drops orbax's INFO records (dozens per save) and its warning for saves without metrics."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def filter(self, record: py_logging.LogRecord) -> bool:
         if f"{os.sep}orbax{os.sep}" not in record.pathname:
             return True
-        return record.levelno >= logging.WARNING and "did not provide metrics" not in record.getMessage()
+        return record.levelno >= py_logging.WARNING and "did not provide metrics" not in record.getMessage()
 
 
 def quiet_orbax_logs() -> None:
@@ -62,7 +92,7 @@ def quiet_orbax_logs() -> None:
       >>> shown(logging.INFO, "step 100: loss 0.03", package="converse_jax")  # others untouched
       True
     """
-    handler = absl_logging.get_absl_handler()
+    handler = logging.get_absl_handler()
     if not any(isinstance(f, _OrbaxChatter) for f in handler.filters):
         handler.addFilter(_OrbaxChatter())
 
@@ -128,7 +158,8 @@ class Checkpointer:
             cleanup_tmp_directories=True,
             create=True,
         )
-        self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "data"))
+        self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
+        self.workdir = os.path.dirname(self.directory)
 
     def all_steps(self) -> list[int]:
         """Steps of the checkpoints on disk, ascending."""
@@ -153,27 +184,101 @@ class Checkpointer:
         data_iterator: grain.DatasetIterator,
         metrics: dict[str, float] | None = None,
     ) -> bool:
-        """Starts saving ``state`` and the iterator position as checkpoint ``step``.
+        """Starts saving ``state``, the iterator position and their integrity record as checkpoint ``step``.
 
         Returns False (and writes nothing) if checkpoint ``step`` already exists.  ``metrics``
-        (``{'psnr': dB, ...}``) ranks the checkpoint for the "best" one.
+        (``{'psnr': dB, ...}``) ranks the checkpoint for the "best" one.  Raises
+        :class:`~converse_jax.train.faults.TrainingError` (and writes nothing) if a state array
+        holds a NaN or an infinity.
         """
         if step in self._manager.all_steps():
             return False
+        host = jax.tree.map(to_host, state)
+        bad = nonfinite_leaves(host)
+        if bad:
+            raise TrainingError(f"checkpoint {step} not saved: non-finite values in {', '.join(bad[:3])}")
+        crc = data_crc(data_iterator.get_state())
+        crcs = [crc] if jax.process_count() == 1 else multihost_utils.process_allgather(np.uint32(crc)).tolist()
         return self._manager.save(
             int(step),
             args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state),
                 data=grain.checkpoint.CheckpointSave(data_iterator),
+                integrity=ocp.args.JsonSave(make_record(host, crcs)),
             ),
             metrics=None if metrics is None else {k: float(v) for k, v in metrics.items()},
             force=True,
         )
 
+    def step_path(self, step: int) -> str:
+        """The folder of checkpoint ``step``."""
+        return os.path.join(self.directory, str(int(step)))
+
+    def _record(self, step: int) -> dict[str, Any] | None:
+        """The integrity record of ``step`` (None for a checkpoint written without one)."""
+        if not os.path.isdir(os.path.join(self.step_path(step), "integrity")):
+            logging.warning("checkpoint %d has no integrity record (an older version wrote it); not verified", step)
+            return None
+        try:
+            record = self._manager.restore(step, args=ocp.args.Composite(integrity=ocp.args.JsonRestore()))
+            record = record["integrity"]
+            valid = (
+                record["version"] == RECORD_VERSION
+                and len(record["data"]) == jax.process_count()
+                and all({"shape", "dtype", "crc32"} <= entry.keys() for entry in record["state"].values())
+            )
+        except Exception as error:  # any unreadable record is damage
+            reason = f"its integrity record cannot be read ({root_cause(error)})"
+            raise CheckpointDamaged(step, self.step_path(step), reason) from None
+        if not valid:
+            raise CheckpointDamaged(step, self.step_path(step), "its integrity record is not valid")
+        return record
+
+    def _check_data(self, step: int, record: dict[str, Any] | None) -> None:
+        """Checks this process's data-iterator JSON of ``step`` against the record."""
+        name = f"process_{jax.process_index()}-of-{jax.process_count()}.json"
+        what = f"its data-iterator state {name}"
+        try:
+            with open(os.path.join(self.step_path(step), "data", name), encoding="utf-8") as f:
+                state = json.load(f)
+        except (OSError, ValueError) as error:
+            raise CheckpointDamaged(step, self.step_path(step), f"{what} cannot be read ({root_cause(error)})") from None
+        if not isinstance(state, dict):
+            raise CheckpointDamaged(step, self.step_path(step), f"{what} is not a JSON object")
+        if record is not None and data_crc(state) != record["data"][jax.process_index()]:
+            raise CheckpointDamaged(step, self.step_path(step), f"{what} differs from its checksum")
+
+    def _verified_state(self, step: int, abstract_state: TrainState) -> TrainState:
+        """Checkpoint ``step``'s state, checked against its integrity record and for finiteness."""
+        record = self._record(step)
+        if record is not None:
+            mismatch = layout_mismatch(record, abstract_state)
+            if mismatch:
+                raise TrainingError(
+                    f"checkpoint {step} at {self.step_path(step)} holds another train state than this config "
+                    f"builds ({mismatch}); use the config it was written with, or another workdir"
+                )
+        self._check_data(step, record)
+        try:
+            args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
+            state = self._manager.restore(step, args=args)
+        except Exception as error:  # tensorstore/orbax raise many types for unreadable files
+            quiet_closed_loop_noise()
+            reason = f"its arrays cannot be read ({root_cause(error)})"
+            raise CheckpointDamaged(step, self.step_path(step), reason) from None
+        host = jax.tree.map(to_host, state["state"])
+        reason = state_mismatch(record, host) if record is not None else None
+        bad = nonfinite_leaves(host)
+        if reason is None and bad:
+            reason = f"non-finite values in {', '.join(bad[:3])}"
+        if reason is not None:
+            raise CheckpointDamaged(step, self.step_path(step), reason)
+        return state["state"]
+
     def restore(
         self, step: int, abstract_state: TrainState, data_iterator: grain.DatasetIterator | None = None
     ) -> TrainState:
-        """Reads checkpoint ``step``.
+        """Reads checkpoint ``step`` and verifies it against its integrity record.
 
         Args:
           step: an existing step.
@@ -184,14 +289,30 @@ class Checkpointer:
 
         Returns:
           the restored state.
+
+        Raises:
+          CheckpointDamaged: the checkpoint cannot be read, fails its checksums or holds a
+            non-finite array (on any process).
+          ValueError: ``step`` is not a checkpoint.
+          TrainingError: its arrays have other names, shapes or dtypes than ``abstract_state``
+            (another config wrote it).
         """
         if step not in self._manager.all_steps():
             raise ValueError(f"step {step} is not a checkpoint in {self.directory}; have {self.all_steps()}")
-        items: dict[str, Any] = {"state": ocp.args.StandardRestore(abstract_state)}
+        try:
+            state, reason = self._verified_state(step, abstract_state), None
+        except CheckpointDamaged as error:
+            state, reason = None, error
+        if _agree(reason is not None):
+            raise reason or CheckpointDamaged(step, self.step_path(step), "another process could not verify it")
         if data_iterator is not None:
-            items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
-        restored = self._manager.restore(step, args=ocp.args.Composite(**items))
-        return restored["state"]
+            try:
+                args = ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(data_iterator))
+                self._manager.restore(step, args=args)
+            except Exception as error:  # grain raises KeyError/TypeError/... for a bogus state
+                reason = f"its data-iterator state cannot be restored ({root_cause(error)})"
+                raise CheckpointDamaged(step, self.step_path(step), reason) from None
+        return state
 
     def read_state(self, step: int) -> dict[str, Any]:
         """Checkpoint ``step``'s train state as saved, without a template (for inspection and export).
@@ -205,6 +326,10 @@ class Checkpointer:
             raise ValueError(f"step {step} is not a checkpoint in {self.directory}; have {self.all_steps()}")
         restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
         return jax.tree.map(np.asarray, restored["state"])
+
+    def reload(self) -> None:
+        """Reads the list of checkpoints from disk again (after folders were moved)."""
+        self._manager.reload()
 
     def wait(self) -> None:
         """Blocks until every started save is on disk."""

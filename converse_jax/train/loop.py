@@ -6,12 +6,17 @@ What one run does, on every device of every process (see :mod:`converse_jax.trai
    **config.model_overrides)`` (``config.dtype``, optional: the computation dtype, e.g. ``"bfloat16"``),
    the data iterator of this process (``config.data``, seed ``config.seed``), the validation set,
    Adam with the step schedule (:mod:`converse_jax.train.optim`).
-2. Resumes from the latest checkpoint in ``workdir/checkpoints`` if there is one (train state,
-   RNG and data-iterator position -- the resumed run computes bit-identically what the
-   uninterrupted run would have), else initialises from ``config.seed``.
+2. Resumes from the newest intact checkpoint in ``workdir/checkpoints`` if there is one (train
+   state, RNG and data-iterator position -- the resumed run computes bit-identically what the
+   uninterrupted run would have; damaged checkpoints are reported and set aside, see
+   :mod:`converse_jax.train.resume`), else initialises from
+   ``config.seed``.
 3. Runs the jitted train step until ``config.num_train_steps``; every ``log_every_steps`` it
-   writes ``{'step', 'loss' (mean over the steps since the previous record), 'learning_rate',
-   'steps_per_sec'}`` to ``workdir/metrics.jsonl`` and TensorBoard; every ``eval_every_steps``
+   writes ``{'step', 'loss' (mean over the finite steps since the previous record),
+   'learning_rate', 'steps_per_sec'[, 'nonfinite_steps']}`` to ``workdir/metrics.jsonl`` and
+   TensorBoard; a non-finite loss or gradient is handled as ``config.on_nonfinite`` says
+   (:mod:`converse_jax.train.faults`; checked at every record and before every save, so a
+   non-finite state is never saved); every ``eval_every_steps``
    (and at the end) it evaluates the EMA weights on the validation set -- PSNR/SSIM on the
    uint8-rounded, clipped output as the evaluation protocol (border 0 for denoising, ``scale``
    for SR, 1 for deblurring) -- adds ``'psnr'``/``'ssim'`` to that step's record, and saves a
@@ -27,12 +32,11 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
+import grain
 import jax
 import ml_collections
 import numpy as np
@@ -40,12 +44,15 @@ from absl import logging
 from jax.experimental import multihost_utils
 from tqdm import tqdm
 
+from converse_jax.atomic import write_text
 from converse_jax.data import create_eval_set, create_train_iterator, default_data_config
 from converse_jax.models import MODELS, get_model
 from converse_jax.train.checkpoint import Checkpointer
+from converse_jax.train.faults import PendingSteps, check_policy
 from converse_jax.train.metrics import MetricWriter
 from converse_jax.train.mesh import check_batch_size, create_mesh, global_batch, replicated_sharding, to_host
-from converse_jax.train.optim import learning_rate_at, make_optimizer
+from converse_jax.train.optim import lr_schedule, make_optimizer
+from converse_jax.train.resume import resume_from_intact
 from converse_jax.train.state import TrainState, create_train_state
 from converse_jax.train.step import data_task, evaluate, init_variables, make_predict_fn, make_train_step
 
@@ -67,7 +74,8 @@ REQUIRED_FIELDS = (
     "seed",
     "remat",
 )
-"""Fields every training config has (see ``configs/default.py``)."""
+"""Fields every training config has (see ``configs/default.py``).  Optional: ``on_nonfinite``
+(``'stop'`` when absent; :data:`converse_jax.train.faults.NONFINITE_POLICIES`)."""
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
@@ -75,8 +83,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 
     Checks that every field of :data:`REQUIRED_FIELDS` is present, the step counts, batch size
     and ``keep_checkpoints`` are positive integers, ``eval_every_steps`` and ``seed`` are
-    non-negative integers, ``ema_decay`` is in [0, 1) and ``remat`` is not hidden in
-    ``model_overrides``.  Returns None for a valid config.
+    non-negative integers, ``ema_decay`` is in [0, 1), ``on_nonfinite`` (if present) is
+    ``'stop'`` or ``'skip'`` and ``remat`` is not hidden in ``model_overrides``.  Returns None
+    for a valid config.
 
     Example:
       A complete config for a tiny run (``configs/*.py`` build them with
@@ -115,6 +124,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
             raise ValueError(f"config.{name} must be a non-negative integer (0: never), got {value!r}")
     if not 0 <= config.ema_decay < 1:
         raise ValueError(f"config.ema_decay must be in [0, 1), got {config.ema_decay!r}")
+    check_policy(config.get("on_nonfinite", "stop"))
     if "remat" in config.model_overrides:
         raise ValueError("set config.remat, not config.model_overrides.remat")
 
@@ -194,13 +204,15 @@ class _Preemption:
 
 def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
     """``workdir/config.json`` (process 0), written atomically."""
-    fd, tmp = tempfile.mkstemp(dir=workdir, prefix=".tmp-config-")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, os.path.join(workdir, "config.json"))
+    write_text(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> TrainState:
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str | os.PathLike,
+    *,
+    train_iterator: grain.DatasetIterator | None = None,
+) -> TrainState:
     """Trains ``config`` in ``workdir`` (resuming if it holds checkpoints) and returns the state.
 
     A SIGTERM received at any time (set-up included) makes the run finish the current step, save
@@ -209,6 +221,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     Args:
       config: a training config (``configs/*.py``; fields :data:`REQUIRED_FIELDS`).
       workdir: folder for ``checkpoints/``, ``metrics.jsonl``, ``tensorboard/``, ``config.json``.
+      train_iterator: this process's training batches instead of
+        ``create_train_iterator(config.data, ...)``, e.g. that iterator wrapped in a
+        ``grain.DatasetIterator`` that transforms the batches; its ``get_state()`` must be JSON
+        (it is checkpointed).
+
+    Raises:
+      TrainingError: a non-finite step under ``on_nonfinite='stop'``, or no intact checkpoint
+        to resume from (:mod:`converse_jax.train.faults`); the message is one line.
 
     Returns:
       the final :class:`TrainState` (replicated global arrays): at ``num_train_steps``, or at
@@ -241,11 +261,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     """
     check_config(config)
     with _Preemption() as preemption:
-        return _train(config, os.fspath(workdir), preemption)
+        return _train(config, os.fspath(workdir), preemption, train_iterator)
 
 
-def _train(config: ml_collections.ConfigDict, workdir: str, preemption: _Preemption) -> TrainState:
-    """The body of :func:`train_and_evaluate`."""
+def _train(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    preemption: _Preemption,
+    train_iter: grain.DatasetIterator | None,
+) -> TrainState:
+    """The body of :func:`train_and_evaluate`: set-up, resumption, :func:`_run_steps`, clean-up."""
     if config.model not in MODELS:
         raise ValueError(f"config.model must be a registered model {sorted(MODELS)}, got {config.model!r}")
     task = MODELS[config.model].task
@@ -278,57 +303,70 @@ def _train(config: ml_collections.ConfigDict, workdir: str, preemption: _Preempt
             variables, state_key
         )
 
-    train_iter: Iterator[dict[str, np.ndarray]] = create_train_iterator(
-        config.data,
-        global_batch_size=config.batch_size,
-        seed=config.seed,
-        process_index=jax.process_index(),
-        process_count=jax.process_count(),
-    )
+    if train_iter is None:
+        train_iter = create_train_iterator(
+            config.data,
+            global_batch_size=config.batch_size,
+            seed=config.seed,
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+        )
+    ckpt = Checkpointer(workdir, keep=config.keep_checkpoints)
+    try:
+        abstract = jax.tree.map(
+            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated_sharding(mesh)),
+            jax.eval_shape(fresh_state),
+        )
+        state = resume_from_intact(ckpt, abstract, train_iter)
+        resumed = state is not None
+        state = state if resumed else fresh_state()
+        train_step = make_train_step(model, tx, task=task, ema_decay=config.ema_decay, mesh=mesh)
+        writer = MetricWriter(workdir, enabled=is_main, resume_step=int(to_host(state.step)) if resumed else None)
+        try:
+            return _run_steps(config, state, train_step, train_iter, ckpt, writer, model, task, mesh, preemption)
+        finally:
+            writer.close()
+    finally:
+        ckpt.close()
+        close = getattr(train_iter, "close", None)
+        if close is not None:
+            close()
+
+
+def _run_steps(config, state, train_step, train_iter, ckpt, writer, model, task, mesh, preemption) -> TrainState:
+    """Steps from ``state.step`` to ``config.num_train_steps`` with logging, evaluation, saves."""
+    is_main = jax.process_index() == 0
     eval_set = create_eval_set(config.data) if config.eval_every_steps else []
     scale = int(config.data.get("scale", 1)) if config.data.task == "sr" else 1
-    ckpt = Checkpointer(workdir, keep=config.keep_checkpoints)
-    writer = None
-    bar = None
-    try:
-        latest = ckpt.latest_step()
-        if latest is None:
-            state = fresh_state()
-        else:
-            abstract = jax.tree.map(
-                lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated_sharding(mesh)),
-                jax.eval_shape(fresh_state),
-            )
-            state = ckpt.restore(latest, abstract, train_iter)
-            logging.info("resumed from %s at step %d", ckpt.directory, latest)
-        start = int(to_host(state.step))
+    predict = make_predict_fn(model, task=task, mesh=mesh)
+    schedule = lr_schedule(config.learning_rate, config.lr_milestones, config.lr_decay)
+    pending = PendingSteps(config.get("on_nonfinite", "stop"))
+    start = step = step_last = int(to_host(state.step))
 
-        train_step = make_train_step(model, tx, task=task, ema_decay=config.ema_decay, mesh=mesh)
-        predict = make_predict_fn(model, task=task, mesh=mesh)
-        writer = MetricWriter(workdir, enabled=is_main, resume_step=None if latest is None else start)
-        bar = tqdm(
-            total=config.num_train_steps, initial=start, unit="step", disable=not is_main, dynamic_ncols=True,
-            desc=config.model,
-        )
-        step = start
-        pending: list[jax.Array] = []
-        t_last, step_last = time.perf_counter(), start
+    def kept() -> str:  # the context of a non-finite stop
+        return f"the last checkpoint, {ckpt.latest_step()} in {ckpt.directory}, is kept and nothing was saved after it"
+
+    bar = tqdm(total=config.num_train_steps, initial=start, unit="step", disable=not is_main, dynamic_ncols=True,
+               desc=config.model)  # fmt: skip
+    try:
+        t_last = time.perf_counter()
         while step < config.num_train_steps:
             state, step_metrics = train_step(state, global_batch(next(train_iter), mesh))
             step += 1
-            pending.append(step_metrics["loss"])
+            pending.add(step, step_metrics)
             bar.update(1)
             last = step == config.num_train_steps
             do_eval = bool(config.eval_every_steps) and (step % config.eval_every_steps == 0 or last)
             if do_eval or step % config.log_every_steps == 0 or last:
+                pending.check(kept())
+                loss, nonfinite = pending.take_loss()
                 record = {
-                    "loss": float(np.mean([float(to_host(v)) for v in pending])),
-                    "learning_rate": learning_rate_at(
-                        step - 1, config.learning_rate, config.lr_milestones, config.lr_decay
-                    ),
+                    "loss": loss,
+                    "learning_rate": float(schedule(step - 1)),
                     "steps_per_sec": (step - step_last) / max(time.perf_counter() - t_last, 1e-9),
                 }
-                pending = []
+                if nonfinite:
+                    record["nonfinite_steps"] = nonfinite
                 postfix = {"loss": f"{record['loss']:.4g}"}
                 if do_eval:
                     result = evaluate(predict, state.variables(ema=True), eval_set, task=task, scale=scale, mesh=mesh)
@@ -344,17 +382,11 @@ def _train(config: ml_collections.ConfigDict, workdir: str, preemption: _Preempt
                 t_last, step_last = time.perf_counter(), step
             stop = preemption.reached(step)
             if step % config.checkpoint_every_steps == 0 or last or stop:
+                pending.check(kept())
                 ckpt.save(step, state, train_iter)
             if stop:
                 logging.warning("SIGTERM: saved checkpoint %d in %s; stopping", step, ckpt.directory)
                 break
     finally:
-        if bar is not None:
-            bar.close()
-        ckpt.close()
-        if writer is not None:
-            writer.close()
-        close = getattr(train_iter, "close", None)
-        if close is not None:
-            close()
+        bar.close()
     return state

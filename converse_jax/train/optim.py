@@ -32,35 +32,25 @@ def lr_schedule(learning_rate: float, milestones: Sequence[int], decay: float) -
     """Piecewise-constant learning rate, multiplied by ``decay`` at every milestone.
 
     ``lr(count) = learning_rate * decay ** #{m in milestones : count >= m}``, where ``count`` is
-    the number of updates applied before this one (optax's convention).  This is PyTorch's
-    ``MultiStepLR`` stepped once per iteration as KAIR does: update number ``m + 1`` (1-based) is
-    the first to use the decayed rate.
+    the number of updates applied before this one (optax's convention): PyTorch's
+    ``MultiStepLR`` stepped once per iteration as KAIR does, i.e. update number ``m + 1``
+    (1-based) is the first to use the decayed rate.  This is ``optax.piecewise_constant_schedule``
+    with the arguments checked.
 
     >>> s = lr_schedule(1e-4, [2, 4], 0.5)
     >>> [round(float(s(c)), 9) for c in range(5)]
     [0.0001, 0.0001, 5e-05, 5e-05, 2.5e-05]
+    >>> lr_schedule(1e-4, [4, 2], 0.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: lr_milestones must be strictly increasing positive integers, got [4, 2]
     """
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
     if not 0 < decay <= 1:
         raise ValueError(f"lr_decay must be in (0, 1], got {decay!r}")
     ms = _check_milestones(milestones)
-    bounds = jnp.asarray(ms if ms else [jnp.iinfo(jnp.int32).max], jnp.int32)
-
-    def schedule(count: jax.Array) -> jax.Array:
-        passed = jnp.sum(jnp.asarray(count, jnp.int32) >= bounds)
-        return jnp.asarray(learning_rate, jnp.float32) * jnp.asarray(decay, jnp.float32) ** passed
-
-    return schedule
-
-
-def learning_rate_at(count: int, learning_rate: float, milestones: Sequence[int], decay: float) -> float:
-    """:func:`lr_schedule` in Python floats (for logging): the rate of update ``count + 1``.
-
-    >>> learning_rate_at(4, 1e-4, [2, 4], 0.5)
-    2.5e-05
-    """
-    return float(learning_rate) * float(decay) ** sum(int(count) >= m for m in _check_milestones(milestones))
+    return optax.piecewise_constant_schedule(float(learning_rate), {m: float(decay) for m in ms})
 
 
 def make_optimizer(

@@ -20,6 +20,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import Mesh
@@ -173,8 +174,12 @@ def make_train_step(
     ``step(state, batch) -> (new_state, metrics)``: L1 loss of the model's prediction for
     ``batch['input']`` against ``batch['target']`` (float32 NHWC, sharded on ``'data'``),
     gradient, optimizer update, EMA update (:func:`converse_jax.train.optim.ema_update` with the
-    new step), rng split.  ``metrics`` = ``{'loss', 'grad_norm'}`` (float32 scalars, the
-    pre-clipping global gradient norm).  State and metrics are replicated.
+    new step), rng split.  ``metrics`` = ``{'loss', 'grad_norm', 'finite'}``: float32 scalars
+    (the pre-clipping global gradient norm) and a bool, loss and gradient norm both finite.  A
+    step that is not finite (a NaN or infinity in the loss or in any gradient) leaves
+    ``params``, ``batch_stats``, ``opt_state`` and ``ema_params`` as they were (``step`` and
+    ``rng`` advance); :mod:`converse_jax.train.faults` decides what the run does about it.
+    State and metrics are replicated.
 
     ``batch``: ``'input'`` (B, h, w, C), ``'target'`` (B, H, W, C) (H = scale * h for SR) and
     for ``'deblur_nonblind'`` ``'kernel'`` (B, k, k), B a multiple of the device count (e.g.
@@ -204,7 +209,14 @@ def make_train_step(
       ...     state, metrics = train_step(state, batch)
       ...     losses.append(float(metrics["loss"]))
       >>> int(state.step), sorted(metrics), losses[-1] < losses[0]
-      (5, ['grad_norm', 'loss'], True)
+      (5, ['finite', 'grad_norm', 'loss'], True)
+      >>> bad = global_batch({"input": noisy * np.nan, "target": clean}, mesh)  # a NaN batch
+      >>> params = jax.device_get(state.params)
+      >>> state, metrics = train_step(state, bad)
+      >>> bool(metrics["finite"]), int(state.step)  # reported; the update is skipped
+      (False, 6)
+      >>> all(jax.tree.leaves(jax.tree.map(np.array_equal, params, jax.device_get(state.params))))
+      True
     """
     if task not in MODEL_TASKS:
         raise ValueError(f"task must be one of {MODEL_TASKS}, got {task!r}")
@@ -222,18 +234,20 @@ def make_train_step(
             return l1_loss(pred, batch["target"]), new_stats
 
         (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        grad_norm = optax.tree.norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new_step = state.step + 1
-        new_state = state.replace(
-            step=new_step,
-            params=params,
-            batch_stats=new_stats,
-            opt_state=opt_state,
-            ema_params=ema_update(state.ema_params, params, ema_decay, new_step),
-            rng=rng,
+        updated = (params, new_stats, opt_state, ema_update(state.ema_params, params, ema_decay, new_step))
+        kept = (state.params, state.batch_stats, state.opt_state, state.ema_params)
+        params, new_stats, opt_state, ema_params = jax.tree.map(
+            lambda new, old: jnp.where(finite, new, old), updated, kept
         )
-        return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+        new_state = state.replace(
+            step=new_step, params=params, batch_stats=new_stats, opt_state=opt_state, ema_params=ema_params, rng=rng
+        )
+        return new_state, {"loss": loss, "grad_norm": grad_norm, "finite": finite}
 
     repl = replicated_sharding(mesh)
     return jax.jit(

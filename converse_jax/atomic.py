@@ -1,0 +1,110 @@
+"""Atomic file writes with the user's permissions: the one writer every output of the project uses.
+
+:func:`atomic_open` yields a file object on a temporary file created in the *target's own folder*
+(so the final rename never crosses a file system); when the ``with`` block ends without an
+exception the data is flushed and ``fsync``-ed, the file gets the mode a plain ``open(path, 'w')``
+would give it (``0o666 & ~umask``: ``tempfile.mkstemp`` alone creates ``-rw-------`` files) and
+it is moved over ``path`` with :func:`os.replace`. A reader therefore sees the old file or the
+complete new one, never a partial one; on an exception the temporary file is removed and
+``path`` is left untouched. :func:`write_text` and :func:`write_bytes` are the one-call forms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["atomic_open", "default_file_mode", "write_bytes", "write_text"]
+
+
+def default_file_mode() -> int:
+    """The permission bits ``open(path, 'w')`` gives a new file: ``0o666 & ~umask``.
+
+    Example:
+      >>> old = os.umask(0o022); oct(default_file_mode()); _ = os.umask(old)
+      '0o644'
+    """
+    mask = os.umask(0)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Open ``path`` for writing so that it appears complete or not at all (see the module docstring).
+
+    Args:
+      path: the file to (re)place; its folder must exist.
+      mode: ``'wb'`` (bytes) or ``'w'`` (text; ``kwargs`` such as ``encoding`` and ``newline`` go to
+        :func:`open`, ``encoding`` defaults to UTF-8).
+
+    Yields:
+      The open temporary file; write to it inside the ``with`` block.
+
+    Example:
+      >>> import tempfile
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> target = Path(tmp.name) / "notes.txt"
+      >>> with atomic_open(target, "w") as f:
+      ...     _ = f.write("hello\\n")
+      >>> target.read_text(), sorted(p.name for p in Path(tmp.name).iterdir())
+      ('hello\\n', ['notes.txt'])
+      >>> oct(target.stat().st_mode & 0o777) == oct(default_file_mode())
+      True
+      >>> tmp.cleanup()
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode: expected 'w' or 'wb', got {mode!r}")
+    path = Path(path)
+    if mode == "w":
+        kwargs.setdefault("encoding", "utf-8")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:  # name the file the user asked for, not the temporary one
+        raise type(err)(err.errno, err.strerror, str(path)) from err
+    try:
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, default_file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | os.PathLike[str], text: str, *, newline: str | None = "") -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path`` as a :class:`~pathlib.Path`.
+
+    ``newline=''`` (default) writes ``'\\n'`` as is on every platform.
+
+    Example:
+      >>> import tempfile
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> write_text(Path(tmp.name) / "a.csv", "x,y\\n1,2\\n").read_text()
+      'x,y\\n1,2\\n'
+      >>> tmp.cleanup()
+    """
+    with atomic_open(path, "w", newline=newline) as f:
+        f.write(text)
+    return Path(path)
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; returns ``path`` as a :class:`~pathlib.Path`.
+
+    Example:
+      >>> import tempfile
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> write_bytes(Path(tmp.name) / "a.bin", b"\\x00\\x01").read_bytes()
+      b'\\x00\\x01'
+      >>> tmp.cleanup()
+    """
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+    return Path(path)

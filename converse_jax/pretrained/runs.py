@@ -1,0 +1,166 @@
+"""Reading a training run's weights: ``WORKDIR/config.json`` + the orbax checkpoints.
+
+A *training workdir* is the folder written by ``train.py`` /
+:func:`converse_jax.train.train_and_evaluate`::
+
+    WORKDIR/config.json                    the run's config (``model``, ``model_overrides``, ...)
+    WORKDIR/checkpoints/<step>/state       the TrainState, an orbax StandardSave item
+    WORKDIR/checkpoints/<step>/metrics     validation metrics of an evaluation step (orbax)
+
+:func:`read_run` restores one checkpoint's ``state`` item read-only, as raw NumPy arrays and
+without a template (so it does not depend on the training code's classes or on the devices the
+run used), and returns the EMA parameters (``ema_params``, what validation scored) plus the
+BatchNorm statistics where the network has them. The default checkpoint is the best by the
+validation PSNR stored with it (orbax's ``best_step`` over the ``psnr`` metric, the same
+ranking the training run keeps its best checkpoint by); without any evaluated checkpoint, the
+latest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from converse_jax.pretrained.store import restore_item
+
+__all__ = ["RunWeights", "is_run", "read_run", "run_arch"]
+
+CONFIG_NAME = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclass(frozen=True)
+class RunWeights:
+    """One checkpoint of a training run, ready for ``get_model(arch, **model_kwargs).apply(variables, ...)``.
+
+    Attributes:
+      arch: registry name (``config.model``). model_kwargs: ``config.model_overrides``.
+      variables: ``{'params': ema_params[, 'batch_stats': ...]}`` as nested dicts of NumPy arrays.
+      step: the checkpoint's step. metrics: the validation metrics saved with it (or None).
+
+    Example:
+      >>> w = RunWeights("converse_dncnn", {"features": 4}, {"params": {}}, 100, {"psnr": 27.5})
+      >>> w.arch, w.step, w.metrics["psnr"]
+      ('converse_dncnn', 100, 27.5)
+    """
+
+    arch: str
+    model_kwargs: dict[str, Any]
+    variables: dict[str, Any]
+    step: int
+    metrics: dict[str, float] | None
+
+
+def is_run(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a training workdir (has ``config.json`` and a ``checkpoints`` folder).
+
+    Example:
+      >>> import tempfile
+      >>> with tempfile.TemporaryDirectory() as tmp:
+      ...     before = is_run(tmp)
+      ...     (Path(tmp) / CHECKPOINT_DIR).mkdir(); _ = (Path(tmp) / CONFIG_NAME).write_text("{}")
+      ...     print(before, is_run(tmp))
+      False True
+    """
+    path = Path(path)
+    return (path / CONFIG_NAME).is_file() and (path / CHECKPOINT_DIR).is_dir()
+
+
+def _config(workdir: Path) -> tuple[str, dict[str, Any]]:
+    try:
+        config = json.loads((workdir / CONFIG_NAME).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"weights: {workdir / CONFIG_NAME} is not a readable JSON config: {err}") from err
+    if not isinstance(config, dict):
+        config = {}
+    model, overrides = config.get("model"), config.get("model_overrides") or {}
+    if not isinstance(model, str) or not isinstance(overrides, dict):
+        raise ValueError(
+            f"weights: {workdir / CONFIG_NAME} must hold 'model' (a registry name) and 'model_overrides' (a dict)"
+        )
+    return model, overrides
+
+
+def run_arch(workdir: str | os.PathLike[str]) -> str:
+    """The registry name a training workdir trained (``config.model`` of its ``config.json``).
+
+    Example:
+      >>> import tempfile
+      >>> with tempfile.TemporaryDirectory() as tmp:
+      ...     _ = (Path(tmp) / CONFIG_NAME).write_text('{"model": "conversenet", "model_overrides": {}}')
+      ...     print(run_arch(tmp))
+      conversenet
+    """
+    return _config(Path(workdir))[0]
+
+
+@contextlib.contextmanager
+def _quiet_orbax() -> Iterator[None]:
+    """Silences orbax's warnings about read-only managers and absent optional metadata files."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _pick_step(directory: Path, step: int | None) -> tuple[int, dict[str, float] | None]:
+    """``step`` (checked) or the best by validation PSNR (else the latest), and its metrics."""
+    import orbax.checkpoint as ocp  # deferred: importing orbax is slow
+
+    options = ocp.CheckpointManagerOptions(read_only=True, best_fn=lambda m: float(m["psnr"]), best_mode="max")
+    with ocp.CheckpointManager(directory, options=options) as manager:
+        steps = sorted(manager.all_steps())
+        if not steps:
+            raise ValueError(f"weights: {directory} holds no complete checkpoint")
+        if step is None:
+            step = manager.best_step()
+            step = steps[-1] if step is None else step
+        elif step not in steps:
+            raise ValueError(f"step: {step} is not a checkpoint in {directory}; have {steps}")
+        return int(step), manager.metrics(step)
+
+
+def read_run(workdir: str | os.PathLike[str], step: int | None = None) -> RunWeights:
+    """The EMA weights of one checkpoint of a training workdir (read-only).
+
+    Args:
+      workdir: the run's folder (``WORKDIR/config.json``, ``WORKDIR/checkpoints``).
+      step: the checkpoint to read; None = the best by validation PSNR (the latest when no
+        checkpoint was saved with metrics).
+
+    Returns:
+      :class:`RunWeights` (arch and hyper-parameters from ``config.json``, the EMA variables).
+
+    Raises:
+      FileNotFoundError: ``workdir`` is not a training workdir. ValueError: unreadable config,
+      no checkpoint, or ``step`` is not one of the checkpoints (the message lists them).
+
+    Example:
+      >>> read_run("no/such/run")  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      FileNotFoundError: weights: no/such/run is not a training workdir (no config.json and checkpoints/ inside)
+    """
+    path = Path(workdir).expanduser()
+    if not is_run(path):
+        raise FileNotFoundError(f"weights: {workdir} is not a training workdir (no {CONFIG_NAME} and {CHECKPOINT_DIR}/ inside)")
+    arch, model_kwargs = _config(path)
+    directory = path.absolute() / CHECKPOINT_DIR
+    with _quiet_orbax():
+        step, metrics = _pick_step(directory, step)
+        state = restore_item(directory / str(step) / "state")
+    if "ema_params" not in state:
+        raise ValueError(f"weights: checkpoint {directory / str(step)} has no 'ema_params' (keys {sorted(state)})")
+    variables = {"params": state["ema_params"]}
+    if state.get("batch_stats"):
+        variables["batch_stats"] = state["batch_stats"]
+    return RunWeights(arch, dict(model_kwargs), variables, step, None if metrics is None else dict(metrics))

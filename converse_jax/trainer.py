@@ -1,0 +1,120 @@
+"""The training program: ``converse-jax train`` (and ``python train.py`` in a clone, the same program).
+
+    converse-jax train --config=NAME_OR_FILE --workdir=DIR [--config.FIELD=VALUE ...]
+
+``--config`` is a packaged recipe's name (``demo``, ``converse_dncnn``, ... :
+:data:`converse_jax.configs.CONFIG_NAMES`) or a config file (a ``get_config()``); any field is
+overridable with ``--config.FIELD=VALUE``.  Every path (the config file, ``--workdir``, data
+folders in the config) is taken relative to the current directory.  The run resumes from the
+latest checkpoint in ``--workdir`` and writes ``metrics.jsonl`` and TensorBoard events there
+(:mod:`converse_jax.train.loop`).  Multi-host jobs: one process per host with
+``--coordinator_address=HOST:PORT --num_processes=N --process_id=I`` (or the environment
+variables ``JAX_COORDINATOR_ADDRESS``/``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID``); Slurm, Open MPI
+and Cloud TPU pods are detected automatically.
+
+The flags are absl flags, defined on first use (:func:`define_flags`) so that importing this
+module defines nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from converse_jax.configs import config_file
+
+__all__ = ["define_flags", "main", "resolve_config_argv"]
+
+
+def resolve_config_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` with the value of ``--config`` (``--config=X`` or ``--config X``) made a file path.
+
+    A packaged config's name becomes its installed file; an existing file stays as given.
+
+    Raises:
+      ValueError: the value is neither (the message names ``--config``).
+
+    Example:
+      >>> argv = resolve_config_argv(["--config=demo", "--workdir=run", "--config.batch_size=4"])
+      >>> argv[0].endswith("converse_jax/configs/demo.py"), argv[1:]
+      (True, ['--workdir=run', '--config.batch_size=4'])
+    """
+    out, argv = [], list(argv)
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config="):
+            arg = "--config=" + str(config_file(arg.partition("=")[2]))
+        elif i > 0 and argv[i - 1] == "--config":
+            arg = str(config_file(arg))
+        out.append(arg)
+    return out
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS, sys_argv: Sequence[str] | None = None) -> None:
+    """Defines the program's flags (``--config``, ``--workdir`` and the multi-host ones) on ``flag_values``.
+
+    ``sys_argv``: the full command line (program name first) that ``--config.FIELD`` overrides are
+    read from (default ``sys.argv``; ``ml_collections`` needs it at definition time).
+
+    Example:
+      >>> fv = flags.FlagValues()
+      >>> define_flags(fv, ["prog"])
+      >>> sorted(fv)
+      ['config', 'coordinator_address', 'num_processes', 'process_id', 'workdir']
+    """
+    config_flags.DEFINE_config_file(
+        "config", None, "Training recipe: a packaged config's name (e.g. demo, converse_dncnn) or a config file.",
+        flag_values=flag_values, lock_config=True, sys_argv=None if sys_argv is None else list(sys_argv),
+    )  # fmt: skip
+    flags.DEFINE_string("workdir", None, "Folder for checkpoints, metrics and TensorBoard events.", flag_values=flag_values)
+    flags.DEFINE_string(
+        "coordinator_address", None, "host:port of process 0 in a multi-process job.", flag_values=flag_values
+    )
+    flags.DEFINE_integer("num_processes", None, "Number of processes in a multi-process job.", flag_values=flag_values)
+    flags.DEFINE_integer("process_id", None, "This process's index in a multi-process job.", flag_values=flag_values)
+    flags.mark_flags_as_required(["config", "workdir"], flag_values=flag_values)
+
+
+def _train(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    # Imported here so that flag errors are reported without loading JAX and the data stack.
+    from converse_jax.train import TrainingError, maybe_initialize_distributed, quiet_orbax_logs, train_and_evaluate
+
+    FLAGS = flags.FLAGS
+    quiet_orbax_logs()
+    maybe_initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    try:
+        train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    except TrainingError as error:  # a non-finite step or no intact checkpoint: one line, exit status 1
+        raise SystemExit(f"{argv[0]}: error: {error}") from None
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "converse-jax train") -> None:
+    """Runs the program on ``argv`` (default ``sys.argv[1:]``) and exits (``absl.app.run``).
+
+    Exit status 0 when training finished (or stopped on SIGTERM after saving), 1 on an error,
+    2 for a bad ``--config`` value.
+
+    Example:
+      >>> main(["--config=no_such_recipe", "--workdir=run"])  # the message goes to stderr
+      Traceback (most recent call last):
+      ...
+      SystemExit: 2
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if {"-h", "--help", "-help", "--helpshort"} & set(argv):
+        help_flags = flags.FlagValues()
+        define_flags(help_flags, [prog])
+        print(f"usage: {prog} --config=NAME_OR_FILE --workdir=DIR [--config.FIELD=VALUE ...]\n\n{__doc__}")
+        print(help_flags.get_help())
+        raise SystemExit(0)
+    try:
+        argv = [prog, *resolve_config_argv(argv)]
+    except ValueError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    define_flags(flags.FLAGS, argv)
+    app.run(_train, argv=argv)
