@@ -4,6 +4,7 @@
     python benchmarks/models.py --threads 2
     python benchmarks/models.py --device gpu
     python benchmarks/models.py --quick            # smoke test: tiny networks and images
+    python benchmarks/models.py --device gpu --dtype bfloat16   # networks computing in bfloat16
 
 Inference (batch 1, float32, NHWC): Converse-DnCNN on 256×256 and 481×321 gray images,
 Converse-SRResNet 128×128 → 512×512 RGB, ConverseNet and Converse-USRNet (7×7 blur kernel,
@@ -14,6 +15,10 @@ when a config cannot be loaded: DnCNN 40×40 gray batch 64, SRResNet 96×96 HR b
 sets it; ``--train-batch 0`` uses the config's batch): one Algorithm-1 step of Converse-DnCNN at
 batch 64 takes minutes on a laptop-class core. Also Converse-DnCNN's training step with
 ``remat=True`` (each block rematerialised in the backward pass) against ``remat=False``.
+
+``--dtype bfloat16`` (or ``float16``) builds every network with that computation dtype (float32
+parameters and inputs; see :mod:`converse_jax.nn.precision`); compare with a float32 run. Only
+meaningful on an accelerator: XLA's CPU backend has no fast bfloat16 arithmetic.
 
 Candidates: ``fast`` (the network as is) and ``reference`` (the same network, same parameters,
 traced inside ``converse_jax.ops.converse2d.use_implementation("reference")``, i.e. every reverse
@@ -236,7 +241,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reps", type=int, help="timed rounds per candidate (default 3)")
     parser.add_argument("--train-batch", type=int, help=f"training batch (0: the config's; default: config on gpu, {CPU_TRAIN_BATCH} on cpu)")
     parser.add_argument("--only", help="comma-separated subset of the case names (inference names, train_<model>)")
-    parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/models_<device>_<threads>t.json)")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                        help="computation dtype of the networks (parameters and inputs stay float32)")
+    parser.add_argument("--out", type=Path,
+                        help="JSON path (default benchmarks/results/models_<device>_<threads>t[_<dtype>].json)")
     args = parser.parse_args(argv)
     if args.worker:
         common.worker_reply(worker(json.loads(args.worker)))
@@ -249,6 +257,7 @@ def main(argv: list[str] | None = None) -> dict:
     if train_batch is None:
         train_batch = CPU_TRAIN_BATCH if args.device == "cpu" else 0
     base = {"threads": threads, "reps": reps, "min_sample_s": 0.05}
+    precision = {} if args.dtype == "float32" else {"dtype": args.dtype}
 
     cases: dict[str, dict] = {}
     for name, (model, image, ksize) in INFERENCE.items():
@@ -257,7 +266,7 @@ def main(argv: list[str] | None = None) -> dict:
         if args.quick:
             h, w = max(12, h // 16), max(12, w // 16)
         cases[name] = {**base, "kind": "inference", "model": model, "image": (h, w, c), "kernel": ksize,
-                       "overrides": overrides}
+                       "overrides": {**overrides, **precision}}
     for model in TRAINING:
         setup = training_setup(model)
         batch = setup["batch"] if train_batch == 0 else train_batch
@@ -266,6 +275,7 @@ def main(argv: list[str] | None = None) -> dict:
         if args.quick:
             batch, patch = min(batch, 2), 4 * setup["scale"] * 3
             overrides = {**overrides, **QUICK_OVERRIDES[model]}
+        overrides = {**overrides, **precision}
         cases[f"train_{model}"] = {
             **base, "kind": "training", "model": model, "batch": batch, "patch": patch,
             "channels": setup["channels"], "scale": setup["scale"], "kernel": setup["kernel"],
@@ -279,9 +289,10 @@ def main(argv: list[str] | None = None) -> dict:
             parser.error(f"--only: unknown case(s) {unknown}; choose from {','.join(cases)}")
         cases = {n: cases[n] for n in wanted}
 
-    report = {"benchmark": "models", "device": args.device, "threads": threads, "quick": args.quick,
+    report = {"benchmark": "models", "device": args.device, "threads": threads, "dtype": args.dtype, "quick": args.quick,
               "reps": reps, "train_batch": train_batch, "machine": common.machine_info(), "cases": {}}
     suffix = f"{args.device}_{threads}t" if threads else args.device
+    suffix += "" if args.dtype == "float32" else f"_{args.dtype}"
     out = args.out or common.RESULTS_DIR / f"models_{suffix}.json"
     rows, remat_rows = [], []
     for name, payload in cases.items():

@@ -209,6 +209,7 @@ def evaluate(
     save_images: bool = True,
     limit: int | None = None,
     progress: bool = True,
+    dtype: str | None = None,
 ) -> EvalResult:
     """Evaluate ``model_name`` with ``weights`` on the images of ``data_dir`` by the official protocol.
 
@@ -228,6 +229,8 @@ def evaluate(
       save_images: write the side-by-side PNGs to ``out_dir/images``.
       limit: evaluate only the first ``limit`` images.
       progress: tqdm progress bar.
+      dtype: computation dtype of the network (e.g. ``"bfloat16"``; None: float32 as stored);
+        parameters, inputs and outputs stay float32 (see :mod:`converse_jax.nn.precision`).
 
     Returns:
       :class:`EvalResult` with per-image and mean scores.
@@ -265,6 +268,8 @@ def evaluate(
     files, out = _test_files(data_dir, out_dir, spec.in_channels, limit, save_images)
 
     restorer = Restorer(model_name, weights)
+    if dtype is not None:
+        restorer.module = restorer.module.clone(dtype=dtype)
     (out / "images" if save_images else out).mkdir(parents=True, exist_ok=True)
     reader = BatchReader(restorer.in_channels, model_name)
     fn = restorer.function(k if task.takes_kernel else None, x8=x8)

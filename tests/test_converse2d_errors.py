@@ -25,6 +25,8 @@ K = jnp.full((3, 3, 3), 1 / 9)
         ((X, K, jnp.ones((3, 3))), {}, "lam must be a scalar"),
         ((X, K, 0.0), {}, "lam must be > 0"),
         ((X, K, jnp.array([0.1, -1.0, 0.1])), {}, "lam must be > 0"),
+        ((X, K, float("inf")), {}, "lam must be > 0 and finite everywhere, got inf"),
+        ((X, K, jnp.array([0.1, jnp.nan, 0.1])), {}, "lam must be > 0 and finite everywhere, got nan"),
         ((X, K, 0.1), {"scale": 0}, "scale must be an integer >= 1"),
         ((X, K, 0.1), {"scale": 1.5}, "scale must be an integer >= 1"),
         ((X, K, 0.1), {"scale": True}, "scale must be an integer >= 1"),
@@ -47,6 +49,21 @@ def test_lambda_positivity_is_not_checked_on_tracers():
     assert out.shape == X.shape
     with pytest.raises(ValueError, match="lam must be a scalar"):
         jax.jit(lambda lam: converse2d(X, K, lam))(jnp.ones(4))
+
+
+@pytest.mark.parametrize("fn", [converse2d, converse2d_reference])
+@pytest.mark.parametrize("scale", [1, 2])
+def test_invalid_lambda_under_jit_gives_nan_channels(fn, scale):
+    """Under jit an invalid λ (≤ 0, NaN, ±inf) cannot be rejected: its channels come out NaN,
+    the other channels are exactly those of a valid call; a scalar invalid λ: all NaN."""
+    x = jax.random.normal(jax.random.key(0), (2, 6, 5, 7))
+    k = jnp.full((3, 3, 7), 1 / 9)
+    bad = jnp.array([0.1, 0.0, -1e-3, jnp.nan, jnp.inf, -jnp.inf, 0.2], jnp.float32)
+    run = jax.jit(lambda lam: fn(x, k, lam, scale=scale, padding=2))
+    out, good = run(bad), run(jnp.where(jnp.isfinite(bad) & (bad > 0), bad, 0.1))
+    assert jnp.isnan(out).all(axis=(0, 1, 2)).tolist() == [False] + [True] * 5 + [False]
+    assert bool(jnp.array_equal(out[..., ::6], good[..., ::6]))
+    assert bool(jnp.isnan(run(jnp.float32(0.0))).all())
 
 
 def test_large_replicate_and_constant_padding_are_accepted():

@@ -108,6 +108,9 @@ def base_config(
     config.seed = 0
     config.remat = False
     config.on_nonfinite = "stop"  # a NaN/inf loss or gradient stops the run ('skip': skip that update)
+    # computation dtype of the network (None: the data's float32; "bfloat16": mixed precision with
+    # float32 parameters and optimizer state); a typed placeholder so --config.dtype=bfloat16 works
+    config.dtype = placeholder(str)
     return config
 
 

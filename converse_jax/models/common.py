@@ -11,6 +11,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from converse_jax.nn.baselines import torch_bias_init, torch_kernel_init
 from converse_jax.nn.converse import dense_init
@@ -36,12 +37,15 @@ def conv1x1(
     torch_init: bool = False,
     fan_in: int | None = None,
     name: str | None = None,
+    dtype: Any = None,
+    param_dtype: Any = jnp.float32,
 ) -> nn.Dense:
     """A 1×1 convolution as ``nn.Dense(features)`` over the channel axis.
 
     Init: N(0, 0.02²) weights and zero bias (the official ``_init_weights``), or with
     ``torch_init`` PyTorch's default U(±1/√fan_in) for both (``fan_in`` = input channels, needed
     for the bias bound). ``name``: the submodule name (inside ``nn.compact`` methods).
+    ``dtype`` / ``param_dtype``: computation and storage dtypes (Flax's meanings).
     """
     if torch_init:
         if fan_in is None:
@@ -52,8 +56,12 @@ def conv1x1(
             kernel_init=torch_kernel_init,
             bias_init=torch_bias_init(fan_in),
             name=name,
+            dtype=dtype,
+            param_dtype=param_dtype,
         )
-    return nn.Dense(features, use_bias=use_bias, kernel_init=dense_init, name=name)
+    return nn.Dense(
+        features, use_bias=use_bias, kernel_init=dense_init, name=name, dtype=dtype, param_dtype=param_dtype
+    )
 
 
 def check_image(x: jax.Array, channels: int, who: str) -> None:

@@ -13,14 +13,16 @@ bias (official stack init), head/tail PyTorch's default U(±1/√fan_in).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from converse_jax.models.common import check_image, conv1x1, make_blocks
 from converse_jax.nn.baselines import ConvBlock
 from converse_jax.nn.converse import ConverseBlock
+from converse_jax.nn.precision import precision
 
 
 class ConverseNet(nn.Module):
@@ -33,6 +35,8 @@ class ConverseNet(nn.Module):
       num_iterations: how many times the stack is applied (5).
       kernel_size, padding, padding_mode, eps: the blocks' spatial operator (3, 2, 'circular', 1e-5).
       remat: rematerialise each block application in the backward pass (same results, less memory).
+      dtype: computation dtype (None: the input's; e.g. ``jnp.bfloat16``); the output has the
+        input's dtype. param_dtype: storage dtype of the parameters (float32).
 
     Example (a tiny network; shapes traced with ``jax.eval_shape``, nothing computed):
       >>> import jax, jax.numpy as jnp
@@ -55,12 +59,14 @@ class ConverseNet(nn.Module):
     padding_mode: str = "circular"
     eps: float = 1e-5
     remat: bool = False
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
     block_class: ClassVar[type[nn.Module]] = ConverseBlock
 
     def setup(self) -> None:
         if not isinstance(self.num_iterations, int) or self.num_iterations < 1:
             raise ValueError(f"num_iterations must be a positive int, got {self.num_iterations!r}")
-        self.head = conv1x1(self.features, torch_init=True, fan_in=self.in_channels)
+        self.head = conv1x1(self.features, torch_init=True, fan_in=self.in_channels, **precision(self))
         self.blocks = make_blocks(
             self.block_class,
             self.num_blocks,
@@ -70,16 +76,17 @@ class ConverseNet(nn.Module):
             padding=self.padding,
             padding_mode=self.padding_mode,
             eps=self.eps,
+            **precision(self),
         )
-        self.tail = conv1x1(self.in_channels, torch_init=True, fan_in=self.features)
+        self.tail = conv1x1(self.in_channels, torch_init=True, fan_in=self.features, **precision(self))
 
     def __call__(self, x: jax.Array) -> jax.Array:
         check_image(x, self.in_channels, type(self).__name__)
-        x = self.head(x)
+        y = self.head(x)
         for _ in range(self.num_iterations):
             for block in self.blocks:
-                x = block(x)
-        return self.tail(x)
+                y = block(y)
+        return self.tail(y).astype(x.dtype)
 
 
 class ConvNet(ConverseNet):

@@ -15,14 +15,16 @@ DnCNN uses PyTorch's defaults.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from converse_jax.models.common import check_image, conv1x1, make_blocks
 from converse_jax.nn.baselines import Conv2D, ConvBlock, ConvTBlock
 from converse_jax.nn.converse import ConverseBlock
+from converse_jax.nn.precision import precision
 
 
 class ConverseDnCNN(nn.Module):
@@ -36,6 +38,8 @@ class ConverseDnCNN(nn.Module):
       num_blocks: number of blocks.
       kernel_size, padding, padding_mode, eps: the blocks' spatial operator settings.
       remat: rematerialise each block in the backward pass (same results, less memory).
+      dtype: computation dtype (None: the input's; e.g. ``jnp.bfloat16``); the output has the
+        input's dtype. param_dtype: storage dtype of the parameters (float32).
 
     Example (a tiny network; shapes traced with ``jax.eval_shape``, nothing computed):
       >>> import jax, jax.numpy as jnp
@@ -55,10 +59,12 @@ class ConverseDnCNN(nn.Module):
     padding_mode: str = "circular"
     eps: float = 1e-5
     remat: bool = False
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
     block_class: ClassVar[type[nn.Module]] = ConverseBlock
 
     def setup(self) -> None:
-        self.head = conv1x1(self.features)
+        self.head = conv1x1(self.features, **precision(self))
         self.blocks = make_blocks(
             self.block_class,
             self.num_blocks,
@@ -68,15 +74,16 @@ class ConverseDnCNN(nn.Module):
             padding=self.padding,
             padding_mode=self.padding_mode,
             eps=self.eps,
+            **precision(self),
         )
-        self.tail = conv1x1(self.in_channels)
+        self.tail = conv1x1(self.in_channels, **precision(self))
 
     def __call__(self, x: jax.Array) -> jax.Array:
         check_image(x, self.in_channels, type(self).__name__)
-        x = self.head(x)
+        y = self.head(x)
         for block in self.blocks:
-            x = block(x)
-        return self.tail(x)
+            y = block(y)
+        return self.tail(y).astype(x.dtype)
 
 
 class ConvDnCNN(ConverseDnCNN):
@@ -137,11 +144,15 @@ class ConvBNReLU(nn.Module):
     """
 
     features: int = 64
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        x = Conv2D(self.features, 3, padding=1, name="conv")(x)
-        x = nn.BatchNorm(use_running_average=not train, momentum=0.1, epsilon=1e-4, name="bn")(x)
+        x = Conv2D(self.features, 3, padding=1, name="conv", **precision(self))(x)
+        x = nn.BatchNorm(
+            use_running_average=not train, momentum=0.1, epsilon=1e-4, name="bn", **precision(self)
+        )(x)
         return jax.nn.relu(x)
 
 
@@ -158,6 +169,8 @@ class DnCNN(nn.Module):
       features: feature channels.
       num_layers: convolution layers in total (17).
       remat: rematerialise each conv-BN-ReLU layer in the backward pass.
+      dtype: computation dtype (None: the input's; e.g. ``jnp.bfloat16``); the output has the
+        input's dtype. param_dtype: storage dtype of the parameters (float32).
 
     Example (a tiny network; shapes traced with ``jax.eval_shape``, nothing computed):
       >>> import jax, jax.numpy as jnp
@@ -173,18 +186,21 @@ class DnCNN(nn.Module):
     features: int = 64
     num_layers: int = 17
     remat: bool = False
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self) -> None:
         if not isinstance(self.num_layers, int) or self.num_layers < 3:
             raise ValueError(f"num_layers must be an int >= 3, got {self.num_layers!r}")
-        self.head = Conv2D(self.features, 3, padding=1)
+        prec = precision(self)
+        self.head = Conv2D(self.features, 3, padding=1, **prec)
         layer = nn.remat(ConvBNReLU, static_argnums=(2,)) if self.remat else ConvBNReLU
-        self.body = [layer(self.features) for _ in range(self.num_layers - 2)]
-        self.tail = Conv2D(self.in_channels, 3, padding=1)
+        self.body = [layer(self.features, **prec) for _ in range(self.num_layers - 2)]
+        self.tail = Conv2D(self.in_channels, 3, padding=1, **prec)
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         check_image(x, self.in_channels, "DnCNN")
         y = jax.nn.relu(self.head(x))
         for layer in self.body:
             y = layer(y, train)
-        return x - self.tail(y)
+        return (x - self.tail(y)).astype(x.dtype)

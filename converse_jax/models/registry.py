@@ -144,7 +144,7 @@ def model_fields(cls: type[nn.Module]) -> list[str]:
     Example:
       >>> from converse_jax.models import DnCNN
       >>> model_fields(DnCNN)
-      ['in_channels', 'features', 'num_layers', 'remat']
+      ['in_channels', 'features', 'num_layers', 'remat', 'dtype', 'param_dtype']
     """
     return [f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")]
 

@@ -29,7 +29,7 @@ PyTorch's defaults (Converse2D layers: softmax-normal kernel, zero bias).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -47,6 +47,7 @@ from converse_jax.nn.baselines import (
     upsample_nearest,
 )
 from converse_jax.nn.converse import Converse2D, ConverseBlock, dense_init, gelu
+from converse_jax.nn.precision import precision
 
 
 def _num_x2_stages(upscale: int, who: str) -> int:
@@ -69,6 +70,8 @@ class _BlockSRResNet(nn.Module):
       upscale: 2 or 4.
       kernel_size, padding, padding_mode, eps: the blocks' spatial operator settings.
       remat: rematerialise each block in the backward pass (same results, less memory).
+      dtype: computation dtype (None: the input's; e.g. ``jnp.bfloat16``); the output has the
+        input's dtype. param_dtype: storage dtype of the parameters (float32).
     """
 
     in_channels: int = 3
@@ -81,6 +84,8 @@ class _BlockSRResNet(nn.Module):
     padding_mode: str = "replicate"
     eps: float = 1e-5
     remat: bool = False
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
     block_class: ClassVar[type[nn.Module]] = ConverseBlock
     upconv_blocks: ClassVar[bool] = False
     tail_bias: ClassVar[bool] = True
@@ -101,11 +106,12 @@ class _BlockSRResNet(nn.Module):
             padding=self.padding,
             padding_mode=self.padding_mode,
             eps=self.eps,
+            **precision(self),
         )
 
     def setup(self) -> None:
         stages = _num_x2_stages(self.upscale, type(self).__name__)
-        self.head = conv1x1(self.features)
+        self.head = conv1x1(self.features, **precision(self))
         self.blocks = make_blocks(
             self.block_class,
             self.num_blocks,
@@ -115,12 +121,13 @@ class _BlockSRResNet(nn.Module):
             padding=self.padding,
             padding_mode=self.padding_mode,
             eps=self.eps,
+            **precision(self),
         )
         if self.upconv_blocks:
             self.upconvs = [self._block() for _ in range(stages)]
         self.ups = [self.make_up() for _ in range(stages)]
         self.hres = self._block()
-        self.tail = conv1x1(self.out_channels, use_bias=self.tail_bias)
+        self.tail = conv1x1(self.out_channels, use_bias=self.tail_bias, **precision(self))
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """(N, H, W, in_channels) -> (N, H·upscale, W·upscale, out_channels)."""
@@ -133,7 +140,7 @@ class _BlockSRResNet(nn.Module):
                 y = self.upconvs[i](y)
             y = self.up_stage(i, y)
         y = self.tail(gelu(self.hres(y)))
-        return y + upsample_bilinear(x, self.upscale)
+        return (y + upsample_bilinear(x, self.upscale)).astype(x.dtype)
 
 
 class ConverseSRResNet(_BlockSRResNet):
@@ -165,7 +172,13 @@ class ConverseSRResNet(_BlockSRResNet):
     def make_up(self) -> nn.Module:
         """Converse2D(features, up_kernel_size, scale 2, up_padding, up_padding_mode, up_eps)."""
         return Converse2D(
-            self.features, self.up_kernel_size, 2, self.up_padding, self.up_padding_mode, self.up_eps
+            self.features,
+            self.up_kernel_size,
+            2,
+            self.up_padding,
+            self.up_padding_mode,
+            self.up_eps,
+            **precision(self),
         )
 
     def up_stage(self, i: int, x: jax.Array) -> jax.Array:
@@ -191,7 +204,12 @@ class ConvSRResNet(_BlockSRResNet):
     def make_up(self) -> nn.Module:
         """Depthwise 2×2 convolution, no padding (N(0, 0.02²) weights, zero bias)."""
         return Conv2D(
-            self.features, 2, groups=self.features, kernel_init=dense_init, bias_init=nn.initializers.zeros
+            self.features,
+            2,
+            groups=self.features,
+            kernel_init=dense_init,
+            bias_init=nn.initializers.zeros,
+            **precision(self),
         )
 
     def up_stage(self, i: int, x: jax.Array) -> jax.Array:
@@ -217,7 +235,13 @@ class ConvTSRResNet(_BlockSRResNet):
     def make_up(self) -> nn.Module:
         """Depthwise ConvTranspose(k5, stride 2, padding 2) (N(0, 0.02²) weights, zero bias)."""
         return DepthwiseConvTranspose2D(
-            self.features, 5, stride=2, padding=2, kernel_init=dense_init, bias_init=nn.initializers.zeros
+            self.features,
+            5,
+            stride=2,
+            padding=2,
+            kernel_init=dense_init,
+            bias_init=nn.initializers.zeros,
+            **precision(self),
         )
 
     def up_stage(self, i: int, x: jax.Array) -> jax.Array:
@@ -232,6 +256,8 @@ class MSRResNet(nn.Module):
       in_channels, out_channels, features, num_blocks: as the paper (3, 3, 64, 16).
       upscale: 2, 3 or 4.
       remat: rematerialise each residual block in the backward pass.
+      dtype: computation dtype (None: the input's; e.g. ``jnp.bfloat16``); the output has the
+        input's dtype. param_dtype: storage dtype of the parameters (float32).
 
     Params ``head``, ``blocks_i`` (:class:`ResidualBlock`), ``upconvs_i``, ``hres``, ``tail``.
 
@@ -253,17 +279,20 @@ class MSRResNet(nn.Module):
     num_blocks: int = 16
     upscale: int = 4
     remat: bool = False
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self) -> None:
         if self.upscale not in (2, 3, 4):
             raise ValueError(f"MSRResNet: upscale must be 2, 3 or 4, got {self.upscale!r}")
-        self.head = Conv2D(self.features, 3, padding=1)
-        self.blocks = make_blocks(ResidualBlock, self.num_blocks, self.remat, features=self.features)
+        prec = precision(self)
+        self.head = Conv2D(self.features, 3, padding=1, **prec)
+        self.blocks = make_blocks(ResidualBlock, self.num_blocks, self.remat, features=self.features, **prec)
         r = 2 if self.upscale in (2, 4) else 3
         stages = 2 if self.upscale == 4 else 1
-        self.upconvs = [Conv2D(self.features * r * r, 3, padding=1) for _ in range(stages)]
-        self.hres = Conv2D(self.features, 3, padding=1)
-        self.tail = Conv2D(self.out_channels, 3, padding=1)
+        self.upconvs = [Conv2D(self.features * r * r, 3, padding=1, **prec) for _ in range(stages)]
+        self.hres = Conv2D(self.features, 3, padding=1, **prec)
+        self.tail = Conv2D(self.out_channels, 3, padding=1, **prec)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         check_image(x, self.in_channels, "MSRResNet")
@@ -278,7 +307,7 @@ class MSRResNet(nn.Module):
         for upconv in self.upconvs:
             y = lrelu(pixel_shuffle(upconv(y), r))
         y = self.tail(lrelu(self.hres(y)))
-        return y + upsample_bilinear(x, self.upscale)
+        return (y + upsample_bilinear(x, self.upscale)).astype(x.dtype)
 
 
 class ConverseUpMSRResNet(nn.Module):
@@ -291,6 +320,8 @@ class ConverseUpMSRResNet(nn.Module):
       up_kernel_size, up_padding, up_padding_mode, up_eps: the Converse2D up-samplers
         (2, 2, 'circular', 1e-5).
       remat: rematerialise each residual block in the backward pass.
+      dtype: computation dtype (None: the input's; e.g. ``jnp.bfloat16``); the output has the
+        input's dtype. param_dtype: storage dtype of the parameters (float32).
 
     Params ``head``, ``blocks_i``, ``upconvs_i`` (conv3×3), ``ups_i`` (Converse2D), ``hres``, ``tail``.
 
@@ -311,18 +342,23 @@ class ConverseUpMSRResNet(nn.Module):
     up_padding_mode: str = "circular"
     up_eps: float = 1e-5
     remat: bool = False
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self) -> None:
         stages = _num_x2_stages(self.upscale, "ConverseUpMSRResNet")
-        self.head = Conv2D(self.features, 3, padding=1)
-        self.blocks = make_blocks(ResidualBlock, self.num_blocks, self.remat, features=self.features)
-        self.upconvs = [Conv2D(self.features, 3, padding=1) for _ in range(stages)]
+        prec = precision(self)
+        self.head = Conv2D(self.features, 3, padding=1, **prec)
+        self.blocks = make_blocks(ResidualBlock, self.num_blocks, self.remat, features=self.features, **prec)
+        self.upconvs = [Conv2D(self.features, 3, padding=1, **prec) for _ in range(stages)]
         self.ups = [
-            Converse2D(self.features, self.up_kernel_size, 2, self.up_padding, self.up_padding_mode, self.up_eps)
+            Converse2D(
+                self.features, self.up_kernel_size, 2, self.up_padding, self.up_padding_mode, self.up_eps, **prec
+            )
             for _ in range(stages)
         ]
-        self.hres = Conv2D(self.features, 3, padding=1)
-        self.tail = Conv2D(self.out_channels, 3, padding=1)
+        self.hres = Conv2D(self.features, 3, padding=1, **prec)
+        self.tail = Conv2D(self.out_channels, 3, padding=1, **prec)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         check_image(x, self.in_channels, "ConverseUpMSRResNet")
@@ -332,4 +368,4 @@ class ConverseUpMSRResNet(nn.Module):
         for upconv, up in zip(self.upconvs, self.ups):
             y = gelu(up(upconv(y)))
         y = self.tail(gelu(self.hres(y)))
-        return y + upsample_bilinear(x, self.upscale)
+        return (y + upsample_bilinear(x, self.upscale)).astype(x.dtype)

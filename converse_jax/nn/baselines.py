@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from converse_jax.nn.converse import ConverseBlock, dense_init
+from converse_jax.nn.precision import compute_dtype, precision
 from converse_jax.ops.validation import PADDING_MODES, pad_spatial
 
 Initializer = Callable[..., jax.Array]
@@ -149,7 +150,8 @@ class Conv2D(nn.Module):
     (N, H, W, C_in) -> (N, H + 2p − kh + 1, W + 2p − kw + 1, features).
 
     Init: ``kernel_init`` (default PyTorch's U(±1/√fan_in)); ``bias_init`` None = PyTorch's
-    U(±1/√fan_in) with fan_in = kh·kw·C_in/groups.
+    U(±1/√fan_in) with fan_in = kh·kw·C_in/groups. ``dtype``: computation dtype (None: the
+    input's); ``param_dtype``: storage dtype of the parameters.
 
     Example (shapes traced with ``jax.eval_shape``, nothing computed):
       >>> import jax, jax.numpy as jnp
@@ -172,6 +174,8 @@ class Conv2D(nn.Module):
     use_bias: bool = True
     kernel_init: Initializer = torch_kernel_init
     bias_init: Initializer | None = None
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -192,8 +196,9 @@ class Conv2D(nn.Module):
             raise ValueError(f"padding must be >= 0, got {self.padding}")
         fan_in = kh * kw * cin // self.groups
         kernel = self.param(
-            "kernel", self.kernel_init, (kh, kw, cin // self.groups, self.features), jnp.float32
+            "kernel", self.kernel_init, (kh, kw, cin // self.groups, self.features), self.param_dtype
         )
+        x = x.astype(compute_dtype(self.dtype, x))
         y = jax.lax.conv_general_dilated(
             pad_spatial(x, self.padding, self.padding_mode),
             kernel.astype(x.dtype),
@@ -204,7 +209,7 @@ class Conv2D(nn.Module):
         )
         if self.use_bias:
             bias_init = self.bias_init or torch_bias_init(fan_in)
-            bias = self.param("bias", bias_init, (self.features,), jnp.float32)
+            bias = self.param("bias", bias_init, (self.features,), self.param_dtype)
             y = y + bias.astype(y.dtype)
         return y
 
@@ -220,6 +225,7 @@ class DepthwiseConvTranspose2D(nn.Module):
     input with the flipped kernel and zero padding kh − 1 − padding).
 
     (N, H, W, C) -> (N, (H − 1)·stride − 2·padding + kh, (W − 1)·stride − 2·padding + kw, C).
+    ``dtype`` (computation, None: the input's) and ``param_dtype`` (storage) as :class:`Conv2D`.
 
     Example (a ×2 up-sampler, k4/s2/p1; shapes traced with ``jax.eval_shape``):
       >>> import jax, jax.numpy as jnp
@@ -237,6 +243,8 @@ class DepthwiseConvTranspose2D(nn.Module):
     use_bias: bool = True
     kernel_init: Initializer = torch_kernel_init
     bias_init: Initializer | None = None
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -247,7 +255,8 @@ class DepthwiseConvTranspose2D(nn.Module):
         if self.padding < 0:
             raise ValueError(f"padding must be >= 0, got {self.padding}")
         c = self.features
-        kernel = self.param("kernel", self.kernel_init, (kh, kw, 1, c), jnp.float32)
+        kernel = self.param("kernel", self.kernel_init, (kh, kw, 1, c), self.param_dtype)
+        x = x.astype(compute_dtype(self.dtype, x))
         pad = ((kh - 1 - self.padding,) * 2, (kw - 1 - self.padding,) * 2)
         y = jax.lax.conv_general_dilated(
             x,
@@ -260,7 +269,7 @@ class DepthwiseConvTranspose2D(nn.Module):
         )
         if self.use_bias:
             bias_init = self.bias_init or torch_bias_init(kh * kw)
-            bias = self.param("bias", bias_init, (c,), jnp.float32)
+            bias = self.param("bias", bias_init, (c,), self.param_dtype)
             y = y + bias.astype(y.dtype)
         return y
 
@@ -300,6 +309,7 @@ class ConvBlock(ConverseBlock):
             groups=channels,
             kernel_init=dense_init,
             bias_init=nn.initializers.zeros,
+            **precision(self),
         )
 
 
@@ -355,6 +365,7 @@ class ConvTBlock(ConverseBlock):
             padding=self.padding,
             kernel_init=dense_init,
             bias_init=nn.initializers.zeros,
+            **precision(self),
         )
 
 
@@ -362,7 +373,8 @@ class ResidualBlock(nn.Module):
     """SRResNet residual block without batch norm: ``x + conv2(relu(conv1(x)))``.
 
     conv1, conv2: 3×3, ``features`` → ``features``, zero padding 1, bias, PyTorch default init.
-    (N, H, W, C) -> (N, H, W, C). Params ``conv1``, ``conv2`` (:class:`Conv2D`).
+    (N, H, W, C) -> (N, H, W, C). Params ``conv1``, ``conv2`` (:class:`Conv2D`). ``dtype``
+    (computation, None: the input's) and ``param_dtype`` (storage) as :class:`Conv2D`.
 
     Example (shapes traced with ``jax.eval_shape``, nothing computed):
       >>> import jax, jax.numpy as jnp
@@ -373,10 +385,13 @@ class ResidualBlock(nn.Module):
     """
 
     features: int = 64
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         _check_nhwc(x, self.features, "ResidualBlock")
-        y = Conv2D(self.features, 3, padding=1, name="conv1")(x)
-        y = Conv2D(self.features, 3, padding=1, name="conv2")(jax.nn.relu(y))
+        x = x.astype(compute_dtype(self.dtype, x))
+        y = Conv2D(self.features, 3, padding=1, name="conv1", **precision(self))(x)
+        y = Conv2D(self.features, 3, padding=1, name="conv2", **precision(self))(jax.nn.relu(y))
         return x + y

@@ -11,14 +11,15 @@ convolutions are dense layers over the channel axis (kernel ``(C_in, C_out)``).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from converse_jax.nn.precision import compute_dtype, precision
 from converse_jax.ops import converse2d
-from converse_jax.ops.validation import PADDING_MODES
+from converse_jax.ops.validation import PADDING_MODES, solve_dtype
 
 # 1×1 convolutions of the official code use trunc_normal(std=.02) cut at ±2 absolute, which is a
 # plain N(0, .02²) in practice (Flax's truncated_normal would cut at ±2σ).
@@ -53,12 +54,55 @@ def softmax_normal_init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float3
     return jax.nn.softmax(z, axis=0).reshape(shape)
 
 
+def layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, eps: float, dtype: Any) -> jax.Array:
+    """LayerNorm over the last axis with the statistics in at least float32, result in ``dtype``
+    (None: ``x``'s); the math of :class:`LayerNorm` (and of its NNX twin)."""
+    out_dtype = compute_dtype(dtype, x)
+    x = x.astype(solve_dtype(x.dtype))  # statistics in float32 (float64 kept)
+    mean = jnp.mean(x, axis=-1, keepdims=True)
+    centred = x - mean
+    var = jnp.mean(jnp.square(centred), axis=-1, keepdims=True)
+    y = centred / jnp.sqrt(var + eps)
+    return (y * scale.astype(y.dtype) + bias.astype(y.dtype)).astype(out_dtype)
+
+
+def converse2d_layer(
+    x: jax.Array, kernel: jax.Array, bias: jax.Array, eps: float, dtype: Any, **op_kwargs: Any
+) -> jax.Array:
+    """The layer's reverse convolution: λ = sigmoid(bias − 9) + eps; ``x``, kernel and λ enter
+    the solve in at least float32 (``x`` is not rounded to a half ``dtype`` first: the solve
+    amplifies input rounding), the result is cast to ``dtype`` (None: ``x``'s); ``op_kwargs``
+    (scale, padding, padding_mode) go to :func:`converse2d`. The math of :class:`Converse2D`
+    (and its NNX twin)."""
+    dtype = compute_dtype(dtype, x)
+    solve = jnp.promote_types(solve_dtype(x.dtype), solve_dtype(dtype))
+    lam = jax.nn.sigmoid(bias.astype(solve) - 9.0) + eps
+    return converse2d(x.astype(solve), kernel.astype(solve), lam, **op_kwargs).astype(dtype)
+
+
+def block_forward(block: Any, x: jax.Array) -> jax.Array:
+    """The ConverseBlock computation on a block object with the sub-layers ``norm1``, ``expand1``,
+    ``spatial``, ``project1``, ``norm2``, ``expand2``, ``project2`` (callables), the attributes
+    ``dtype`` and ``use_alpha`` and, with alphas, the arrays ``alpha1``, ``alpha2``; shared by the
+    linen and NNX blocks. (N, H, W, C) -> same. The branches compute in ``dtype``; the residual
+    stream ``x`` stays in at least float32 (a bfloat16 stream cost ConverseNet 0.29 dB in
+    ``benchmarks/bf16_psnr.py --crop 96``, over its 35 block applications), so the result is float32 for half-precision ``dtype`` or input."""
+    x = x.astype(solve_dtype(x.dtype))
+    f1 = block.project1(gelu(block.spatial(gelu(block.expand1(block.norm1(x))))))
+    x = x + (block.alpha1[...].astype(x.dtype) * f1 if block.use_alpha else f1)
+    f2 = block.project2(gelu(block.expand2(block.norm2(x))))
+    return x + (block.alpha2[...].astype(x.dtype) * f2 if block.use_alpha else f2)
+
+
 class LayerNorm(nn.Module):
     """LayerNorm over the channel axis of an NHWC tensor (the official "channels_first" LN).
 
     y = (x − mean_C x) / sqrt(var_C x + eps) · scale + bias, with the biased variance
     ``mean((x − mean)²)``. Shapes: (..., C) -> (..., C). Params ``scale`` (C,) ones and
     ``bias`` (C,) zeros.
+
+    ``dtype``: computation dtype (None: the input's); ``param_dtype``: storage dtype of the
+    parameters. The mean and variance are computed in at least float32 whatever ``dtype``.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -71,17 +115,15 @@ class LayerNorm(nn.Module):
     """
 
     eps: float = 1e-5
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         c = x.shape[-1]
-        scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
-        bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
-        mean = jnp.mean(x, axis=-1, keepdims=True)
-        centred = x - mean
-        var = jnp.mean(jnp.square(centred), axis=-1, keepdims=True)
-        y = centred / jnp.sqrt(var + self.eps)
-        return y * scale.astype(x.dtype) + bias.astype(x.dtype)
+        scale = self.param("scale", nn.initializers.ones, (c,), self.param_dtype)
+        bias = self.param("bias", nn.initializers.zeros, (c,), self.param_dtype)
+        return layer_norm(x, scale, bias, self.eps, self.dtype)
 
 
 class Converse2D(nn.Module):
@@ -97,6 +139,9 @@ class Converse2D(nn.Module):
       padding: pixels padded on every side before the solve (cropped after).
       padding_mode: 'circular' | 'reflect' | 'replicate' | 'constant'.
       eps: lower bound added to λ.
+      dtype: computation dtype (None: the input's); the solve itself runs in at least float32,
+        with the kernel and λ in float32, and the result has ``dtype``.
+      param_dtype: storage dtype of ``kernel`` and ``bias``.
 
     Example (shapes traced with ``jax.eval_shape``, nothing computed):
       >>> import jax, jax.numpy as jnp
@@ -115,6 +160,8 @@ class Converse2D(nn.Module):
     padding: int = 2
     padding_mode: str = "circular"
     eps: float = 1e-5
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -128,13 +175,14 @@ class Converse2D(nn.Module):
             )
         ks = self.kernel_size
         kh, kw = (ks, ks) if isinstance(ks, int) else tuple(ks)
-        kernel = self.param("kernel", softmax_normal_init, (kh, kw, self.features), jnp.float32)
-        bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-        lam = jax.nn.sigmoid(bias.astype(x.dtype) - 9.0) + self.eps
-        return converse2d(
+        kernel = self.param("kernel", softmax_normal_init, (kh, kw, self.features), self.param_dtype)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
+        return converse2d_layer(
             x,
-            kernel.astype(x.dtype),
-            lam,
+            kernel,
+            bias,
+            self.eps,
+            self.dtype,
             scale=self.scale,
             padding=self.padding,
             padding_mode=self.padding_mode,
@@ -152,6 +200,10 @@ class ConverseBlock(nn.Module):
 
     Parameters: ``norm1``, ``expand1``, ``spatial``, ``project1``, ``norm2``, ``expand2``,
     ``project2`` (and ``alpha1``, ``alpha2`` (C,) in the alpha variant).
+
+    ``dtype`` (computation, None: the input's) and ``param_dtype`` (storage) are passed to every
+    sub-layer; the residual stream (the block's input, output and the two additions) is kept in
+    at least float32 (see :func:`block_forward`).
 
     Example (shapes traced with ``jax.eval_shape``, nothing computed):
       >>> import jax, jax.numpy as jnp
@@ -171,24 +223,29 @@ class ConverseBlock(nn.Module):
     padding: int = 2
     padding_mode: str = "replicate"
     eps: float = 1e-5
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
     use_alpha: ClassVar[bool] = False
 
     def spatial_layer(self, channels: int) -> nn.Module:
         """The depthwise spatial operator of the first branch, on ``channels`` = 2C channels."""
-        return Converse2D(channels, self.kernel_size, 1, self.padding, self.padding_mode, self.eps)
+        return Converse2D(
+            channels, self.kernel_size, 1, self.padding, self.padding_mode, self.eps, **precision(self)
+        )
 
     def setup(self) -> None:
         c = self.features
-        self.norm1 = LayerNorm()
-        self.expand1 = nn.Dense(2 * c, kernel_init=dense_init)
+        prec = precision(self)
+        self.norm1 = LayerNorm(**prec)
+        self.expand1 = nn.Dense(2 * c, kernel_init=dense_init, **prec)
         self.spatial = self.spatial_layer(2 * c)
-        self.project1 = nn.Dense(c, kernel_init=dense_init)
-        self.norm2 = LayerNorm()
-        self.expand2 = nn.Dense(2 * c, kernel_init=dense_init)
-        self.project2 = nn.Dense(c, kernel_init=dense_init)
+        self.project1 = nn.Dense(c, kernel_init=dense_init, **prec)
+        self.norm2 = LayerNorm(**prec)
+        self.expand2 = nn.Dense(2 * c, kernel_init=dense_init, **prec)
+        self.project2 = nn.Dense(c, kernel_init=dense_init, **prec)
         if self.use_alpha:
-            self.alpha1 = self.param("alpha1", nn.initializers.zeros, (c,), jnp.float32)
-            self.alpha2 = self.param("alpha2", nn.initializers.zeros, (c,), jnp.float32)
+            self.alpha1 = self.param("alpha1", nn.initializers.zeros, (c,), self.param_dtype)
+            self.alpha2 = self.param("alpha2", nn.initializers.zeros, (c,), self.param_dtype)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         if x.ndim != 4 or x.shape[-1] != self.features:
@@ -196,10 +253,7 @@ class ConverseBlock(nn.Module):
                 f"{type(self).__name__} expects (N, H, W, {self.features}) NHWC input, "
                 f"got shape {x.shape}"
             )
-        f1 = self.project1(gelu(self.spatial(gelu(self.expand1(self.norm1(x))))))
-        x = x + (self.alpha1.astype(x.dtype) * f1 if self.use_alpha else f1)
-        f2 = self.project2(gelu(self.expand2(self.norm2(x))))
-        return x + (self.alpha2.astype(x.dtype) * f2 if self.use_alpha else f2)
+        return block_forward(self, x)
 
 
 class ConverseBlockAlpha(ConverseBlock):

@@ -54,7 +54,13 @@ import numpy as np
 from jax.experimental.layout import Layout, with_layout_constraint
 
 from converse_jax.ops.reference import converse2d_reference
-from converse_jax.ops.validation import PADDING_MODES, Geometry, check_args
+from converse_jax.ops.validation import (
+    PADDING_MODES,
+    Geometry,
+    check_args,
+    invalid_lam_to_nan,
+    solve_dtype,
+)
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -188,8 +194,8 @@ def _kernel_dft_fused_jvp(spec: tuple, primals: tuple, tangents: tuple) -> tuple
 
 
 def _lam_nchw(lam: Any, g: Geometry, dtype: Any) -> jax.Array:
-    """λ as (N or 1, C, 1, 1)."""
-    lam = jnp.asarray(lam, dtype)
+    """λ as (N or 1, C, 1, 1); invalid entries (≤ 0, NaN, inf) NaN (see :func:`invalid_lam_to_nan`)."""
+    lam = invalid_lam_to_nan(jnp.asarray(lam, dtype))
     if lam.ndim == 2:
         return lam[:, :, None, None]
     return jnp.broadcast_to(lam.reshape(-1), (g.c,))[None, :, None, None]
@@ -410,7 +416,22 @@ def converse2d(
       (N, H·s, W·s, C) array of ``x``'s dtype: the solution with p·s pixels cropped per side.
 
     Raises:
-      ValueError: on malformed shapes or values, naming the argument.
+      ValueError: on malformed shapes or values, naming the argument; λ ≤ 0, NaN or inf when
+        its value is known (outside ``jit``).
+
+    Dtypes: ``kernel``, ``lam`` and ``x0`` are cast to ``x``'s dtype. float16 and bfloat16 inputs
+    are solved in float32 (FFTs, transfer function, division) and the result is rounded to the
+    input's dtype; float32 and float64 are solved in their own precision. On the golden cases
+    (every 8th, ``python tests/test_converse2d_dtypes.py 8``) the relative RMS error of a
+    bfloat16 call against the float64 solution of its rounded inputs is 1.65e-3 (median; float16:
+    2.04e-4), equal (ratio 1.000, median and max) to that of rounding the float64 solution
+    itself: the operator adds nothing measurable beyond the output rounding. Against the
+    float64 result of the *unrounded* inputs the error is 2.8e-3 median, 2.7e-2 max (float16:
+    3.4e-4, 5.1e-3): input rounding, amplified where |F_K|² ≈ λ.
+
+    Invalid λ under ``jit``: λ's value is unknown when a traced call is checked, so entries
+    that are ≤ 0, NaN or inf are replaced by NaN and every output of the affected channels
+    (all of them for a scalar λ) is NaN — never plausible numbers.
 
     Inside ``with use_implementation("reference"):`` calls run the literal Algorithm 1 instead.
 
@@ -428,7 +449,9 @@ def converse2d(
     g = check_args(x, kernel, lam, scale, padding, padding_mode, x0)
     s, p = g.scale, g.padding
     x = jnp.asarray(x)
-    dtype = x.dtype
+    out_dtype = x.dtype
+    dtype = solve_dtype(out_dtype)
+    x = x.astype(dtype)
     k = jnp.asarray(kernel, dtype)
     k = k if g.per_sample_kernel else k[None]
     lam_b = _lam_nchw(lam, g, dtype)
@@ -437,7 +460,7 @@ def converse2d(
     if x0 is not None:
         x0p = _to_nchw_padded(jnp.asarray(x0, dtype), p * s, padding_mode)
         out = _solve_with_prior(yp, x0p, k, lam_b, g)
-        return _from_nchw_cropped(out.astype(dtype), p * s)
+        return _from_nchw_cropped(out.astype(dtype), p * s).astype(out_dtype)
     if s == 1:
-        return _from_nchw_cropped(_filter_scale1(yp, k, lam_b, g).astype(dtype), p)
-    return _upsample_default_prior(x, yp, k, lam_b, g)
+        return _from_nchw_cropped(_filter_scale1(yp, k, lam_b, g).astype(dtype), p).astype(out_dtype)
+    return _upsample_default_prior(x, yp, k, lam_b, g).astype(out_dtype)

@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from converse_jax.ops.validation import broadcast_lam, check_args, crop_spatial, pad_spatial
+from converse_jax.ops.validation import broadcast_lam, check_args, crop_spatial, pad_spatial, solve_dtype
 
 
 def _block_average(a: jax.Array, s: int) -> jax.Array:
@@ -43,7 +43,8 @@ def converse2d_reference(
 
     Same arguments, shapes (NHWC) and result as :func:`converse_jax.converse2d`: ``x``
     (N, H, W, C), ``kernel`` (kh, kw, C) or (N, kh, kw, C) per sample, ``lam`` a scalar, (C,) or
-    (N, C), optional ``x0`` (N, H·s, W·s, C) -> (N, H·s, W·s, C) in ``x``'s dtype.
+    (N, C), optional ``x0`` (N, H·s, W·s, C) -> (N, H·s, W·s, C) in ``x``'s dtype (half
+    precision solved in float32; invalid λ under ``jit`` gives NaN channels).
 
     Example (with a delta kernel the forward model is plain subsampling, so the ×2 solution
     reproduces the input on the coarse grid):
@@ -60,8 +61,9 @@ def converse2d_reference(
     """
     g = check_args(x, kernel, lam, scale, padding, padding_mode, x0)
     s, p = g.scale, g.padding
-    dtype = jnp.result_type(x)
-    xp = pad_spatial(jnp.asarray(x), p, padding_mode)
+    out_dtype = jnp.result_type(x)
+    dtype = solve_dtype(out_dtype)  # float16/bfloat16 are solved in float32
+    xp = pad_spatial(jnp.asarray(x, dtype), p, padding_mode)
     n, hp, wp, c = xp.shape
     sh, sw = s * hp, s * wp
 
@@ -84,4 +86,4 @@ def converse2d_reference(
     q = _block_average(fk * r, s) / (_block_average(fk2, s) + lam_b)
     xf = (r - fk_conj * jnp.tile(q, (1, s, s, 1))) / lam_b
     out = jnp.real(jnp.fft.ifft2(xf, axes=(1, 2))).astype(dtype)
-    return crop_spatial(out, p * s)
+    return crop_spatial(out, p * s).astype(out_dtype)

@@ -64,12 +64,43 @@ def _as_int(value: Any, name: str, minimum: int) -> int:
 
 
 def _check_lam_positive(lam: Any) -> None:
-    """Checks ``lam > 0`` when its value is known at trace time (skipped for tracers)."""
+    """Checks ``0 < lam < inf`` when its value is known at trace time (skipped for tracers;
+    under ``jit`` :func:`invalid_lam_to_nan` makes the affected channels NaN instead)."""
     if isinstance(lam, jax.core.Tracer):
         return
-    values = np.asarray(lam)
-    if values.size and not np.all(values > 0):
-        raise ValueError(f"lam must be > 0 everywhere, got min {float(values.min())!r}")
+    values = np.asarray(lam, np.float64)
+    bad = ~((values > 0) & np.isfinite(values))
+    if bad.any():
+        raise ValueError(f"lam must be > 0 and finite everywhere, got {float(values[bad].ravel()[0])}")
+
+
+def invalid_lam_to_nan(lam: jax.Array) -> jax.Array:
+    """``lam`` with every entry that is not finite and > 0 (λ ≤ 0, NaN, ±inf) replaced by NaN.
+
+    Under ``jax.jit`` λ's value is unknown when the arguments are checked; the solve divides by
+    ``|F_K|² + λ``, which for λ ≤ 0 gives finite but meaningless numbers. Making λ NaN turns
+    every output of the affected channels NaN (visible) instead. Valid entries pass unchanged
+    (values and gradients).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> jnp.isnan(invalid_lam_to_nan(jnp.array([1e-2, 0.0, -1.0, jnp.inf, jnp.nan]))).tolist()
+      [False, True, True, True, True]
+    """
+    return jnp.where((lam > 0) & jnp.isfinite(lam), lam, jnp.nan)
+
+
+def solve_dtype(dtype: Any) -> np.dtype:
+    """The dtype the solve runs in for an input of ``dtype``: float32 for the half-precision
+    floats (float16, bfloat16; XLA's FFTs take only float32/float64), ``dtype`` itself otherwise.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> [str(solve_dtype(d)) for d in (jnp.bfloat16, jnp.float16, jnp.float32)]
+      ['float32', 'float32', 'float32']
+    """
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if dtype.itemsize < 4 else dtype
 
 
 def check_args(
@@ -165,7 +196,7 @@ def crop_spatial(x: jax.Array, border: int) -> jax.Array:
 
 def broadcast_lam(lam: Any, geom: Geometry, dtype: Any) -> jax.Array:
     """λ as an array of shape (N or 1, 1, 1, C) for broadcasting against NHWC arrays."""
-    lam = jnp.asarray(lam, dtype)
+    lam = invalid_lam_to_nan(jnp.asarray(lam, dtype))
     if lam.ndim == 2:
         return lam[:, None, None, :]
     return jnp.broadcast_to(lam.reshape(-1), (geom.c,))[None, None, None, :]

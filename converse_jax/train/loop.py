@@ -2,7 +2,8 @@
 
 What one run does, on every device of every process (see :mod:`converse_jax.train.mesh`):
 
-1. Builds the network ``get_model(config.model, remat=config.remat, **config.model_overrides)``,
+1. Builds the network ``get_model(config.model, remat=config.remat, dtype=config.dtype,
+   **config.model_overrides)`` (``config.dtype``, optional: the computation dtype, e.g. ``"bfloat16"``),
    the data iterator of this process (``config.data``, seed ``config.seed``), the validation set,
    Adam with the step schedule (:mod:`converse_jax.train.optim`).
 2. Resumes from the newest intact checkpoint in ``workdir/checkpoints`` if there is one (train
@@ -266,7 +267,10 @@ def _train(
         os.makedirs(workdir, exist_ok=True)
         _write_config(config, workdir)
 
-    model = get_model(config.model, remat=config.remat, **config.model_overrides.to_dict())
+    # config.dtype (optional): computation dtype, e.g. "bfloat16"; parameters and optimizer state stay float32
+    model = get_model(
+        config.model, remat=config.remat, dtype=config.get("dtype"), **config.model_overrides.to_dict()
+    )
     check_model_data(model, config.data)
     mesh = create_mesh()
     check_batch_size(config.batch_size, mesh)
