@@ -103,3 +103,13 @@ def test_merge_runs_takes_ratios_within_each_process():
     ours = merged["stats"]["ours"]
     assert ours["median_s"] == 3.0 and ours["run_medians_s"] == [2.0, 3.0, 10.0] and ours["min_s"] == 2.0
     assert ours["samples"] == [2.0, 3.0, 10.0] and ours["cpu_per_wall"] == 0.5
+
+
+def test_dncnn_layout_benchmark_quick(tmp_path):
+    """``benchmarks/dncnn_layout.py``: every layout candidate is timed for inference and training."""
+    report = _run("dncnn_layout.py", tmp_path / "layout.json")
+    assert report["benchmark"] == "dncnn_layout" and report["config"]["image"] == 24
+    for kind in ("inference", "training"):
+        timing = report[kind]["timing"]
+        assert "ours" in timing and len(timing) >= 2, timing
+        assert all(stats["median_s"] > 0 for stats in timing.values())

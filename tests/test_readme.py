@@ -43,7 +43,7 @@ WHERE_EXERCISED: dict[str, str] = {
     r"make test": "tests/test_readme.py::test_ci_runs_the_readme_commands",
     r'pip install -e (\.|"\.\[test\]")': "tests/test_readme.py::test_ci_runs_the_readme_commands",  # make's
     r"pip install \.": "tests/test_installed.py",  # a wheel of the checkout, installed in a fresh venv
-    r'pip install -e "\.\[(tf|tensorboard)\]"': "tests/test_readme.py::test_extras_are_declared",
+    r'pip install -e "\.\[(tf|tensorboard|bench)\]"': "tests/test_readme.py::test_extras_are_declared",
     r"python -m converse_jax\.demo( --steps \d+)?": "tests/test_readme.py::test_demo_command",
     r"converse-jax convert .*": "tests/test_readme.py::test_convert_command",
     r"converse-jax evaluate .*": "tests/test_readme.py::test_evaluate_commands",
@@ -55,7 +55,9 @@ WHERE_EXERCISED: dict[str, str] = {
         "tests/test_readme.py::test_train_commands"
     ),
     r"tensorboard --logdir WORKDIR": "tests/test_train_outputs.py::test_tensorboard_events_written",
-    r"python benchmarks/(converse2d|models)\.py .*": "tests/test_benchmarks_smoke.py",  # with --quick
+    r"python benchmarks/(converse2d|models|dncnn_layout)\.py( .*)?": "tests/test_benchmarks_smoke.py",  # with --quick
+    r"python benchmarks/vs_pytorch\.py( .*)?": "tests/test_vs_pytorch.py",  # --quick; skipped without torch
+    r"python benchmarks/profile_model\.py( .*)?": "tests/test_profile_model.py",
     r"converse-jax showcase --weights \S+ --out \S+": "tests/test_showcase.py",  # with --size 64
     r"converse-jax export --weights \S+ --out \S+ --tile \d+": "tests/test_export.py::test_cli_export_and_restore_without_flax",
     r"converse-jax restore --exported \S+ \S+ \S+": "tests/test_export.py::test_cli_export_and_restore_without_flax",
@@ -219,7 +221,8 @@ def test_extras_are_declared():
     extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert any(req.startswith("tensorflow") for req in extras["tf"]), extras["tf"]
     assert any(req.startswith("tensorboard") for req in extras["tensorboard"]), extras["tensorboard"]
-    for command in _commands_for(r'pip install -e "\.\[(tf|tensorboard)\]"'):
+    assert any(req.startswith("torch") for req in extras["bench"]), extras["bench"]
+    for command in _commands_for(r'pip install -e "\.\[(tf|tensorboard|bench)\]"'):
         assert re.search(r"\[(\w+)\]", command)[1] in extras
 
 
