@@ -39,6 +39,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from converse_jax.atomic import atomic_open
+from converse_jax.panels import labelled_row
 
 FLAGS = flags.FLAGS
 
@@ -74,31 +75,6 @@ def _save_png(path: Path, image: np.ndarray) -> None:
 
     with atomic_open(path, "wb") as f:
         Image.fromarray(image).save(f, format="PNG")
-
-
-def label_panels(panels: list[np.ndarray], labels: list[str], height: int = 28) -> list[np.ndarray]:
-    """Each uint8 (H, W) panel with a white ``height``-pixel strip above it holding its label (black text)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    font = ImageFont.load_default(size=height * 2 // 3)
-    out = []
-    for panel, label in zip(panels, labels, strict=True):
-        strip = Image.new("L", (panel.shape[1], height), 255)
-        ImageDraw.Draw(strip).text((6, height // 2), label, fill=0, font=font, anchor="lm")
-        out.append(np.concatenate([np.asarray(strip), panel], axis=0))
-    return out
-
-
-def side_by_side(panels: list[np.ndarray], gap: int = 8) -> np.ndarray:
-    """uint8 (H, W) panels of equal height, left to right, separated by white ``gap`` columns."""
-    height = panels[0].shape[0]
-    if any(p.shape[0] != height or p.ndim != 2 for p in panels):
-        raise ValueError("panels must be 2-D uint8 arrays of the same height")
-    spacer = np.full((height, gap), 255, np.uint8)
-    parts = []
-    for i, p in enumerate(panels):
-        parts += [spacer, p] if i else [p]
-    return np.concatenate(parts, axis=1)
 
 
 def plot_psnr(records: list[dict], noisy_psnr: float, path: Path) -> None:
@@ -168,7 +144,7 @@ def main(argv: list[str]) -> None:
     psnr_noisy, psnr_restored = (calculate_psnr(img, clean, border) for img in (single2uint(noisy), restored))
     clean_u8, noisy_u8, restored_u8 = clean[..., 0], single2uint(noisy)[..., 0], restored[..., 0]
     labels = [f"noisy {psnr_noisy:.2f} dB", f"restored {psnr_restored:.2f} dB", "clean"]
-    _save_png(out_dir / "denoise.png", side_by_side(label_panels([noisy_u8, restored_u8, clean_u8], labels)))
+    _save_png(out_dir / "denoise.png", labelled_row([noisy_u8, restored_u8, clean_u8], labels, gap=8))
 
     val_noisy = float(np.mean([
         calculate_psnr(single2uint(ex["input"]), single2uint(ex["target"]), border) for ex in create_eval_set(config.data)
