@@ -13,10 +13,12 @@ then showed a single busy thread for FFTs, matmuls, convolutions and elementwise
 and every timing reports ``cpu_per_wall``, the parallelism actually achieved.
 
 Allocator: XLA's CPU runtime allocates its buffers afresh on every call, and glibc serves large
-ones with ``mmap``, so every pass over a new buffer pays page faults (an elementwise add on 32 MB
-took 23 ms instead of 3 ms). ``--malloc tuned`` (:func:`malloc_env`) runs the workers with
-``MALLOC_MMAP_MAX_=0`` and no trimming, so freed memory is reused; the default leaves the
-allocator as users get it. All candidates of a comparison run under the same setting.
+ones with ``mmap`` (from the runtime's threads always: a thread's arena holds at most 64 MiB), so
+every pass over a new buffer pays page faults (an elementwise add on 32 MB took 23 ms instead of
+3 ms). ``--malloc reuse`` makes the worker call :func:`converse_jax.host_memory.keep_freed_memory`
+first thing (:func:`apply_malloc`), as the ``converse-jax`` command does; ``--malloc default``
+leaves glibc as a plain Python process has it. All candidates of a comparison (PyTorch's
+included) run in the same process, under the same setting.
 
 Timing (:func:`time_candidates`): candidates of one group are compiled ahead of time (compile
 time reported separately, never in a timing), warmed up, then timed in alternating order over
@@ -34,6 +36,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -73,19 +76,18 @@ def worker_env(device: str, threads: int | None) -> dict[str, str]:
     return env
 
 
-MALLOC_MODES = ("default", "tuned")
+MALLOC_MODES = ("reuse", "default")
 
 
-def malloc_env(env: dict[str, str], mode: str) -> dict[str, str]:
-    """``env`` with glibc's allocator settings for ``mode``: 'default' (unchanged) or 'tuned'
-    (never ``mmap``, never trim: freed buffers are reused without page faults)."""
+def apply_malloc(mode: str) -> None:
+    """In a worker, before JAX starts: ``'reuse'`` keeps freed memory for reuse
+    (:func:`converse_jax.host_memory.keep_freed_memory`), ``'default'`` changes nothing."""
     if mode not in MALLOC_MODES:
         raise ValueError(f"malloc mode must be one of {MALLOC_MODES}, got {mode!r}")
-    env = dict(env)
-    if mode == "tuned":
-        env["MALLOC_MMAP_MAX_"] = "0"
-        env["MALLOC_TRIM_THRESHOLD_"] = str(2**62)
-    return env
+    if mode == "reuse":
+        from converse_jax.host_memory import keep_freed_memory
+
+        keep_freed_memory()
 
 
 def memory_env(env: dict[str, str]) -> dict[str, str]:
@@ -191,9 +193,10 @@ def time_candidates(
     (wall seconds per call), ``samples`` (per-call wall seconds of each round), ``inner``,
     ``median_cpu_s`` and ``cpu_samples`` (process CPU seconds per call, all threads: on a
     shared machine a pinned one-thread worker's CPU time still measures its work while its wall
-    time also counts the time others held the core), and ``cpu_per_wall``: CPU time over wall
+    time also counts the time others held the core), ``cpu_per_wall``: CPU time over wall
     time during its samples (the parallelism achieved: ≤ 1 on one thread, less when the
-    machine is shared).
+    machine is shared), and ``median_page_faults``: the process's minor page faults per call
+    (fresh memory touched; see ``--malloc`` in the module docstring).
     """
     names = list(candidates)
     inner = {}
@@ -207,10 +210,12 @@ def time_candidates(
         inner[name] = max(1, min(1000, round(min_sample_s / once)))
     samples: dict[str, list[float]] = {name: [] for name in names}
     cpu_samples: dict[str, list[float]] = {name: [] for name in names}
+    faults: dict[str, list[float]] = {name: [] for name in names}
     for r in range(reps):
         order = names[r % len(names):] + names[: r % len(names)]
         for name in order:
             fn, n = candidates[name], inner[name]
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             c0 = time.process_time()
             t0 = time.perf_counter()
             for _ in range(n):
@@ -218,6 +223,7 @@ def time_candidates(
             block(out)
             samples[name].append((time.perf_counter() - t0) / n)
             cpu_samples[name].append((time.process_time() - c0) / n)
+            faults[name].append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / n)
     result = {}
     for name in names:
         s = sorted(samples[name])
@@ -231,6 +237,7 @@ def time_candidates(
             "median_cpu_s": statistics.median(cpu_samples[name]),
             "cpu_samples": cpu_samples[name],
             "cpu_per_wall": sum(cpu_samples[name]) / sum(samples[name]),
+            "median_page_faults": statistics.median(faults[name]),
         }
     return result
 

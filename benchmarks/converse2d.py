@@ -214,6 +214,7 @@ def _stages(shape: Shape) -> dict:
 def worker(payload: dict) -> dict:
     """Times every mode of one shape; returns {mode: {candidate: stats}} and JAX info."""
     common.pin_threads(payload["threads"])
+    common.apply_malloc(payload["malloc"])
     shape = Shape(**payload["shape"])
     results = {}
     for mode in MODES:
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, choices=(1, 2), default=1, help="CPU threads (cpu device)")
     parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated subset of a,b,c,d,e")
     parser.add_argument("--quick", action="store_true", help="tiny shapes and 3 repetitions (smoke test)")
-    parser.add_argument("--malloc", choices=common.MALLOC_MODES, default="default", help="glibc allocator setting of the workers (see benchmarks/common.py)")
+    parser.add_argument("--malloc", choices=common.MALLOC_MODES, default="default", help="allocator of the workers: reuse freed memory or glibc's default (see benchmarks/common.py)")
     parser.add_argument("--reps", type=int, help="timed rounds per candidate (default 7; quick 3)")
     parser.add_argument("--runs", type=int, help="worker processes per shape, ratios are medians over them (default 3; quick 1)")
     parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/converse2d_<device>_<threads>t.json)")
@@ -257,7 +258,7 @@ def main(argv: list[str] | None = None) -> dict:
     runs = args.runs if args.runs is not None else (1 if args.quick else 3)
     if reps < 1 or runs < 1:
         parser.error(f"--reps and --runs must be >= 1, got {reps} and {runs}")
-    env = common.malloc_env(common.worker_env(args.device, threads), args.malloc)
+    env = common.worker_env(args.device, threads)
     report = {
         "benchmark": "converse2d",
         "device": args.device,
@@ -270,12 +271,12 @@ def main(argv: list[str] | None = None) -> dict:
         "shapes": {},
     }
     suffix = f"{args.device}_{threads}t" if threads else args.device
-    suffix += "_tunedmalloc" if args.malloc == "tuned" else ""
+    suffix += "_reusemalloc" if args.malloc == "reuse" else ""
     out = args.out or common.RESULTS_DIR / f"converse2d_{suffix}.json"
     rows, stage_rows = [], []
     for name in names:
         shape = quick_shape(SHAPES[name]) if args.quick else SHAPES[name]
-        payload = {"shape": asdict(shape), "threads": threads, "reps": reps, "min_sample_s": 0.01 if args.quick else 0.1}
+        payload = {"shape": asdict(shape), "threads": threads, "malloc": args.malloc, "reps": reps, "min_sample_s": 0.01 if args.quick else 0.1}
         replies = [common.run_worker(Path(__file__), payload, env, timeout_s=3600) for _ in range(runs)]
         report["jax"] = replies[0]["jax"]
         entry = {"config": asdict(shape), "runs": runs, "modes": {}}

@@ -110,6 +110,7 @@ def forward(model, params: dict, x, candidate: str):
 def worker(payload: dict) -> dict:
     """Compiles the candidates' inference and training step; checks and times them."""
     common.pin_threads(payload["threads"])
+    common.apply_malloc(payload["malloc"])
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -168,13 +169,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--malloc", choices=common.MALLOC_MODES, default="reuse",
+                        help="allocator: reuse freed memory, as the converse-jax command (default), or glibc's default")
     parser.add_argument("--quick", action="store_true", help="tiny network and inputs")
     parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/dncnn_layout_cpu.json)")
     args = parser.parse_args(argv)
     if args.worker:
         common.worker_reply(worker(json.loads(args.worker)))
         return {}
-    payload = {"threads": args.threads, "reps": args.reps,
+    payload = {"threads": args.threads, "malloc": args.malloc, "reps": args.reps,
                "overrides": {"features": 4, "num_blocks": 2} if args.quick else {},
                "image": 24 if args.quick else 256, "batch": 2 if args.quick else 8,
                "patch": 16 if args.quick else 40}

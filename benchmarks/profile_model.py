@@ -165,6 +165,7 @@ def _trace_times(fn, calls: int, module: str) -> tuple[dict[str, float], float]:
 def worker(payload: dict) -> dict:
     """Compiles and profiles one case; returns per-kind times and the top instructions."""
     common.pin_threads(payload["threads"])
+    common.apply_malloc(payload["malloc"])
     import jax
     import jax.numpy as jnp
     import optax
@@ -246,6 +247,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--image", type=int, default=256, help="inference image side (default 256)")
     parser.add_argument("--batch", type=int, default=8, help="training batch (default 8)")
     parser.add_argument("--patch", type=int, default=40, help="training patch side (default 40)")
+    parser.add_argument("--malloc", choices=common.MALLOC_MODES, default="reuse",
+                        help="allocator: reuse freed memory, as the converse-jax command (default), or glibc's default")
     parser.add_argument("--calls", type=int, default=5, help="traced calls (default 5)")
     parser.add_argument("--quick", action="store_true", help="tiny network and inputs (smoke test)")
     parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/profile_converse_dncnn_cpu.json)")
@@ -261,10 +264,10 @@ def main(argv: list[str] | None = None) -> dict:
     kinds = ("inference", "training") if args.kind == "both" else (args.kind,)
     out = args.out or common.RESULTS_DIR / "profile_converse_dncnn_cpu.json"
     env = common.worker_env("cpu", args.threads)
-    report = {"benchmark": "profile_model", "network": "converse_dncnn", "threads": args.threads,
+    report = {"benchmark": "profile_model", "network": "converse_dncnn", "threads": args.threads, "malloc": args.malloc,
               "quick": args.quick, "machine": common.machine_info(), "cases": {}}
     for kind in kinds:
-        payload = {"kind": kind, "threads": args.threads, "overrides": overrides, "image": image,
+        payload = {"kind": kind, "threads": args.threads, "malloc": args.malloc, "overrides": overrides, "image": image,
                    "batch": batch, "patch": patch, "calls": args.calls}
         reply = common.run_worker(Path(__file__), payload, env, timeout_s=7200)
         report["jax"] = reply.pop("jax")

@@ -220,6 +220,7 @@ def _training(payload: dict) -> dict:
 def worker(payload: dict) -> dict:
     """Runs one case (``payload['kind']``: 'inference' or 'training') and returns its results."""
     common.pin_threads(payload["threads"])
+    common.apply_malloc(payload["malloc"])
     import torch
 
     torch.set_num_threads(payload["threads"])
@@ -244,7 +245,7 @@ def _cases(args: argparse.Namespace) -> dict[str, dict]:
                 kwargs, path, (h, w), patch, batch = QUICK_KWARGS[name], None, (24, 24), 24, 2
             elif not path.is_file():
                 raise SystemExit(f"--weights: {path} not found (the released .pth files are needed)")
-            base = {"network": name, "threads": threads, "kwargs": kwargs, "reps": args.reps,
+            base = {"network": name, "threads": threads, "malloc": args.malloc, "kwargs": kwargs, "reps": args.reps,
                     "weights": str(path) if path else None, "min_sample_s": 0.05}
             if "inference" in args.kinds:
                 cases[f"{name}/inference/{threads}t"] = {**base, "kind": "inference", "image": (h, w)}
@@ -274,6 +275,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--only", default=",".join(NETWORKS), help="comma-separated networks")
     parser.add_argument("--kinds", default="inference,training", help="inference, training or both")
     parser.add_argument("--reps", type=int, default=3, help="timed rounds per candidate (default 3)")
+    parser.add_argument("--malloc", choices=common.MALLOC_MODES, default="reuse",
+                        help="allocator: reuse freed memory, as the converse-jax command (default), or glibc's default")
     parser.add_argument("--train-batch", type=int, default=8, help="training batch (default 8)")
     parser.add_argument("--weights", type=Path, help=f"folder of the released .pth files (default {DEFAULT_WEIGHTS})")
     parser.add_argument("--quick", action="store_true", help="tiny networks with random weights, tiny inputs")
@@ -297,7 +300,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     out = args.out or common.RESULTS_DIR / "vs_pytorch_cpu.json"
     env = common.worker_env("cpu", None)
-    report = {"benchmark": "vs_pytorch", "device": "cpu", "quick": args.quick, "reps": args.reps,
+    report = {"benchmark": "vs_pytorch", "device": "cpu", "quick": args.quick, "reps": args.reps, "malloc": args.malloc,
               "parity_tol": PARITY_TOL, "machine": common.machine_info(), "cases": {}}
     rows = []
     for name, payload in _cases(args).items():
@@ -313,7 +316,7 @@ def main(argv: list[str] | None = None) -> dict:
     report["table"] = common.format_table(headers, rows)
     common.write_json(out, report)
     print(f"vs PyTorch {report.get('torch', {}).get('version')} on CPU ({report['machine']['cpu']}), "
-          f"jax {report.get('jax', {}).get('jax')}, {report['machine']['date_utc']} UTC")
+          f"malloc={args.malloc}, jax {report.get('jax', {}).get('jax')}, {report['machine']['date_utc']} UTC")
     print(report["table"])
     print(f"JSON: {out}")
     return report

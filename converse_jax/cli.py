@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from converse_jax.cli_args import build_parser
+from converse_jax.host_memory import keep_freed_memory
 
 __all__ = ["build_parser", "main"]
 
@@ -280,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
       >>> status, "no_such_file.pth" in err.getvalue()
       (1, True)
     """
+    if argv is None:  # run as a program: before JAX starts, see converse_jax.host_memory
+        keep_freed_memory()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:  # absl flags (ml_collections' --config.FIELD overrides): its own parser
         from converse_jax.trainer import main as train_main

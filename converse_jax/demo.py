@@ -39,6 +39,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from converse_jax.atomic import atomic_open
+from converse_jax.host_memory import keep_freed_memory
 from converse_jax.panels import labelled_row
 
 FLAGS = flags.FLAGS
@@ -161,6 +162,8 @@ def run(argv: list[str] | None = None) -> None:
     """``python -m converse_jax.demo [FLAGS]``: ``--config`` may name a packaged recipe; exits."""
     from converse_jax.trainer import resolve_config_argv
 
+    if argv is None:  # run as a program: before JAX starts, see converse_jax.host_memory
+        keep_freed_memory()
     argv = list(sys.argv if argv is None else argv)
     try:
         argv = [argv[0], *resolve_config_argv(argv[1:])]
