@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from converse_jax.nn.baselines import torch_bias_init, torch_kernel_init
 from converse_jax.nn.converse import dense_init
+from converse_jax.nn.pointwise import pointwise_dot_general
 
 
 def make_blocks(block_cls: type[nn.Module], num_blocks: int, remat: bool, **kwargs: Any) -> list[nn.Module]:
@@ -40,7 +41,8 @@ def conv1x1(
     dtype: Any = None,
     param_dtype: Any = jnp.float32,
 ) -> nn.Dense:
-    """A 1×1 convolution as ``nn.Dense(features)`` over the channel axis.
+    """A 1×1 convolution as ``nn.Dense(features)`` over the channel axis (contracted as one
+    matrix product, :func:`converse_jax.nn.pointwise.pointwise_dot_general`).
 
     Init: N(0, 0.02²) weights and zero bias (the official ``_init_weights``), or with
     ``torch_init`` PyTorch's default U(±1/√fan_in) for both (``fan_in`` = input channels, needed
@@ -55,12 +57,14 @@ def conv1x1(
             use_bias=use_bias,
             kernel_init=torch_kernel_init,
             bias_init=torch_bias_init(fan_in),
+            dot_general=pointwise_dot_general,
             name=name,
             dtype=dtype,
             param_dtype=param_dtype,
         )
     return nn.Dense(
-        features, use_bias=use_bias, kernel_init=dense_init, name=name, dtype=dtype, param_dtype=param_dtype
+        features, use_bias=use_bias, kernel_init=dense_init, dot_general=pointwise_dot_general, name=name,
+        dtype=dtype, param_dtype=param_dtype,
     )
 
 

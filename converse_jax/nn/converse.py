@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from converse_jax.nn.pointwise import pointwise_dot_general
 from converse_jax.nn.precision import compute_dtype, precision
 from converse_jax.ops import converse2d
 from converse_jax.ops.validation import PADDING_MODES, solve_dtype
@@ -237,12 +238,12 @@ class ConverseBlock(nn.Module):
         c = self.features
         prec = precision(self)
         self.norm1 = LayerNorm(**prec)
-        self.expand1 = nn.Dense(2 * c, kernel_init=dense_init, **prec)
+        self.expand1 = nn.Dense(2 * c, kernel_init=dense_init, dot_general=pointwise_dot_general, **prec)
         self.spatial = self.spatial_layer(2 * c)
-        self.project1 = nn.Dense(c, kernel_init=dense_init, **prec)
+        self.project1 = nn.Dense(c, kernel_init=dense_init, dot_general=pointwise_dot_general, **prec)
         self.norm2 = LayerNorm(**prec)
-        self.expand2 = nn.Dense(2 * c, kernel_init=dense_init, **prec)
-        self.project2 = nn.Dense(c, kernel_init=dense_init, **prec)
+        self.expand2 = nn.Dense(2 * c, kernel_init=dense_init, dot_general=pointwise_dot_general, **prec)
+        self.project2 = nn.Dense(c, kernel_init=dense_init, dot_general=pointwise_dot_general, **prec)
         if self.use_alpha:
             self.alpha1 = self.param("alpha1", nn.initializers.zeros, (c,), self.param_dtype)
             self.alpha2 = self.param("alpha2", nn.initializers.zeros, (c,), self.param_dtype)
