@@ -11,6 +11,7 @@ convolutions are dense layers over the channel axis (kernel ``(C_in, C_out)``).
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import flax.linen as nn
@@ -27,15 +28,40 @@ from converse_jax.ops.validation import PADDING_MODES, solve_dtype
 dense_init = nn.initializers.normal(stddev=0.02)
 
 
+_SQRT_HALF, _INV_SQRT_2PI = 1 / math.sqrt(2), 1 / math.sqrt(2 * math.pi)
+
+
+@jax.custom_jvp
 def gelu(x: jax.Array) -> jax.Array:
     """Exact (erf) GELU, as PyTorch's ``nn.GELU()``: ``x · Φ(x)``, elementwise (any shape, dtype kept).
 
+    Φ(x) = ½(1 + erf(x/√2)) with XLA's ``erf``, and the derivative written out,
+    Φ(x) + x·φ(x) with φ(x) = exp(−x²/2)/√(2π): ``jax.nn.gelu(approximate=False)`` goes through
+    ``erfc``, which XLA evaluates piecewise, and lets autodiff differentiate that. Same values
+    (float32: largest difference from the float64 GELU 1.1e-6 against 9.5e-7 on |x| ≤ 25); on a
+    (8, 40, 40, 128) array on one CPU thread the forward pass takes 1.2 ms instead of 2.8 ms,
+    forward and backward 1.9 ms instead of 2.9 ms (``python benchmarks/pointwise.py``).
+
     Example:
-      >>> import jax.numpy as jnp
+      >>> import jax, jax.numpy as jnp
       >>> [round(v, 4) for v in gelu(jnp.array([-1.0, 0.0, 1.0])).tolist()]
       [-0.1587, 0.0, 0.8413]
+      >>> round(float(jax.grad(gelu)(1.0)), 4)  # Φ(1) + φ(1)
+      1.0833
     """
-    return jax.nn.gelu(x, approximate=False)
+    return x * _normal_cdf(x)
+
+
+def _normal_cdf(x: jax.Array) -> jax.Array:
+    return 0.5 * (1.0 + jax.lax.erf(x * _SQRT_HALF))  # Python floats: weakly typed, x's dtype kept
+
+
+@gelu.defjvp
+def _gelu_jvp(primals: tuple, tangents: tuple) -> tuple:
+    (x,), (dx,) = primals, tangents
+    cdf = _normal_cdf(x)
+    pdf = jnp.exp(-0.5 * x * x) * _INV_SQRT_2PI
+    return x * cdf, (cdf + x * pdf) * dx
 
 
 def softmax_normal_init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
