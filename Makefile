@@ -16,7 +16,7 @@ install: $(STAMP)
 
 ## Run the whole test suite (the command CI runs).
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile --doctest-modules tests converse_jax
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=30 --doctest-modules tests converse_jax
 
 ## Run the main job on the embedded default data.
 demo: $(STAMP)

@@ -113,3 +113,14 @@ def test_dncnn_layout_benchmark_quick(tmp_path):
         timing = report[kind]["timing"]
         assert "ours" in timing and len(timing) >= 2, timing
         assert all(stats["median_s"] > 0 for stats in timing.values())
+
+
+def test_pointwise_benchmark_quick(tmp_path):
+    """``benchmarks/pointwise.py``: both pairs agree and are timed, with the allocator recorded."""
+    report = _run("pointwise.py", tmp_path / "pointwise.json")
+    assert report["benchmark"] == "pointwise" and report["malloc"] == "reuse"
+    works = {k: v for k, v in report["shapes"]["quick"].items() if k != "shape"}
+    assert set(works) == {"1×1 conv, value + gradients", "GELU forward", "GELU forward + gradient"}
+    for work in works.values():
+        assert work["max_abs_diff"] <= 1e-4 and len(work["timing"]) == 2
+        assert all(s["median_s"] > 0 and s["median_page_faults"] >= 0 for s in work["timing"].values())

@@ -55,7 +55,7 @@ WHERE_EXERCISED: dict[str, str] = {
         "tests/test_readme.py::test_train_commands"
     ),
     r"tensorboard --logdir WORKDIR": "tests/test_train_outputs.py::test_tensorboard_events_written",
-    r"python benchmarks/(converse2d|models|dncnn_layout)\.py( .*)?": "tests/test_benchmarks_smoke.py",  # with --quick
+    r"python benchmarks/(converse2d|models|dncnn_layout|pointwise)\.py( .*)?": "tests/test_benchmarks_smoke.py",  # with --quick
     r"python benchmarks/vs_pytorch\.py( .*)?": "tests/test_vs_pytorch.py",  # --quick; skipped without torch
     r"python benchmarks/profile_model\.py( .*)?": "tests/test_profile_model.py",
     r"converse-jax showcase --weights \S+ --out \S+": "tests/test_showcase.py",  # with --size 64
