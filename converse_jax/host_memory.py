@@ -14,10 +14,8 @@ default ``--malloc reuse``, 2026-11-30).
 (``M_ARENA_MAX`` 1), large blocks come from the heap instead of ``mmap`` (``M_MMAP_MAX`` 0) and
 the heap is never trimmed (``M_TRIM_THRESHOLD`` unlimited): the second call of an executable
 reuses the pages of the first and faults on none. The price: the process keeps its peak heap
-until it exits, which is what a training or evaluation process reaches anyway — unless other
-code frees many blocks that the runtime's next big buffer cannot reuse: PyTorch and JAX training
-ConverseNet alternately in one process (``benchmarks/vs_pytorch.py``, 16.6 GB of XLA temporaries
-at batch 8 of 96×96) ran out of this 24 GB machine with it and not without. The
+until it exits, which is what a training or evaluation process reaches anyway (memory freed by
+other code in the process is reused only where the runtime's next buffer fits into it). The
 ``converse-jax`` command and ``train.py`` call it at start; call it yourself first thing in a
 script (before the first JAX computation: threads get their arena when they start), or set the
 same policy from the shell::
