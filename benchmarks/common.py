@@ -79,6 +79,14 @@ def worker_env(device: str, threads: int | None) -> dict[str, str]:
 MALLOC_MODES = ("reuse", "default")
 
 
+def add_malloc_flag(parser: Any, default: str = "reuse") -> None:
+    """Adds ``--malloc {reuse,default}`` to an orchestrator's ``argparse`` parser; the worker
+    applies the choice with :func:`apply_malloc`."""
+    parser.add_argument("--malloc", choices=MALLOC_MODES, default=default,
+                        help=f"allocator: 'reuse' freed memory, as the converse-jax command, or glibc's "
+                             f"'default' (default {default!r}; see benchmarks/common.py)")
+
+
 def apply_malloc(mode: str) -> None:
     """In a worker, before JAX starts: ``'reuse'`` keeps freed memory for reuse
     (:func:`converse_jax.host_memory.keep_freed_memory`), ``'default'`` changes nothing."""

@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, choices=(1, 2), default=1, help="CPU threads (cpu device)")
     parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated subset of a,b,c,d,e")
     parser.add_argument("--quick", action="store_true", help="tiny shapes and 3 repetitions (smoke test)")
-    parser.add_argument("--malloc", choices=common.MALLOC_MODES, default="default", help="allocator of the workers: reuse freed memory or glibc's default (see benchmarks/common.py)")
+    common.add_malloc_flag(parser, default="default")
     parser.add_argument("--reps", type=int, help="timed rounds per candidate (default 7; quick 3)")
     parser.add_argument("--runs", type=int, help="worker processes per shape, ratios are medians over them (default 3; quick 1)")
     parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/converse2d_<device>_<threads>t.json)")

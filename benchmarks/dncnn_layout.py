@@ -169,8 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--malloc", choices=common.MALLOC_MODES, default="reuse",
-                        help="allocator: reuse freed memory, as the converse-jax command (default), or glibc's default")
+    common.add_malloc_flag(parser)
     parser.add_argument("--quick", action="store_true", help="tiny network and inputs")
     parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/dncnn_layout_cpu.json)")
     args = parser.parse_args(argv)

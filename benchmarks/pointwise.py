@@ -94,8 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
-    parser.add_argument("--malloc", choices=common.MALLOC_MODES, default="reuse",
-                        help="allocator: reuse freed memory, as the converse-jax command (default), or glibc's default")
+    common.add_malloc_flag(parser)
     parser.add_argument("--reps", type=int, default=7, help="timed rounds per candidate (default 7)")
     parser.add_argument("--quick", action="store_true", help="tiny shapes (smoke test)")
     parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/pointwise_cpu.json)")

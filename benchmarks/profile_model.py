@@ -247,8 +247,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--image", type=int, default=256, help="inference image side (default 256)")
     parser.add_argument("--batch", type=int, default=8, help="training batch (default 8)")
     parser.add_argument("--patch", type=int, default=40, help="training patch side (default 40)")
-    parser.add_argument("--malloc", choices=common.MALLOC_MODES, default="reuse",
-                        help="allocator: reuse freed memory, as the converse-jax command (default), or glibc's default")
+    common.add_malloc_flag(parser)
     parser.add_argument("--calls", type=int, default=5, help="traced calls (default 5)")
     parser.add_argument("--quick", action="store_true", help="tiny network and inputs (smoke test)")
     parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/profile_converse_dncnn_cpu.json)")

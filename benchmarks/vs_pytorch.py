@@ -275,8 +275,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--only", default=",".join(NETWORKS), help="comma-separated networks")
     parser.add_argument("--kinds", default="inference,training", help="inference, training or both")
     parser.add_argument("--reps", type=int, default=3, help="timed rounds per candidate (default 3)")
-    parser.add_argument("--malloc", choices=common.MALLOC_MODES, default="reuse",
-                        help="allocator: reuse freed memory, as the converse-jax command (default), or glibc's default")
+    common.add_malloc_flag(parser)
     parser.add_argument("--train-batch", type=int, default=8, help="training batch (default 8)")
     parser.add_argument("--weights", type=Path, help=f"folder of the released .pth files (default {DEFAULT_WEIGHTS})")
     parser.add_argument("--quick", action="store_true", help="tiny networks with random weights, tiny inputs")
