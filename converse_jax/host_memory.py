@@ -6,9 +6,9 @@ after: for a Converse-DnCNN training step (batch 8 of 40×40 patches) one tempor
 blocks with a fresh ``mmap`` and unmaps them on ``free`` — from the runtime's worker threads
 always, because a thread's own arena holds at most 64 MiB — so every call faults in each 4 KiB
 page it touches again: 513,000 page faults per training step and 540,000 per inference on one
-core, where the step took 8.3 s against 3.4 s and the inference 7.4 s against 6.1 s with this
-module's setting (``python benchmarks/vs_pytorch.py --threads 1 --malloc default`` against its
-default ``--malloc reuse``, 2026-11-30).
+core, where the step (alternating with PyTorch's in one process) took 8.3 s against 3.35 s and
+the inference 7.4 s against 6.1 s with this module's setting (``python benchmarks/vs_pytorch.py
+--threads 1 --malloc default`` against its default ``--malloc reuse``, 2026-11-30).
 
 :func:`keep_freed_memory` sets glibc (``mallopt``) so that all threads share the main arena
 (``M_ARENA_MAX`` 1), large blocks come from the heap instead of ``mmap`` (``M_MMAP_MAX`` 0) and
@@ -16,7 +16,7 @@ the heap is never trimmed (``M_TRIM_THRESHOLD`` unlimited): the second call of a
 reuses the pages of the first and faults on none. The price: the process keeps its peak heap
 until it exits, which is what a training or evaluation process reaches anyway (memory freed by
 other code in the process is reused only where the runtime's next buffer fits into it). The
-``converse-jax`` command and ``train.py`` call it at start; call it yourself first thing in a
+``converse-jax`` command, ``train.py`` and the demo call it at start; call it yourself first thing in a
 script (before the first JAX computation: threads get their arena when they start), or set the
 same policy from the shell::
 
