@@ -263,13 +263,17 @@ class ConverseBlock(nn.Module):
     def setup(self) -> None:
         c = self.features
         prec = precision(self)
+
+        def dense(features: int) -> nn.Dense:  # a 1×1 convolution
+            return nn.Dense(features, kernel_init=dense_init, dot_general=pointwise_dot_general, **prec)
+
         self.norm1 = LayerNorm(**prec)
-        self.expand1 = nn.Dense(2 * c, kernel_init=dense_init, dot_general=pointwise_dot_general, **prec)
+        self.expand1 = dense(2 * c)
         self.spatial = self.spatial_layer(2 * c)
-        self.project1 = nn.Dense(c, kernel_init=dense_init, dot_general=pointwise_dot_general, **prec)
+        self.project1 = dense(c)
         self.norm2 = LayerNorm(**prec)
-        self.expand2 = nn.Dense(2 * c, kernel_init=dense_init, dot_general=pointwise_dot_general, **prec)
-        self.project2 = nn.Dense(c, kernel_init=dense_init, dot_general=pointwise_dot_general, **prec)
+        self.expand2 = dense(2 * c)
+        self.project2 = dense(c)
         if self.use_alpha:
             self.alpha1 = self.param("alpha1", nn.initializers.zeros, (c,), self.param_dtype)
             self.alpha2 = self.param("alpha2", nn.initializers.zeros, (c,), self.param_dtype)
