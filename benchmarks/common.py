@@ -192,37 +192,41 @@ def time_candidates(
     reps: int,
     min_sample_s: float = 0.05,
     warmup: int = 1,
+    inner: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Times zero-argument callables (already compiled) in alternating order.
 
-    Each candidate is warmed up ``warmup`` times; its inner loop count is chosen so one sample
-    lasts about ``min_sample_s``. Then ``reps`` rounds run every candidate once each, the order
+    Each candidate is warmed up ``warmup`` times; its inner loop count is ``inner`` or, when
+    None, chosen by one extra timed call so that one sample lasts about ``min_sample_s``. Then ``reps`` rounds run every candidate once each, the order
     rotating by one per round. Returns per candidate: ``median_s``, ``min_s``, ``iqr_s``
     (wall seconds per call), ``samples`` (per-call wall seconds of each round), ``inner``,
     ``median_cpu_s`` and ``cpu_samples`` (process CPU seconds per call, all threads: on a
     shared machine a pinned one-thread worker's CPU time still measures its work while its wall
     time also counts the time others held the core), ``cpu_per_wall``: CPU time over wall
     time during its samples (the parallelism achieved: ≤ 1 on one thread, less when the
-    machine is shared), and ``median_page_faults``: the process's minor page faults per call
-    (fresh memory touched; see ``--malloc`` in the module docstring).
+    machine is shared), and ``median_page_faults`` / ``page_faults``: the process's minor page
+    faults per call (fresh memory touched; see ``--malloc`` in the module docstring).
     """
     names = list(candidates)
-    inner = {}
+    loops = {}
     for name in names:
         fn = candidates[name]
         for _ in range(warmup):
             block(fn())
+        if inner is not None:
+            loops[name] = inner
+            continue
         t0 = time.perf_counter()
         block(fn())
         once = max(time.perf_counter() - t0, 1e-6)
-        inner[name] = max(1, min(1000, round(min_sample_s / once)))
+        loops[name] = max(1, min(1000, round(min_sample_s / once)))
     samples: dict[str, list[float]] = {name: [] for name in names}
     cpu_samples: dict[str, list[float]] = {name: [] for name in names}
     faults: dict[str, list[float]] = {name: [] for name in names}
     for r in range(reps):
         order = names[r % len(names):] + names[: r % len(names)]
         for name in order:
-            fn, n = candidates[name], inner[name]
+            fn, n = candidates[name], loops[name]
             f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             c0 = time.process_time()
             t0 = time.perf_counter()
@@ -232,22 +236,33 @@ def time_candidates(
             samples[name].append((time.perf_counter() - t0) / n)
             cpu_samples[name].append((time.process_time() - c0) / n)
             faults[name].append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / n)
-    result = {}
-    for name in names:
-        s = sorted(samples[name])
-        q = statistics.quantiles(s, n=4) if len(s) >= 2 else [s[0], s[0], s[0]]
-        result[name] = {
-            "median_s": statistics.median(s),
-            "min_s": s[0],
-            "iqr_s": q[2] - q[0],
-            "samples": samples[name],
-            "inner": inner[name],
-            "median_cpu_s": statistics.median(cpu_samples[name]),
-            "cpu_samples": cpu_samples[name],
-            "cpu_per_wall": sum(cpu_samples[name]) / sum(samples[name]),
-            "median_page_faults": statistics.median(faults[name]),
-        }
-    return result
+    return {name: summarize(samples[name], cpu_samples[name], faults[name], loops[name]) for name in names}
+
+
+def summarize(samples: Sequence[float], cpu_samples: Sequence[float], faults: Sequence[float],
+              inner: int) -> dict[str, Any]:
+    """One candidate's statistics from its per-call samples (wall s, CPU s, page faults), as
+    :func:`time_candidates` reports them; also pools the samples of several processes.
+
+    Example:
+      >>> stats = summarize([2.0, 1.0, 3.0], [1.0, 1.0, 1.0], [0, 0, 5], inner=1)
+      >>> stats["median_s"], stats["min_s"], stats["cpu_per_wall"], stats["median_page_faults"]
+      (2.0, 1.0, 0.5, 0)
+    """
+    s = sorted(samples)
+    q = statistics.quantiles(s, n=4) if len(s) >= 2 else [s[0], s[0], s[0]]
+    return {
+        "median_s": statistics.median(s),
+        "min_s": s[0],
+        "iqr_s": q[2] - q[0],
+        "samples": list(samples),
+        "inner": inner,
+        "median_cpu_s": statistics.median(cpu_samples),
+        "cpu_samples": list(cpu_samples),
+        "cpu_per_wall": sum(cpu_samples) / sum(samples),
+        "median_page_faults": statistics.median(faults),
+        "page_faults": list(faults),
+    }
 
 
 def run_ratios(

@@ -4,6 +4,7 @@
     python benchmarks/vs_pytorch.py                 # CPU, 1 and 2 threads, all four networks
     python benchmarks/vs_pytorch.py --threads 1 --only converse_dncnn
     python benchmarks/vs_pytorch.py --quick         # smoke test: tiny networks, random weights
+    python benchmarks/vs_pytorch.py --quick --separate   # the same, each training side in its own process
 
 The PyTorch side is :mod:`benchmarks.torch_converse`: Algorithm 1 in eager PyTorch with
 ``torch.fft`` and the four released networks, loading the ``.pth`` files of
@@ -27,7 +28,10 @@ Parity before timing (a failed check aborts the case):
 Each (network, case, threads) runs in its own worker process pinned to ``threads`` CPUs
 (``torch.set_num_threads`` and XLA's pool, see :mod:`benchmarks.common`); the two candidates are
 timed alternately there (:func:`benchmarks.common.time_candidates`), and the JSON records wall
-and CPU-time medians. On a shared machine trust CPU time and the medians, not single samples.
+and CPU-time medians. The training steps of ``SEPARATE`` (ConverseNet, Converse-USRNet; all with
+``--separate``) do not fit in 24 GB together: there each round starts one worker per side (a
+warm-up call, then one timed call; first-step losses compared across the processes), the order
+alternating by round. On a shared machine trust CPU time and the medians, not single samples.
 JSON: ``benchmarks/results/vs_pytorch_cpu.json`` (``--out``).
 """
 
@@ -57,6 +61,9 @@ QUICK_KWARGS = {
     "conversenet": {"features": 4, "num_blocks": 1, "num_iterations": 2},
     "converse_usrnet": {"features": 4, "num_blocks": 1, "num_iterations": 2},
 }
+# Training steps too big for one process with both sides (24 GB here: ConverseNet's XLA
+# temporaries alone are 16.6 GB at batch 8 of 96²): each side runs in its own worker per round.
+SEPARATE = ("conversenet", "converse_usrnet")
 PARITY_TOL = 1e-4
 PARITY_SIZE = 48
 DEFAULT_WEIGHTS = common.REPO_ROOT.parent / "shared" / "data" / "weights"
@@ -176,17 +183,11 @@ def _jax_train_step(model, with_kernel: bool):
     return tx, jax.jit(step, donate_argnums=0)
 
 
-def _training(payload: dict) -> dict:
-    import jax
-    import numpy as np
+def _torch_train_call(net, data: dict, target):
+    """One PyTorch training step (L1, backward, Adam) as a zero-argument call returning the loss."""
     import torch
 
-    net, model, variables = _networks(payload)
     net.train()
-    batch, patch = payload["batch"], payload["patch"]
-    scale = SETUP[payload["network"]][2]
-    data = _inputs(payload, batch, patch // scale, patch // scale, seed=2)
-    target = np.random.default_rng(3).random((batch, patch, patch, data["x"].shape[-1]), dtype=np.float32)
     targs, ttarget = _torch_args(data), torch.from_numpy(target).permute(0, 3, 1, 2).contiguous()
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
 
@@ -196,6 +197,13 @@ def _training(payload: dict) -> dict:
         loss.backward()
         opt.step()
         return loss.detach()
+
+    return run_torch, {}
+
+
+def _jax_train_call(model, variables, data: dict, target):
+    """Our jitted training step (same loss and optimizer), compiled ahead of time."""
+    import jax
 
     tx, step = _jax_train_step(model, "kernel" in data)
     params = jax.tree.map(jax.numpy.asarray, variables["params"])
@@ -207,14 +215,41 @@ def _training(payload: dict) -> dict:
         state[0], loss = compiled(state[0], *jargs)
         return loss
 
-    losses = {"torch": float(run_torch()), "ours": float(run_ours())}
+    return run_ours, {"compile_s": compile_s}
+
+
+def _training(payload: dict) -> dict:
+    """Times the training steps of ``payload['sides']`` (both, or one when the two would not fit
+    in memory together: see ``SEPARATE``); the first call of each gives its first-step loss."""
+    import numpy as np
+
+    net, model, variables = _networks(payload)
+    batch, patch = payload["batch"], payload["patch"]
+    scale = SETUP[payload["network"]][2]
+    data = _inputs(payload, batch, patch // scale, patch // scale, seed=2)
+    target = np.random.default_rng(3).random((batch, patch, patch, data["x"].shape[-1]), dtype=np.float32)
+    build = {"torch": lambda: _torch_train_call(net, data, target),
+             "ours": lambda: _jax_train_call(model, variables, data, target)}
+    calls, extra = {}, {}
+    for side in payload["sides"]:
+        calls[side], extra[side] = build[side]()
+    losses = {side: float(call()) for side, call in calls.items()}
+    inner = 1 if len(calls) == 1 else None  # a lone side needs no calibration call: one call per sample
+    timing = common.time_candidates(calls, reps=payload["reps"], min_sample_s=payload["min_sample_s"],
+                                    warmup=0, inner=inner)
+    for side in calls:
+        timing[side].update(extra[side])
+    return {"parity": _loss_parity(payload, losses), "candidates": timing}
+
+
+def _loss_parity(payload: dict, losses: dict[str, float]) -> dict:
+    """The first-step losses and, when both sides are there, their relative difference (checked)."""
+    if set(losses) != {"torch", "ours"}:
+        return {"first_loss": losses}
     rel = abs(losses["torch"] - losses["ours"]) / abs(losses["torch"])
     if not rel <= PARITY_TOL:
         raise AssertionError(f"{payload['network']}: first-step losses differ: {losses}")
-    calls = {"torch": run_torch, "ours": run_ours}
-    timing = common.time_candidates(calls, reps=payload["reps"], min_sample_s=payload["min_sample_s"], warmup=0)
-    timing["ours"]["compile_s"] = compile_s
-    return {"parity": {"first_loss": losses, "relative_diff": rel}, "candidates": timing}
+    return {"first_loss": losses, "relative_diff": rel}
 
 
 def worker(payload: dict) -> dict:
@@ -250,8 +285,32 @@ def _cases(args: argparse.Namespace) -> dict[str, dict]:
             if "inference" in args.kinds:
                 cases[f"{name}/inference/{threads}t"] = {**base, "kind": "inference", "image": (h, w)}
             if "training" in args.kinds:
-                cases[f"{name}/training/{threads}t"] = {**base, "kind": "training", "batch": batch, "patch": patch}
+                cases[f"{name}/training/{threads}t"] = {**base, "kind": "training", "batch": batch, "patch": patch,
+                                                        "sides": ["torch", "ours"],
+                                                        "separate": args.separate or name in SEPARATE}
     return cases
+
+
+def _run_separate(payload: dict, env: dict[str, str]) -> dict:
+    """A training case whose two sides do not fit in memory together: each of ``reps`` rounds
+    runs one worker per side (one warm-up call, one timed call), the order alternating by round;
+    the samples of each side are pooled and the first-step losses compared across processes."""
+    replies: dict[str, list[dict]] = {"torch": [], "ours": []}
+    for r in range(payload["reps"]):
+        for side in ("torch", "ours") if r % 2 == 0 else ("ours", "torch"):
+            one = {**payload, "sides": [side], "reps": 1}
+            replies[side].append(common.run_worker(Path(__file__), one, env, timeout_s=7200))
+    candidates = {}
+    for side, runs in replies.items():
+        stats = [run["candidates"][side] for run in runs]
+        candidates[side] = common.summarize(*([x for st in stats for x in st[key]]
+                                              for key in ("samples", "cpu_samples", "page_faults")), inner=1)
+        if side == "ours":
+            candidates[side]["compile_s"] = stats[0]["compile_s"]
+    losses = {side: runs[0]["parity"]["first_loss"][side] for side, runs in replies.items()}
+    last = replies["ours"][-1]
+    return {"parity": _loss_parity(payload, losses), "candidates": candidates, "separate_processes": True,
+            "jax": last["jax"], "torch": last["torch"]}
 
 
 def _row(payload: dict, reply: dict) -> list[Any]:
@@ -277,6 +336,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reps", type=int, default=3, help="timed rounds per candidate (default 3)")
     common.add_malloc_flag(parser)
     parser.add_argument("--train-batch", type=int, default=8, help="training batch (default 8)")
+    parser.add_argument("--separate", action="store_true",
+                        help=f"every training step in its own process per round (always for {', '.join(SEPARATE)})")
     parser.add_argument("--weights", type=Path, help=f"folder of the released .pth files (default {DEFAULT_WEIGHTS})")
     parser.add_argument("--quick", action="store_true", help="tiny networks with random weights, tiny inputs")
     parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/vs_pytorch_cpu.json)")
@@ -304,7 +365,10 @@ def main(argv: list[str] | None = None) -> dict:
     rows = []
     for name, payload in _cases(args).items():
         env["BENCH_THREADS"] = str(payload["threads"])
-        reply = common.run_worker(Path(__file__), payload, env, timeout_s=7200)
+        if payload.get("separate"):
+            reply = _run_separate(payload, env)
+        else:
+            reply = common.run_worker(Path(__file__), payload, env, timeout_s=7200)
         report["jax"], report["torch"] = reply.pop("jax"), reply.pop("torch")
         report["cases"][name] = {"config": payload, **reply}
         rows.append(_row(payload, reply))
