@@ -114,8 +114,6 @@ def _plan(source: Path, target: Path, in_channels: int) -> tuple[list[Path], lis
         raise ValueError(f"output_path: outputs are written as PNG; use a .png name instead of {target.name}")
     else:
         out = target.with_name(target.name + ".png")
-    if not out.parent.is_dir():
-        raise ValueError(f"output_path: folder {out.parent} does not exist")
     return [source], [out], out.parent
 
 
@@ -146,9 +144,10 @@ def restore_path(
       weights: official ``.pth`` or variable-store directory of that network.
       input_path: an image file (png/jpg/bmp/tif) or a folder of them (not recursive).
       output_path: for a file input, the output file (``.png`` is appended unless the name
-        ends in ``.png``; other image suffixes are rejected) or an existing folder to write
-        ``<stem>.png`` into; for a folder input, a folder (created if needed) that receives
-        ``<stem>.png`` per image. An output that would overwrite its input is rejected.
+        ends in ``.png``; other image suffixes are rejected; its folder is created if needed) or
+        an existing folder to write ``<stem>.png`` into; for a folder input, a folder (created
+        if needed) that receives ``<stem>.png`` per image. An output that would overwrite its
+        input is rejected.
       degrade: treat the inputs as clean images and synthesise the evaluation protocol's
         degradation first (see the module docstring); the degraded input is also written, as
         ``<stem>_degraded.png`` (clipped and rounded to uint8) beside the output.

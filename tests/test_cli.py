@@ -125,12 +125,13 @@ def test_restore_single_image_and_folder(bird_crops, tmp_path, capsys):
     weights = str(shared_path("data/weights/converse_usrnet.pth"))
     kernel = str(shared_path("data/blur_kernels/kernel_1.npy"))
     common = ["restore", "--model", "converse_usrnet", "--weights", weights, "--kernel", kernel, "--quiet"]
-    # Single file, --degrade synthesises the protocol's blur + noise and keeps that input.
-    rc, out, err = _run(capsys, *common, "--degrade", str(bird_crops / "a.png"), str(tmp_path / "one"))
+    # Single file, --degrade synthesises the protocol's blur + noise and keeps that input; the
+    # output's folder does not exist yet and is created.
+    rc, out, err = _run(capsys, *common, "--degrade", str(bird_crops / "a.png"), str(tmp_path / "new" / "one"))
     assert rc == 0, err
-    assert out.split() == [str(tmp_path / "one.png")]
-    restored = np.asarray(Image.open(tmp_path / "one.png"))
-    degraded = np.asarray(Image.open(tmp_path / "one_degraded.png"))
+    assert out.split() == [str(tmp_path / "new" / "one.png")]
+    restored = np.asarray(Image.open(tmp_path / "new" / "one.png"))
+    degraded = np.asarray(Image.open(tmp_path / "new" / "one_degraded.png"))
     truth = np.asarray(Image.open(bird_crops / "a.png"))
     assert restored.shape == degraded.shape == truth.shape == (CROP, CROP, 3)
     assert calculate_psnr(restored, truth, 1) > calculate_psnr(degraded, truth, 1) + 1.0
