@@ -13,7 +13,8 @@ The PyTorch side is :mod:`benchmarks.torch_converse`: Algorithm 1 in eager PyTor
 images of ``benchmarks/models.py``: Converse-DnCNN 256×256 gray, Converse-SRResNet 128×128 → ×4,
 ConverseNet and Converse-USRNet 256×256 RGB, USRNet with a 7×7 blur kernel, sf 1) and one
 **training step** (L1 loss, gradient, Adam lr 1e-4; the configs' patch sizes — DnCNN 40², SR 96²
-HR / 24² LR, deblurring 96² — batch ``--train-batch``, default 8).
+HR / 24² LR, deblurring 96² — batch ``--train-batch``, default ``TRAIN_BATCH``: 8, and 4 for
+ConverseNet and Converse-USRNet, whose PyTorch steps need 16.7 and 18.3 GB there).
 
 Parity before timing (a failed check aborts the case):
 
@@ -61,8 +62,11 @@ QUICK_KWARGS = {
     "conversenet": {"features": 4, "num_blocks": 1, "num_iterations": 2},
     "converse_usrnet": {"features": 4, "num_blocks": 1, "num_iterations": 2},
 }
-# Training steps too big for one process with both sides (24 GB here: ConverseNet's XLA
-# temporaries alone are 16.6 GB at batch 8 of 96²): each side runs in its own worker per round.
+# Training batch (``--train-batch`` overrides): 8, but PyTorch's ConverseNet / Converse-USRNet
+# steps alone reach 16.7 / 18.3 GB resident at batch 4 (8.8 GB at batch 2; measured with
+# ``--malloc reuse``), so batch 8 cannot run on a 24 GB machine and batch 4 only with each
+# side in its own process (SEPARATE: each round runs one worker per side).
+TRAIN_BATCH = {"converse_dncnn": 8, "converse_srresnet": 8, "conversenet": 4, "converse_usrnet": 4}
 SEPARATE = ("conversenet", "converse_usrnet")
 PARITY_TOL = 1e-4
 PARITY_SIZE = 48
@@ -274,7 +278,7 @@ def _cases(args: argparse.Namespace) -> dict[str, dict]:
     for threads in args.threads:
         for name in args.only:
             _, (h, w), _, patch, _ = SETUP[name]
-            kwargs, batch = {}, args.train_batch
+            kwargs, batch = {}, args.train_batch or TRAIN_BATCH[name]
             path = weights / f"{name}.pth"
             if args.quick:
                 kwargs, path, (h, w), patch, batch = QUICK_KWARGS[name], None, (24, 24), 24, 2
@@ -335,7 +339,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--kinds", default="inference,training", help="inference, training or both")
     parser.add_argument("--reps", type=int, default=3, help="timed rounds per candidate (default 3)")
     common.add_malloc_flag(parser)
-    parser.add_argument("--train-batch", type=int, default=8, help="training batch (default 8)")
+    parser.add_argument("--train-batch", type=int, help="training batch (default 8; 4 for ConverseNet and USRNet)")
     parser.add_argument("--separate", action="store_true",
                         help=f"every training step in its own process per round (always for {', '.join(SEPARATE)})")
     parser.add_argument("--weights", type=Path, help=f"folder of the released .pth files (default {DEFAULT_WEIGHTS})")
@@ -355,7 +359,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     if not args.kinds or set(args.kinds) - {"inference", "training"}:
         parser.error(f"--kinds: 'inference', 'training' or both, got {args.kinds}")
-    if args.reps < 1 or args.train_batch < 1:
+    if args.reps < 1 or (args.train_batch is not None and args.train_batch < 1):
         parser.error("--reps and --train-batch must be positive")
 
     out = args.out or common.RESULTS_DIR / "vs_pytorch_cpu.json"
