@@ -1,11 +1,13 @@
-"""Where the time goes in Converse-DnCNN on the CPU, by kind of work, from XLA's own profile.
+"""Where the time goes in Converse-DnCNN (or ConverseNet) on the CPU, by kind of work, from XLA's
+own profile.
 
     python benchmarks/profile_model.py                 # inference 256×256 + training step, 1 thread
     python benchmarks/profile_model.py --kind training --batch 8 --patch 40
+    python benchmarks/profile_model.py --network conversenet --kind training --batch 4 --patch 96
     python benchmarks/profile_model.py --quick         # tiny network (smoke test)
 
 A worker process (pinned to ``--threads`` CPUs, see :mod:`benchmarks.common`) compiles the
-network's inference (batch 1, ``--image``² gray) or one training step (L1 loss, gradient, Adam;
+network's inference (batch 1, ``--image``² gray, RGB for ConverseNet) or one training step (L1 loss, gradient, Adam;
 batch ``--batch`` of ``--patch``² patches), runs it under ``jax.profiler.trace`` and reads the
 trace back (``jax.profiler.ProfileData``): the CPU runtime records one event per executed HLO
 instruction (a fusion, an FFT, a library matmul), named as in the compiled module. Each top-level
@@ -28,7 +30,7 @@ the source location XLA keeps (``op_name`` carries the Flax module path, e.g.
 
 Times are per call, summed over the events of the instruction (all threads; with one thread
 that is the busy time), next to the wall time of the traced calls. JSON:
-``benchmarks/results/profile_converse_dncnn_cpu.json`` (``--out``).
+``benchmarks/results/profile_NETWORK_cpu.json`` (``--out``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common  # noqa: E402
+
+# network -> (its Flax class name in XLA's op_name, image channels, --quick overrides)
+NETWORKS = {
+    "converse_dncnn": ("ConverseDnCNN", 1, {"features": 4, "num_blocks": 2}),
+    "conversenet": ("ConverseNet", 3, {"features": 4, "num_blocks": 1, "num_iterations": 2}),
+}
 
 KINDS = ("FFT", "transfer function", "transfer fn gradient", "spectral product", "layout + pad", "layout + GELU", "1×1 conv",
          "LayerNorm", "GELU", "optimizer + loss", "other")
@@ -172,18 +180,18 @@ def worker(payload: dict) -> dict:
 
     from converse_jax.models import get_model
 
-    model = get_model("converse_dncnn", **payload["overrides"])
-    x0 = jnp.zeros((1, 16, 16, 1))
-    params = model.init(jax.random.key(0), x0)["params"]
+    model = get_model(payload["network"], **payload["overrides"])
+    c = NETWORKS[payload["network"]][1]
+    params = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, c)))["params"]
     if payload["kind"] == "inference":
         s = payload["image"]
-        x = jax.random.uniform(jax.random.key(1), (1, s, s, 1))
+        x = jax.random.uniform(jax.random.key(1), (1, s, s, c))
         compiled = jax.jit(lambda params, x: model.apply({"params": params}, x)).lower(params, x).compile()
         fn, data_params = (lambda: compiled(params, x)), ("x",)
     else:
         b, p = payload["batch"], payload["patch"]
-        x = jax.random.uniform(jax.random.key(1), (b, p, p, 1))
-        target = jax.random.uniform(jax.random.key(2), (b, p, p, 1))
+        x = jax.random.uniform(jax.random.key(1), (b, p, p, c))
+        target = jax.random.uniform(jax.random.key(2), (b, p, p, c))
         tx = optax.adam(1e-4)
 
         def step(state, x, target):
@@ -209,7 +217,7 @@ def worker(payload: dict) -> dict:
     top = []
     for name, secs in times.items():
         inst = insts.get(name)
-        kind = classify(inst, name in dep, "ConverseDnCNN") if inst else "other"
+        kind = classify(inst, name in dep, NETWORKS[payload["network"]][0]) if inst else "other"
         by_kind[kind] += secs
         top.append((secs, name, kind, inst["op_name"] if inst else ""))
     top.sort(reverse=True)
@@ -242,6 +250,7 @@ def table(results: dict[str, dict]) -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--network", choices=tuple(NETWORKS), default="converse_dncnn")
     parser.add_argument("--kind", choices=("inference", "training", "both"), default="both")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     parser.add_argument("--image", type=int, default=256, help="inference image side (default 256)")
@@ -250,7 +259,7 @@ def main(argv: list[str] | None = None) -> dict:
     common.add_malloc_flag(parser)
     parser.add_argument("--calls", type=int, default=5, help="traced calls (default 5)")
     parser.add_argument("--quick", action="store_true", help="tiny network and inputs (smoke test)")
-    parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/profile_converse_dncnn_cpu.json)")
+    parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/profile_NETWORK_cpu.json)")
     args = parser.parse_args(argv)
     if args.worker:
         common.worker_reply(worker(json.loads(args.worker)))
@@ -258,15 +267,15 @@ def main(argv: list[str] | None = None) -> dict:
     for flag in ("threads", "image", "batch", "patch", "calls"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag} must be positive")
-    overrides = {"features": 4, "num_blocks": 2} if args.quick else {}
+    overrides = NETWORKS[args.network][2] if args.quick else {}
     image, batch, patch = (24, 2, 16) if args.quick else (args.image, args.batch, args.patch)
     kinds = ("inference", "training") if args.kind == "both" else (args.kind,)
-    out = args.out or common.RESULTS_DIR / "profile_converse_dncnn_cpu.json"
+    out = args.out or common.RESULTS_DIR / f"profile_{args.network}_cpu.json"
     env = common.worker_env("cpu", args.threads)
-    report = {"benchmark": "profile_model", "network": "converse_dncnn", "threads": args.threads, "malloc": args.malloc,
+    report = {"benchmark": "profile_model", "network": args.network, "threads": args.threads, "malloc": args.malloc,
               "quick": args.quick, "machine": common.machine_info(), "cases": {}}
     for kind in kinds:
-        payload = {"kind": kind, "threads": args.threads, "malloc": args.malloc, "overrides": overrides, "image": image,
+        payload = {"network": args.network, "kind": kind, "threads": args.threads, "malloc": args.malloc, "overrides": overrides, "image": image,
                    "batch": batch, "patch": patch, "calls": args.calls}
         reply = common.run_worker(Path(__file__), payload, env, timeout_s=7200)
         report["jax"] = reply.pop("jax")
@@ -274,7 +283,7 @@ def main(argv: list[str] | None = None) -> dict:
         report["cases"][label] = {"config": payload, **reply}
     report["table"] = table(report["cases"])
     common.write_json(out, report)
-    print(f"Converse-DnCNN on CPU, {args.threads} thread(s), jax {report['jax']['jax']}, "
+    print(f"{args.network} on CPU, {args.threads} thread(s), jax {report['jax']['jax']}, "
           f"{report['machine']['date_utc']} UTC")
     print(report["table"])
     print(f"JSON: {out}")

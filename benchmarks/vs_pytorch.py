@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 from pathlib import Path
 from typing import Any
@@ -266,6 +267,7 @@ def worker(payload: dict) -> dict:
     result = _inference(payload) if payload["kind"] == "inference" else _training(payload)
     result["jax"] = common.jax_info()
     result["torch"] = {"version": torch.__version__, "threads": torch.get_num_threads()}
+    result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
     return result
 
 
@@ -314,6 +316,7 @@ def _run_separate(payload: dict, env: dict[str, str]) -> dict:
     losses = {side: runs[0]["parity"]["first_loss"][side] for side, runs in replies.items()}
     last = replies["ours"][-1]
     return {"parity": _loss_parity(payload, losses), "candidates": candidates, "separate_processes": True,
+            "peak_rss_gib": {side: max(run["peak_rss_gib"] for run in runs) for side, runs in replies.items()},
             "jax": last["jax"], "torch": last["torch"]}
 
 

@@ -1,5 +1,5 @@
 """``benchmarks/profile_model.py``: the HLO parsing, the classification into kinds of work and
-the reading of XLA's own trace, on a tiny Converse-DnCNN compiled in this process."""
+the reading of XLA's own trace, on a tiny Converse-DnCNN and ConverseNet compiled in this process."""
 
 from __future__ import annotations
 
@@ -17,18 +17,21 @@ from converse_jax.models import get_model  # noqa: E402
 
 
 @pytest.mark.slow
-def test_profile_classifies_a_tiny_dncnn():
-    model = get_model("converse_dncnn", features=4, num_blocks=1)
-    x = jnp.ones((1, 12, 12, 1))
+@pytest.mark.parametrize("network", sorted(pm.NETWORKS))
+def test_profile_classifies_a_tiny_network(network):
+    class_name, channels, overrides = pm.NETWORKS[network]
+    model = get_model(network, **{**overrides, "num_blocks": 1})
+    x = jnp.ones((1, 12, 12, channels))
     params = model.init(jax.random.key(0), x)["params"]
     compiled = jax.jit(lambda p, x: model.apply({"params": p}, x)).lower(params, x).compile()
     module, insts = pm.parse_hlo(compiled.as_text())
     assert module.startswith("jit_")
     dep = pm.data_dependent(insts, ("x",))
-    kinds = {name: pm.classify(inst, name in dep, "ConverseDnCNN") for name, inst in insts.items()
+    kinds = {name: pm.classify(inst, name in dep, class_name) for name, inst in insts.items()
              if inst["opcode"] not in ("parameter", "constant")}
     assert set(kinds.values()) <= set(pm.KINDS)
-    assert sum(insts[n]["opcode"] == "fft" for n in kinds) == 2  # one rfft2, one irfft2
+    ffts = sum(insts[n]["opcode"] == "fft" for n in kinds)  # one rfft2, one irfft2 per block application
+    assert ffts == 2 * overrides.get("num_iterations", 1)
     assert {"FFT", "transfer function", "1×1 conv", "LayerNorm"} <= set(kinds.values())
     # the transfer function depends on the kernel only
     assert all(n not in dep for n, k in kinds.items() if k == "transfer function" and "dot" not in n)

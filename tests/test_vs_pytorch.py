@@ -41,7 +41,7 @@ def test_vs_pytorch_quick(tmp_path):
         if "/inference/" in name:
             assert parity["ours_vs_torch_f64"] <= 1e-4 * max(1.0, parity["output_max_abs"])
         else:  # USRNet's training sides run in separate processes (SEPARATE): losses compared across them
-            assert case["separate_processes"] is True
+            assert case["separate_processes"] is True and set(case["peak_rss_gib"]) == {"torch", "ours"}
             assert parity["relative_diff"] <= 1e-4
     assert report["table"].startswith("| network | work | threads |")
     assert "| converse_usrnet | train step, batch 2, 24² | 1 |" in report["table"]
