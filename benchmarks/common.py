@@ -197,8 +197,8 @@ def time_candidates(
     """Times zero-argument callables (already compiled) in alternating order.
 
     Each candidate is warmed up ``warmup`` times; its inner loop count is ``inner`` or, when
-    None, chosen by one extra timed call so that one sample lasts about ``min_sample_s``. Then ``reps`` rounds run every candidate once each, the order
-    rotating by one per round. Returns per candidate: ``median_s``, ``min_s``, ``iqr_s``
+    None, chosen by one extra timed call so that one sample lasts about ``min_sample_s``. Then
+    ``reps`` rounds run every candidate once each, the order rotating by one per round. Returns per candidate: ``median_s``, ``min_s``, ``iqr_s``
     (wall seconds per call), ``samples`` (per-call wall seconds of each round), ``inner``,
     ``median_cpu_s`` and ``cpu_samples`` (process CPU seconds per call, all threads: on a
     shared machine a pinned one-thread worker's CPU time still measures its work while its wall

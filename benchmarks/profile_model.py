@@ -7,8 +7,8 @@ own profile.
     python benchmarks/profile_model.py --quick         # tiny network (smoke test)
 
 A worker process (pinned to ``--threads`` CPUs, see :mod:`benchmarks.common`) compiles the
-network's inference (batch 1, ``--image``² gray, RGB for ConverseNet) or one training step (L1 loss, gradient, Adam;
-batch ``--batch`` of ``--patch``² patches), runs it under ``jax.profiler.trace`` and reads the
+network's inference (batch 1, ``--image``² gray, RGB for ConverseNet) or one training step (L1
+loss, gradient, Adam; batch ``--batch`` of ``--patch``² patches), runs it under ``jax.profiler.trace`` and reads the
 trace back (``jax.profiler.ProfileData``): the CPU runtime records one event per executed HLO
 instruction (a fusion, an FFT, a library matmul), named as in the compiled module. Each top-level
 instruction of the optimised HLO is put in one kind of work from its opcode, its fused body and
@@ -275,8 +275,8 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"benchmark": "profile_model", "network": args.network, "threads": args.threads, "malloc": args.malloc,
               "quick": args.quick, "machine": common.machine_info(), "cases": {}}
     for kind in kinds:
-        payload = {"network": args.network, "kind": kind, "threads": args.threads, "malloc": args.malloc, "overrides": overrides, "image": image,
-                   "batch": batch, "patch": patch, "calls": args.calls}
+        payload = {"network": args.network, "kind": kind, "threads": args.threads, "malloc": args.malloc,
+                   "overrides": overrides, "image": image, "batch": batch, "patch": patch, "calls": args.calls}
         reply = common.run_worker(Path(__file__), payload, env, timeout_s=7200)
         report["jax"] = reply.pop("jax")
         label = f"inference {image}²" if kind == "inference" else f"train b{batch} {patch}²"
