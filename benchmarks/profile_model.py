@@ -1,21 +1,24 @@
-"""Where the time goes in Converse-DnCNN (or ConverseNet) on the CPU, by kind of work, from XLA's
-own profile.
+"""Where the time goes in Converse-DnCNN (or Converse-SRResNet, ConverseNet) on the CPU, by kind
+of work, from XLA's own profile.
 
     python benchmarks/profile_model.py                 # inference 256×256 + training step, 1 thread
     python benchmarks/profile_model.py --kind training --batch 8 --patch 40
     python benchmarks/profile_model.py --network conversenet --kind training --batch 4 --patch 96
+    python benchmarks/profile_model.py --network converse_srresnet --image 128 --patch 96
     python benchmarks/profile_model.py --quick         # tiny network (smoke test)
 
 A worker process (pinned to ``--threads`` CPUs, see :mod:`benchmarks.common`) compiles the
-network's inference (batch 1, ``--image``² gray, RGB for ConverseNet) or one training step (L1
-loss, gradient, Adam; batch ``--batch`` of ``--patch``² patches), runs it under ``jax.profiler.trace`` and reads the
+network's inference (batch 1, ``--image``² gray, RGB for Converse-SRResNet and ConverseNet) or one
+training step (L1 loss, gradient, Adam; batch ``--batch`` of ``--patch``² target patches, inputs
+``--patch``/4 for the ×4 Converse-SRResNet), runs it under ``jax.profiler.trace`` and reads the
 trace back (``jax.profiler.ProfileData``): the CPU runtime records one event per executed HLO
 instruction (a fusion, an FFT, a library matmul), named as in the compiled module. Each top-level
 instruction of the optimised HLO is put in one kind of work from its opcode, its fused body and
 the source location XLA keeps (``op_name`` carries the Flax module path, e.g.
 ``blocks_3/spatial/...``):
 
-* ``FFT`` — the rfft2/irfft2 of the reverse convolutions (and their transposes);
+* ``FFT`` — the rfft2/irfft2 of the reverse convolutions (and their transposes); the solves are
+  the blocks' ``spatial`` layers and Converse-SRResNet's ×2 up-samplers ``ups_i``;
 * ``transfer function`` — the reverse convolution's work that does not touch the activations
   (the kernel's spectrum and M, for the whole batch) and the matmuls of its gradient;
 * ``transfer fn gradient`` — in the backward pass, the reductions over the batch of products of
@@ -48,11 +51,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common  # noqa: E402
 
-# network -> (its Flax class name in XLA's op_name, image channels, --quick overrides)
+# network -> (its Flax class name in XLA's op_name, image channels, upscale, --quick overrides)
 NETWORKS = {
-    "converse_dncnn": ("ConverseDnCNN", 1, {"features": 4, "num_blocks": 2}),
-    "conversenet": ("ConverseNet", 3, {"features": 4, "num_blocks": 1, "num_iterations": 2}),
+    "converse_dncnn": ("ConverseDnCNN", 1, 1, {"features": 4, "num_blocks": 2}),
+    "converse_srresnet": ("ConverseSRResNet", 3, 4, {"features": 4, "num_blocks": 1}),
+    "conversenet": ("ConverseNet", 3, 1, {"features": 4, "num_blocks": 1, "num_iterations": 2}),
 }
+_SOLVE = re.compile(r"/(spatial|ups_\d+)/")
 
 KINDS = ("FFT", "transfer function", "transfer fn gradient", "spectral product", "layout + pad", "layout + GELU", "1×1 conv",
          "LayerNorm", "GELU", "optimizer + loss", "other")
@@ -113,7 +118,7 @@ def classify(inst: dict[str, Any], depends_on_data: bool, model: str) -> str:
         return "FFT"
     if f"({model})" not in op_name and f"{model}/" not in op_name:
         return "optimizer + loss" if op_name else "other"
-    if "/spatial/" in op_name:
+    if _SOLVE.search(op_name):
         if not depends_on_data or has_dot:
             return "transfer function"
         if "reduce(" in text:
@@ -181,7 +186,7 @@ def worker(payload: dict) -> dict:
     from converse_jax.models import get_model
 
     model = get_model(payload["network"], **payload["overrides"])
-    c = NETWORKS[payload["network"]][1]
+    _, c, scale, _ = NETWORKS[payload["network"]]
     params = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, c)))["params"]
     if payload["kind"] == "inference":
         s = payload["image"]
@@ -190,7 +195,7 @@ def worker(payload: dict) -> dict:
         fn, data_params = (lambda: compiled(params, x)), ("x",)
     else:
         b, p = payload["batch"], payload["patch"]
-        x = jax.random.uniform(jax.random.key(1), (b, p, p, c))
+        x = jax.random.uniform(jax.random.key(1), (b, p // scale, p // scale, c))
         target = jax.random.uniform(jax.random.key(2), (b, p, p, c))
         tx = optax.adam(1e-4)
 
@@ -267,7 +272,7 @@ def main(argv: list[str] | None = None) -> dict:
     for flag in ("threads", "image", "batch", "patch", "calls"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag} must be positive")
-    overrides = NETWORKS[args.network][2] if args.quick else {}
+    overrides = NETWORKS[args.network][3] if args.quick else {}
     image, batch, patch = (24, 2, 16) if args.quick else (args.image, args.batch, args.patch)
     kinds = ("inference", "training") if args.kind == "both" else (args.kind,)
     out = args.out or common.RESULTS_DIR / f"profile_{args.network}_cpu.json"

@@ -1,5 +1,6 @@
 """``benchmarks/profile_model.py``: the HLO parsing, the classification into kinds of work and
-the reading of XLA's own trace, on a tiny Converse-DnCNN and ConverseNet compiled in this process."""
+the reading of XLA's own trace, on a tiny Converse-DnCNN, Converse-SRResNet and ConverseNet compiled
+in this process."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from converse_jax.models import get_model  # noqa: E402
 @pytest.mark.slow
 @pytest.mark.parametrize("network", sorted(pm.NETWORKS))
 def test_profile_classifies_a_tiny_network(network):
-    class_name, channels, overrides = pm.NETWORKS[network]
+    class_name, channels, _, overrides = pm.NETWORKS[network]
     model = get_model(network, **{**overrides, "num_blocks": 1})
     x = jnp.ones((1, 12, 12, channels))
     params = model.init(jax.random.key(0), x)["params"]
@@ -30,8 +31,10 @@ def test_profile_classifies_a_tiny_network(network):
     kinds = {name: pm.classify(inst, name in dep, class_name) for name, inst in insts.items()
              if inst["opcode"] not in ("parameter", "constant")}
     assert set(kinds.values()) <= set(pm.KINDS)
-    ffts = sum(insts[n]["opcode"] == "fft" for n in kinds)  # one rfft2, one irfft2 per block application
-    assert ffts == 2 * overrides.get("num_iterations", 1)
+    # one rfft2 and one irfft2 per solve: per block application, and Converse-SRResNet's two
+    # ×2 up-samplers after its body block, two up-sampling blocks and high-resolution block
+    solves = {"converse_dncnn": 1, "converse_srresnet": 4 + 2, "conversenet": overrides.get("num_iterations")}
+    assert sum(insts[n]["opcode"] == "fft" for n in kinds) == 2 * solves[network]
     assert {"FFT", "transfer function", "1×1 conv", "LayerNorm"} <= set(kinds.values())
     # the transfer function depends on the kernel only
     assert all(n not in dep for n, k in kinds.items() if k == "transfer function" and "dot" not in n)
