@@ -74,12 +74,6 @@ def case_keys(field: str = "case_keys") -> list[str]:
     return [str(k) for k in load(path)[field]] if path.exists() else ["<golden missing>"]
 
 
-# Each of the ~500 golden runs compiles its own program, and LLVM's optimisations took ~40% of
-# the two golden files' time (XLA's HLO passes, which decide the arithmetic, still run in full):
-# they are off here. Every other test compiles with XLA's defaults.
-QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-
-
 @partial(jax.jit, static_argnames=("scale", "padding", "padding_mode"))
 def _forward_and_vjp(x, weight, bias, eps, g, *, scale, padding, padding_mode):
     def f(x, weight, bias):
@@ -107,7 +101,7 @@ def run_case(key: str, dtype) -> tuple[dict[str, np.ndarray], dict[str, np.ndarr
     )
     args = [jnp.asarray(a, dtype) for a in inputs]
     static = {"scale": case.scale, "padding": case.padding, "padding_mode": case.padding_mode}
-    got = _forward_and_vjp.lower(*args, **static).compile(QUICK_COMPILE)(*args)
+    got = _forward_and_vjp(*args, **static)
     names = ("out", "grad_x", "grad_weight", "grad_bias")
     ref = {
         "out": nhwc(d[f"{key}/out"]),

@@ -39,6 +39,8 @@ def test_profile_classifies_a_tiny_network(network):
     # the transfer function depends on the kernel only
     assert all(n not in dep for n, k in kinds.items() if k == "transfer function" and "dot" not in n)
 
+    if network != "converse_dncnn":
+        return  # reading the trace does not depend on the network
     times, wall = pm._trace_times(lambda: compiled(params, x), 2, module)
     assert wall > 0 and times and set(times) <= set(insts)
     assert all(t >= 0 for t in times.values())
