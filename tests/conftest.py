@@ -7,10 +7,10 @@ skip with a clear reason when it is absent, e.g. on a user's machine.
 The suite compiles well over a thousand small XLA programs, and LLVM's optimisation of the
 generated machine code was about a third of its time: the test processes turn it off
 (``QUICK_COMPILE``, added to ``XLA_FLAGS`` before JAX starts its backend). XLA's HLO passes, which
-decide the arithmetic, run in full; what changes is float32 rounding (the gradients of four
-small zoo networks agree with the default build to 1.3e-7 relative, median over their arrays),
-well inside every tolerance here. The commands the tests run in subprocesses as a user would
-(README, installed wheel, training runs) drop ``XLA_FLAGS`` and compile with the defaults.
+decide the arithmetic, run in full; what may change is the last bits of float32 results (how
+the machine code rounds), well inside every tolerance here. The commands the tests run in
+subprocesses as a user would (README, installed wheel, training runs) drop ``XLA_FLAGS`` and
+compile with the defaults.
 """
 
 from __future__ import annotations
