@@ -198,14 +198,15 @@ def time_candidates(
 
     Each candidate is warmed up ``warmup`` times; its inner loop count is ``inner`` or, when
     None, chosen by one extra timed call so that one sample lasts about ``min_sample_s``. Then
-    ``reps`` rounds run every candidate once each, the order rotating by one per round. Returns per candidate: ``median_s``, ``min_s``, ``iqr_s``
-    (wall seconds per call), ``samples`` (per-call wall seconds of each round), ``inner``,
-    ``median_cpu_s`` and ``cpu_samples`` (process CPU seconds per call, all threads: on a
-    shared machine a pinned one-thread worker's CPU time still measures its work while its wall
-    time also counts the time others held the core), ``cpu_per_wall``: CPU time over wall
-    time during its samples (the parallelism achieved: ≤ 1 on one thread, less when the
-    machine is shared), and ``median_page_faults`` / ``page_faults``: the process's minor page
-    faults per call (fresh memory touched; see ``--malloc`` in the module docstring).
+    ``reps`` rounds run every candidate once each, the order rotating by one per round. Returns
+    per candidate: ``median_s``, ``min_s``, ``iqr_s`` (wall seconds per call), ``samples``
+    (per-call wall seconds of each round), ``inner``, ``median_cpu_s`` and ``cpu_samples``
+    (process CPU seconds per call, all threads: on a shared machine a pinned one-thread
+    worker's CPU time still measures its work while its wall time also counts the time others
+    held the core), ``cpu_per_wall``: CPU time over wall time during its samples (the
+    parallelism achieved: ≤ 1 on one thread, less when the machine is shared), and
+    ``median_page_faults`` / ``page_faults``: the process's minor page faults per call (fresh
+    memory touched; see ``--malloc`` in the module docstring).
     """
     names = list(candidates)
     loops = {}

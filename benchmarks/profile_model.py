@@ -186,7 +186,7 @@ def worker(payload: dict) -> dict:
     from converse_jax.models import get_model
 
     model = get_model(payload["network"], **payload["overrides"])
-    _, c, scale, _ = NETWORKS[payload["network"]]
+    class_name, c, scale, _ = NETWORKS[payload["network"]]
     params = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, c)))["params"]
     if payload["kind"] == "inference":
         s = payload["image"]
@@ -222,7 +222,7 @@ def worker(payload: dict) -> dict:
     top = []
     for name, secs in times.items():
         inst = insts.get(name)
-        kind = classify(inst, name in dep, NETWORKS[payload["network"]][0]) if inst else "other"
+        kind = classify(inst, name in dep, class_name) if inst else "other"
         by_kind[kind] += secs
         top.append((secs, name, kind, inst["op_name"] if inst else ""))
     top.sort(reverse=True)
