@@ -20,7 +20,7 @@ test: $(STAMP)
 
 ## Run the main job on the embedded default data.
 demo: $(STAMP)
-	$(PY) -m converse_jax.demo
+	$(PY) -m converse_jax.cli.demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache

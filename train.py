@@ -5,10 +5,10 @@
 
 ``--config`` takes a config file or a packaged recipe's name (``--config=converse_dncnn``); any
 field can be overridden with ``--config.FIELD=VALUE``; paths are relative to the current
-directory.  Flags, resuming and multi-host jobs: :mod:`converse_jax.trainer`.
+directory.  Flags, resuming and multi-host jobs: :mod:`converse_jax.cli.train`.
 """
 
-from converse_jax.trainer import main
+from converse_jax.cli.train import main
 
 if __name__ == "__main__":
     main(prog="train.py")

@@ -4,7 +4,7 @@
     python benchmarks/bf16_psnr.py --limit 2       # first two images of each test set
     python benchmarks/bf16_psnr.py --crop 96       # centre 96×96 crops of the images (CPU budget)
 
-Runs :func:`converse_jax.evaluate.evaluate` twice per setting with the released weights, once
+Runs :func:`converse_jax.inference.evaluate.evaluate` twice per setting with the released weights, once
 as stored (float32) and once with ``dtype="bfloat16"`` (bfloat16 activations and matmuls,
 float32 parameters, the Converse2D solves and LayerNorm statistics in float32; see
 :mod:`converse_jax.nn.precision`), and reports the mean PSNR of each and their difference:
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from converse_jax.data.sources import folder_images, read_image
-from converse_jax.evaluate import evaluate
-from converse_jax.restore import write_png
+from converse_jax.inference.evaluate import evaluate
+from converse_jax.inference.restore import write_png
 
 ROOT = Path(__file__).resolve().parents[1]
 # (registry name, test set, evaluate() keyword arguments, which PSNR the paper reports)

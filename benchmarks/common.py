@@ -15,7 +15,7 @@ and every timing reports ``cpu_per_wall``, the parallelism actually achieved.
 Allocator: XLA's CPU runtime allocates its buffers afresh on every call, and glibc serves large
 ones with ``mmap`` (from the runtime's threads always: a thread's arena holds at most 64 MiB), so
 every pass over a new buffer pays page faults (an elementwise add on 32 MB took 23 ms instead of
-3 ms). ``--malloc reuse`` makes the worker call :func:`converse_jax.host_memory.keep_freed_memory`
+3 ms). ``--malloc reuse`` makes the worker call :func:`converse_jax.utils.host_memory.keep_freed_memory`
 first thing (:func:`apply_malloc`), as the ``converse-jax`` command does; ``--malloc default``
 leaves glibc as a plain Python process has it. All candidates of a comparison (PyTorch's
 included) run in the same process, under the same setting.
@@ -89,11 +89,11 @@ def add_malloc_flag(parser: Any, default: str = "reuse") -> None:
 
 def apply_malloc(mode: str) -> None:
     """In a worker, before JAX starts: ``'reuse'`` keeps freed memory for reuse
-    (:func:`converse_jax.host_memory.keep_freed_memory`), ``'default'`` changes nothing."""
+    (:func:`converse_jax.utils.host_memory.keep_freed_memory`), ``'default'`` changes nothing."""
     if mode not in MALLOC_MODES:
         raise ValueError(f"malloc mode must be one of {MALLOC_MODES}, got {mode!r}")
     if mode == "reuse":
-        from converse_jax.host_memory import keep_freed_memory
+        from converse_jax.utils.host_memory import keep_freed_memory
 
         keep_freed_memory()
 

@@ -1,8 +1,8 @@
 """The restoration tasks, each defined once: degradation, network call, border, metrics, setting.
 
 A :class:`Task` is what training-time validation (:func:`converse_jax.train.step.evaluate`),
-``converse-jax evaluate`` (:mod:`converse_jax.evaluate`), ``restore --degrade``
-(:mod:`converse_jax.restore`), the showcase and the demo share about one kind of restoration.
+``converse-jax evaluate`` (:mod:`converse_jax.inference.evaluate`), ``restore --degrade``
+(:mod:`converse_jax.inference.restore`), the showcase and the demo share about one kind of restoration.
 The data flow is the same everywhere::
 
     clean uint8 image --task.degrade--> float32 input --network (task.apply)--> output
@@ -45,7 +45,7 @@ from converse_jax.protocol.degradations import (
     uint2single,
 )
 from converse_jax.protocol.metrics import calculate_psnr, calculate_ssim, rgb2ycbcr
-from converse_jax.validate import check_level
+from converse_jax.utils.validate import check_level
 
 __all__ = ["TASKS", "Task", "get_task", "rank_value", "takes_train_flag"]
 
@@ -146,7 +146,7 @@ class Task:
         """``(truth uint8 HWC, network input float32 HWC)`` of the clean uint8 image ``img``.
 
         ``sigma`` None: :attr:`default_sigma`; ``crop=False`` skips the crop of the ground truth
-        to the protocol's multiple (the figure of :mod:`converse_jax.showcase`).
+        to the protocol's multiple (the figure of :mod:`converse_jax.cli.showcase`).
         """
         raise NotImplementedError
 

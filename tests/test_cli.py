@@ -16,9 +16,9 @@ import pytest
 from conftest import REPO_ROOT, shared_path
 from PIL import Image
 
-from converse_jax.cli import main
+from converse_jax.cli.main import main
 from converse_jax.models.registry import MODELS
-from converse_jax.panels import LABEL_HEIGHT
+from converse_jax.utils.images import LABEL_HEIGHT
 from converse_jax.protocol import calculate_psnr, deblur_input
 
 CROP = 64
@@ -208,7 +208,7 @@ def test_errors_are_reported_clearly(bird_crops, converted_conversenet, tmp_path
 def test_x8_with_kernel_is_equivariant(bird_crops):
     """x8 of the non-blind deblurrer turns the kernel with the image: restoring the rotated and
     mirrored image with the equally transformed kernel gives the transformed restoration."""
-    from converse_jax.restore import Restorer
+    from converse_jax.inference.restore import Restorer
 
     restorer = Restorer("converse_usrnet", shared_path("data/weights/converse_usrnet.pth"))
     kernel = np.load(shared_path("data/blur_kernels/kernel_2.npy"))  # no dihedral symmetry

@@ -17,11 +17,11 @@ import pytest
 from PIL import Image
 
 from conftest import shared_path
-from converse_jax.cli import main
-from converse_jax.export import export_restorer, load_exported
+from converse_jax.cli.main import main
+from converse_jax.inference.export import export_restorer, load_exported
 from converse_jax.models import abstract_variables, get_model
 from converse_jax.pretrained import save_variables
-from converse_jax.restore import Restorer
+from converse_jax.inference.restore import Restorer
 
 TILE, OVERLAP = 16, 4
 
@@ -62,7 +62,7 @@ def test_cli_export_and_restore_without_flax(tiny_store, tmp_path, capsys):
     Image.fromarray(noisy).save(tmp_path / "noisy.png")
     script = textwrap.dedent(f"""
         import sys
-        from converse_jax.cli import main
+        from converse_jax.cli.main import main
         assert main(["restore", "--exported", {str(artifact)!r}, "--quiet",
                      {str(tmp_path / "noisy.png")!r}, {str(tmp_path / "out.png")!r}]) == 0
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("flax", "orbax", "optax")

@@ -2,7 +2,7 @@
 
 Real files throughout: a tiny DnCNN variable store (zero weights: it returns its input), real
 PNGs, a truncated PNG (the first bytes of a real one), crafted ``torch.save``-format zips, and
-the ``converse-jax`` entry point (:func:`converse_jax.cli.main`, one subprocess for ``--debug``).
+the ``converse-jax`` entry point (:func:`converse_jax.cli.main.main`, one subprocess for ``--debug``).
 Each test asserts what is reported (one line naming the file and the cause), what is written
 and the exit status.
 """
@@ -24,9 +24,9 @@ import pytest
 from conftest import REPO_ROOT
 from PIL import Image
 
-from converse_jax.cli import main
+from converse_jax.cli.main import main
 from converse_jax.models import abstract_variables, get_model
-from converse_jax.panels import LABEL_HEIGHT
+from converse_jax.utils.images import LABEL_HEIGHT
 from converse_jax.pretrained import read_pth, save_variables
 
 TINY = {"features": 4, "num_layers": 3}

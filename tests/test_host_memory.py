@@ -1,4 +1,4 @@
-"""converse_jax.host_memory: the second call of an executable faults in no fresh pages."""
+"""converse_jax.utils.host_memory: the second call of an executable faults in no fresh pages."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import warnings
 import jax.numpy as jnp
 import pytest
 
-from converse_jax.host_memory import keep_freed_memory
+from converse_jax.utils.host_memory import keep_freed_memory
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
 
@@ -20,7 +20,7 @@ SCRIPT = """
 import os, resource, sys
 os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:1])  # one runtime thread: a fixed order of allocations
 if sys.argv[1] == "reuse":
-    from converse_jax.host_memory import keep_freed_memory
+    from converse_jax.utils.host_memory import keep_freed_memory
     assert keep_freed_memory()
 import jax, jax.numpy as jnp
 f = jax.jit(lambda x: jnp.fft.irfft2(jnp.fft.rfft2(x) * 2.0).sum())

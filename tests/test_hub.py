@@ -132,7 +132,7 @@ def test_the_official_hashes_are_those_of_the_released_files():
 
 @pytest.mark.slow
 def test_showcase_without_weights_downloads_the_four_by_name(serve, tmp_path, capsys):
-    from converse_jax.cli import main
+    from converse_jax.cli.main import main
 
     requests = serve(shared_path("data/weights"))
     assert main(["showcase", "--out", str(tmp_path / "figure.png"), "--size", "32", "--quiet"]) == 0

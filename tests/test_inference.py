@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from converse_jax.inference import self_ensemble_x8, tiled_apply
+from converse_jax.inference.tiling import self_ensemble_x8, tiled_apply
 
 
 def _gaussian(size: int = 5, sigma: float = 1.0) -> np.ndarray:

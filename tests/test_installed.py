@@ -149,7 +149,7 @@ def test_training_from_the_installed_wheel(installed):
     work = installed.work / "training"
     work.mkdir()
     training = Installed(installed.venv, work, installed.env)
-    out = training.run("python", "-m", "converse_jax.demo", "--steps", "2", "--config.data.val_max_images=1").stdout
+    out = training.run("python", "-m", "converse_jax.cli.demo", "--steps", "2", "--config.data.val_max_images=1").stdout
     assert "noisy 20.6" in out and "on camera" in out, out
     assert (work / "demo_out" / "denoise.png").is_file() and (work / "demo_out" / "run" / "checkpoints" / "2").is_dir()
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import shared_path
 
-from converse_jax.losses import l1_loss
+from converse_jax.train.losses import l1_loss
 from converse_jax.models import get_model
 from converse_jax.pretrained import from_torch, to_torch
 

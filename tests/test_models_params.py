@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from converse_jax.losses import l1_loss
+from converse_jax.train.losses import l1_loss
 from converse_jax.models import (
     MODELS,
     abstract_variables,

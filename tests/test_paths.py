@@ -23,7 +23,7 @@ from conftest import REPO_ROOT
 from PIL import Image
 
 from converse_jax.configs import config_file, get_config
-from converse_jax.trainer import resolve_config_argv
+from converse_jax.cli.train import resolve_config_argv
 
 CLI = str(Path(sys.executable).with_name("converse-jax"))
 

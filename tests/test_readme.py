@@ -31,7 +31,7 @@ import pytest
 from conftest import REPO_ROOT, shared_path
 from PIL import Image
 
-from converse_jax.panels import LABEL_HEIGHT
+from converse_jax.utils.images import LABEL_HEIGHT
 
 README = (REPO_ROOT / "README.md").read_text()
 PROGRAMS = ("converse-jax", "python", "make", "pip", "tensorboard")
@@ -44,7 +44,7 @@ WHERE_EXERCISED: dict[str, str] = {
     r'pip install -e (\.|"\.\[test\]")': "tests/test_readme.py::test_ci_runs_the_readme_commands",  # make's
     r"pip install \.": "tests/test_installed.py",  # a wheel of the checkout, installed in a fresh venv
     r'pip install -e "\.\[(tf|tensorboard|bench)\]"': "tests/test_readme.py::test_extras_are_declared",
-    r"python -m converse_jax\.demo( --steps \d+)?": "tests/test_readme.py::test_demo_command",
+    r"python -m converse_jax\.cli\.demo( --steps \d+)?": "tests/test_readme.py::test_demo_command",
     r"converse-jax convert .*": "tests/test_readme.py::test_convert_command",
     r"converse-jax evaluate .*": "tests/test_readme.py::test_evaluate_commands",
     r"converse-jax models": "tests/test_cli.py::test_models_lists_every_registry_name",
@@ -227,11 +227,11 @@ def test_extras_are_declared():
 
 
 def test_demo_command(tmp_path):
-    """``make demo`` is ``python -m converse_jax.demo``; run from an empty folder with its default
+    """``make demo`` is ``python -m converse_jax.cli.demo``; run from an empty folder with its default
     (relative) paths and ``--steps 2`` to keep CI short (CI also runs the full ``make demo``)."""
-    assert re.search(r"^demo: \$\(STAMP\)\n\t\$\(PY\) -m converse_jax\.demo$", (REPO_ROOT / "Makefile").read_text(), re.M)
-    _commands_for(r"python -m converse_jax\.demo( --steps \d+)?")
-    proc = _run("python -m converse_jax.demo --steps 2", tmp_path)
+    assert re.search(r"^demo: \$\(STAMP\)\n\t\$\(PY\) -m converse_jax\.cli\.demo$", (REPO_ROOT / "Makefile").read_text(), re.M)
+    _commands_for(r"python -m converse_jax\.cli\.demo( --steps \d+)?")
+    proc = _run("python -m converse_jax.cli.demo --steps 2", tmp_path)
     match = re.search(r"noisy (\S+) dB -> restored (\S+) dB \((\S+) dB\) on camera", proc.stdout)
     assert match, proc.stdout
     assert abs(float(match[1]) - 20.61) < 0.2  # the official sigma-25 degradation of camera
@@ -409,11 +409,11 @@ def test_multi_host_command(tmp_path):
 
 def test_cli_synopsis_matches_the_parser():
     """Each ``converse-jax SUB ... --option`` of the synopsis block is accepted by ``SUB``'s parser
-    (``train``: the absl flags of :mod:`converse_jax.trainer`)."""
+    (``train``: the absl flags of :mod:`converse_jax.cli.train`)."""
     from absl import flags
 
-    from converse_jax.cli import build_parser
-    from converse_jax.trainer import define_flags
+    from converse_jax.cli.main import build_parser
+    from converse_jax.cli.train import define_flags
 
     synopsis = next(b for b in _fenced_blocks("") if b.startswith("converse-jax "))
     subparsers = next(a for a in build_parser()._actions if a.choices and "restore" in a.choices).choices

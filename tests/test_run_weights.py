@@ -6,7 +6,7 @@ protocol on its own validation folder must reproduce the validation PSNR its tra
 recorded for the checkpoint that ``load`` picks (the best), like for like: the training
 validation (``train/step.py`` ``evaluate``) and ``converse-jax evaluate`` both add the seed-0
 sigma-25 noise to ``uint2single`` of the same uint8 images, round the clipped output to uint8
-and compute PSNR with border 0 (see ``converse_jax/evaluate.py``).
+and compute PSNR with border 0 (see ``converse_jax/inference/evaluate.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from converse_jax.cli import main
+from converse_jax.cli.main import main
 from converse_jax.data import default_data_config
 from converse_jax.pretrained import load
 from converse_jax.pretrained.runs import read_run

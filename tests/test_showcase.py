@@ -11,8 +11,8 @@ import pytest
 from conftest import shared_path
 from PIL import Image
 
-from converse_jax.cli import main
-from converse_jax.showcase import CASES, GAP, caption_height
+from converse_jax.cli.main import main
+from converse_jax.cli.showcase import CASES, GAP, caption_height
 
 SIZE = 64
 LINE = re.compile(r"^(\w+): degraded (\d+\.\d\d) dB -> restored (\d+\.\d\d) dB$")

@@ -39,13 +39,13 @@ import pytest
 from conftest import REPO_ROOT, shared_path
 from PIL import Image
 
-from converse_jax.cli import main
+from converse_jax.cli.main import main
 from converse_jax.protocol import calculate_psnr
 
 GB = 1024**3
 _PROBE = """
 import json, sys
-from converse_jax.cli import main
+from converse_jax.cli.main import main
 rc = main(["restore", "--model", "converse_dncnn", "--weights", sys.argv[1], "--tile", "64",
            "--tile-overlap", "16", "--quiet", sys.argv[2], sys.argv[3]])
 with open("/proc/self/status") as f:

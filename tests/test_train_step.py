@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from converse_jax.losses import l1_loss
+from converse_jax.train.losses import l1_loss
 from converse_jax.models import get_model
 from converse_jax.train import (
     apply_model,

@@ -1,6 +1,6 @@
 """Demo config: a small Converse-DnCNN trained on two CPU cores in about three minutes.
 
-Run by ``make demo`` (``python -m converse_jax.demo``).  Gray denoising at sigma 25 on the
+Run by ``make demo`` (``python -m converse_jax.cli.demo``).  Gray denoising at sigma 25 on the
 scikit-image sample photographs embedded in its wheel (nothing downloaded); validation on the
 held-out camera, chelsea and coins (256x256 centre crops).
 
@@ -20,7 +20,7 @@ CPU-second (validation mean at sigma 25; noisy input 20.49 dB):
   or 16;
 * EMA decay 0.99 (0.999 would average over more steps than the run has).
 
-What it reaches is recorded in ``converse_jax/demo.py``'s docstring.
+What it reaches is recorded in ``converse_jax/cli/demo.py``'s docstring.
 """
 
 from converse_jax.configs.default import base_config

@@ -35,7 +35,7 @@ import operator
 
 import numpy as np
 
-from converse_jax.validate import check_int
+from converse_jax.utils.validate import check_int
 
 NUM_MODES = 8
 

@@ -65,7 +65,7 @@ from converse_jax.data.tasks import TASKS, TrainDegradation, validation_example
 from converse_jax.data.tfds_folder import tfds_images
 from converse_jax.protocol.kernels import random_blur_kernel
 from converse_jax.tasks import get_task
-from converse_jax.validate import check_int
+from converse_jax.utils.validate import check_int
 
 SOURCES = ("embedded", "folder", "tfds")
 

@@ -37,7 +37,7 @@ from converse_jax.data.augment import NUM_MODES, augment, random_crop
 from converse_jax.protocol.degradations import bicubic_downsample, circular_blur, uint2single
 from converse_jax.protocol.kernels import random_blur_kernel
 from converse_jax.tasks import get_task
-from converse_jax.validate import check_int, check_level
+from converse_jax.utils.validate import check_int, check_level
 
 TASKS = ("denoise", "sr", "deblur")
 

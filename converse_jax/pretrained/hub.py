@@ -29,7 +29,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from converse_jax.atomic import default_file_mode
+from converse_jax.utils.atomic import default_file_mode
 
 __all__ = ["OFFICIAL_BASE_URL", "OFFICIAL_SHA256", "WeightsDownloadError", "cache_dir", "fetch", "weights_url"]
 

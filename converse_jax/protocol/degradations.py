@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from converse_jax.protocol.imresize import imresize
-from converse_jax.validate import check_int, check_level
+from converse_jax.utils.validate import check_int, check_level
 
 __all__ = [
     "uint2single",

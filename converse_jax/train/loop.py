@@ -43,7 +43,7 @@ import numpy as np
 from absl import logging
 from tqdm import tqdm
 
-from converse_jax.atomic import write_text
+from converse_jax.utils.atomic import write_text
 from converse_jax.data import create_eval_set, create_train_iterator, default_data_config
 from converse_jax.models import MODELS, get_model
 from converse_jax.tasks import Task, get_task

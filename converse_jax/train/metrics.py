@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 from tensorboardX import SummaryWriter
 
-from converse_jax.atomic import write_text
+from converse_jax.utils.atomic import write_text
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"

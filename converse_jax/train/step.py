@@ -7,7 +7,7 @@ and what validation reports (:meth:`~converse_jax.tasks.Task.scores`: PSNR/SSIM 
 border, plus the luma scores of RGB SR).  A model with BatchNorm (``dncnn``) takes ``train=``
 and keeps ``batch_stats``.
 
-Loss: ``converse_jax.losses.l1_loss(prediction, target)`` -- the mean absolute error over the
+Loss: ``converse_jax.train.losses.l1_loss(prediction, target)`` -- the mean absolute error over the
 global batch, so the gradient of one jitted step over a sharded batch equals the single-device
 gradient (XLA inserts the all-reduce).
 """
@@ -24,7 +24,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from converse_jax.losses import l1_loss
+from converse_jax.train.losses import l1_loss
 from converse_jax.protocol.degradations import single2uint
 from converse_jax.tasks import get_task, takes_train_flag
 from converse_jax.train.mesh import batch_sharding, replicate, replicated_sharding, to_host

@@ -1,7 +1,7 @@
-"""The argument grammar of ``converse-jax``: :func:`build_parser` (what :mod:`converse_jax.cli` runs).
+"""The argument grammar of ``converse-jax``: :func:`build_parser` (what :mod:`converse_jax.cli.main` runs).
 
 One ``_add_*_parser`` function per sub-command; each parsed namespace carries ``command`` (the
-sub-command's name), which :func:`converse_jax.cli.main` maps to the function that runs it.
+sub-command's name), which :func:`converse_jax.cli.main.main` maps to the function that runs it.
 Integer options are checked by argparse here (usage errors, exit status 2); the library checks
 everything else and the command line reports it (exit status 1).
 """
@@ -123,8 +123,8 @@ def _add_showcase_parser(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``converse-jax`` (sub-commands models, convert, evaluate, restore, export, showcase, train).
 
-    ``train`` is listed here for ``--help``; :func:`converse_jax.cli.main` hands its arguments to
-    :func:`converse_jax.trainer.main`.
+    ``train`` is listed here for ``--help``; :func:`converse_jax.cli.main.main` hands its arguments to
+    :func:`converse_jax.cli.train.main`.
 
     Example:
       >>> args = build_parser().parse_args(["convert", "in.pth", "out_dir", "--arch", "conversenet"])

@@ -16,7 +16,7 @@ understands); the export allows it explicitly.
 :func:`load_exported` and :class:`ExportedRestorer` need only ``jax`` and ``numpy`` (this
 module imports neither Flax nor model code; :func:`export_restorer` imports them when called):
 the restorer reads tile, channels, scale and kernel shape from the artifact itself and restores
-images of any size with :func:`converse_jax.inference.tiled_apply` (fixed-size overlapping
+images of any size with :func:`converse_jax.inference.tiling.tiled_apply` (fixed-size overlapping
 tiles blended with sin^2 ramps, one compilation). :func:`restore_files` backs
 ``converse-jax restore --exported``: image files in, PNG files out (uint8 with the official
 ``round(clip(y, 0, 1) * 255)``; a colour file given to a gray network is converted with PIL's
@@ -34,8 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import export as jax_export
 
-from converse_jax.atomic import write_bytes
-from converse_jax.inference import tiled_apply
+from converse_jax.utils.atomic import write_bytes
+from converse_jax.inference.tiling import tiled_apply
 
 __all__ = ["ExportedRestorer", "export_restorer", "load_exported", "restore_files"]
 
@@ -92,7 +92,7 @@ def export_restorer(
     from converse_jax.models.registry import get_spec
     from converse_jax.pretrained.load import arch_of, load
     from converse_jax.tasks import get_task
-    from converse_jax.validate import check_int
+    from converse_jax.utils.validate import check_int
 
     tile, kernel_size = check_int(tile, "tile", minimum=8), check_int(kernel_size, "kernel_size")
     out = Path(out).expanduser().absolute()

@@ -19,7 +19,7 @@ SHA-256-checked and cached, see :mod:`converse_jax.pretrained.hub`), an official
 training workdir (``train.py --workdir``: its best checkpoint's EMA weights); ``--model`` defaults
 to the network the weights hold and, when given, must match it. Errors (missing files, weights of another
 network, options that do not apply to the model's task) are reported on stderr with exit status
-1; usage errors exit with status 2 (argparse). ``train`` is :mod:`converse_jax.trainer` (absl
+1; usage errors exit with status 2 (argparse). ``train`` is :mod:`converse_jax.cli.train` (absl
 flags: ``converse-jax train --help``). ``python -m converse_jax`` runs the same program.
 """
 
@@ -33,8 +33,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from converse_jax.cli_args import build_parser
-from converse_jax.host_memory import keep_freed_memory
+from converse_jax.cli.args import build_parser
+from converse_jax.utils.host_memory import keep_freed_memory
 
 __all__ = ["build_parser", "main"]
 
@@ -150,7 +150,7 @@ def _model_name(args: argparse.Namespace) -> str:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from converse_jax.evaluate import evaluate
+    from converse_jax.inference.evaluate import evaluate
 
     result = evaluate(
         _model_name(args),
@@ -178,7 +178,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _restore_exported(args: argparse.Namespace) -> list[Path]:
     """``restore --exported FILE``: runs the artifact with jax alone (no Flax, no model code)."""
-    from converse_jax.export import restore_files
+    from converse_jax.inference.export import restore_files
 
     options = {"--weights": args.weights, "--model": args.model, "--x8": args.x8 or None,
                "--degrade": args.degrade or None, "--sigma": args.sigma, "--tile": args.tile}
@@ -195,7 +195,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         for path in _restore_exported(args):
             print(path)
         return 0
-    from converse_jax.restore import restore_path
+    from converse_jax.inference.restore import restore_path
 
     if args.weights is None:
         raise ValueError("weights: restore needs --weights (or --exported FILE)")
@@ -231,7 +231,7 @@ def _skipped_status(command: str, skipped: Sequence[Any], total: int) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from converse_jax.export import export_restorer, load_exported
+    from converse_jax.inference.export import export_restorer, load_exported
 
     out = export_restorer(args.weights, args.out, tile=args.tile, kernel_size=args.kernel_size, model=args.model)
     restorer = load_exported(out)
@@ -241,7 +241,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_showcase(args: argparse.Namespace) -> int:
-    from converse_jax.showcase import make_showcase
+    from converse_jax.cli.showcase import make_showcase
 
     results = make_showcase(args.weights, args.out, size=args.size, seed=args.seed, progress=not args.quiet)
     for r in results:
@@ -281,11 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
       >>> status, "no_such_file.pth" in err.getvalue()
       (1, True)
     """
-    if argv is None:  # run as a program: before JAX starts, see converse_jax.host_memory
+    if argv is None:  # run as a program: before JAX starts, see converse_jax.utils.host_memory
         keep_freed_memory()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:  # absl flags (ml_collections' --config.FIELD overrides): its own parser
-        from converse_jax.trainer import main as train_main
+        from converse_jax.cli.train import main as train_main
 
         train_main(argv[1:])
     args = build_parser().parse_args(argv)

@@ -46,12 +46,12 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from converse_jax.batch import check_writable_folder
+from converse_jax.inference.batch import check_writable_folder
 from converse_jax.data.sources import to_channels
 from converse_jax.models.registry import get_spec
 from converse_jax.protocol import calculate_psnr, random_blur_kernel, single2uint
-from converse_jax.restore import Restorer, write_png
-from converse_jax.validate import check_int
+from converse_jax.inference.restore import Restorer, write_png
+from converse_jax.utils.validate import check_int
 
 __all__ = ["CASES", "GAP", "Case", "ShowcaseResult", "caption_height", "make_showcase"]
 

@@ -7,8 +7,8 @@ network, and calls the network the way its task says (:meth:`converse_jax.tasks.
 with the blur kernel and scale factor 1 for non-blind deblurring, ``train=False`` where the
 module takes it). :meth:`Restorer.function` composes the x8 self-ensemble (the kernel is
 flipped/rotated with the image for non-blind deblurring) and tiled inference with it in one
-place; :mod:`converse_jax.restore`, :mod:`converse_jax.evaluate` and
-:mod:`converse_jax.showcase` all run networks through it.
+place; :mod:`converse_jax.inference.restore`, :mod:`converse_jax.inference.evaluate` and
+:mod:`converse_jax.cli.showcase` all run networks through it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from converse_jax.inference import self_ensemble_x8, tiled_apply
+from converse_jax.inference.tiling import self_ensemble_x8, tiled_apply
 from converse_jax.models.registry import ModelSpec, get_spec
 from converse_jax.tasks import Task, get_task
 
@@ -168,7 +168,7 @@ class Restorer:
             ``deblur_nonblind`` models the kernel is flipped/rotated together with the image
             (the blur of a transformed image is the transformed kernel's blur).
           tile: apply the network to overlapping ``tile`` x ``tile`` windows (fixed shape: one
-            compilation) blended with sin^2 ramps (:func:`converse_jax.inference.tiled_apply`);
+            compilation) blended with sin^2 ramps (:func:`converse_jax.inference.tiling.tiled_apply`);
             None = whole image. With ``x8`` each tile is self-ensembled.
           tile_overlap: overlap of neighbouring windows in input pixels (``< tile``); None:
             :func:`default_tile_overlap` (``min(32, tile // 4)``).

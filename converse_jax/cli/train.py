@@ -25,7 +25,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from converse_jax.configs import config_file
-from converse_jax.host_memory import keep_freed_memory
+from converse_jax.utils.host_memory import keep_freed_memory
 
 __all__ = ["define_flags", "main", "resolve_config_argv"]
 
@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "converse-jax train") ->
       ...
       SystemExit: 2
     """
-    if argv is None:  # run as a program: before JAX starts, see converse_jax.host_memory
+    if argv is None:  # run as a program: before JAX starts, see converse_jax.utils.host_memory
         keep_freed_memory()
     argv = list(sys.argv[1:] if argv is None else argv)
     if {"-h", "--help", "-help", "--helpshort"} & set(argv):

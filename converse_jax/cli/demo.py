@@ -1,6 +1,6 @@
 """The main job on the embedded default: train a small Converse-DnCNN, then denoise a held-out image.
 
-``make demo`` runs ``python -m converse_jax.demo``, which
+``make demo`` runs ``python -m converse_jax.cli.demo``, which
 
 1. trains the packaged ``demo`` config (``converse_jax/configs/demo.py``: gray denoising at
    sigma 25 on the scikit-image sample photographs shipped in its wheel -- nothing is
@@ -38,9 +38,9 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from converse_jax.atomic import atomic_open
-from converse_jax.host_memory import keep_freed_memory
-from converse_jax.panels import labelled_row
+from converse_jax.utils.atomic import atomic_open
+from converse_jax.utils.host_memory import keep_freed_memory
+from converse_jax.utils.images import labelled_row
 
 FLAGS = flags.FLAGS
 
@@ -159,16 +159,16 @@ def main(argv: list[str]) -> None:
 
 
 def run(argv: list[str] | None = None) -> None:
-    """``python -m converse_jax.demo [FLAGS]``: ``--config`` may name a packaged recipe; exits."""
-    from converse_jax.trainer import resolve_config_argv
+    """``python -m converse_jax.cli.demo [FLAGS]``: ``--config`` may name a packaged recipe; exits."""
+    from converse_jax.cli.train import resolve_config_argv
 
-    if argv is None:  # run as a program: before JAX starts, see converse_jax.host_memory
+    if argv is None:  # run as a program: before JAX starts, see converse_jax.utils.host_memory
         keep_freed_memory()
     argv = list(sys.argv if argv is None else argv)
     try:
         argv = [argv[0], *resolve_config_argv(argv[1:])]
     except ValueError as err:
-        print(f"converse_jax.demo: error: {err}", file=sys.stderr)
+        print(f"converse_jax.cli.demo: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     _define_flags(argv)
     app.run(main, argv=argv)

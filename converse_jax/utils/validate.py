@@ -2,7 +2,7 @@
 
 Each returns the value as a plain Python ``int`` / ``float`` or raises ``ValueError`` whose
 message starts with the argument's name (``'tile: expected an int >= 8, got 4'``), so the
-command line can replace the name by its flag (:mod:`converse_jax.cli`). ``bool`` is refused
+command line can replace the name by its flag (:mod:`converse_jax.cli.main`). ``bool`` is refused
 where an int is expected; numpy integers and floats are accepted.
 """
 

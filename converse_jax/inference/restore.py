@@ -1,7 +1,7 @@
 """Restoring image files with a model-zoo network: ``converse-jax restore``.
 
 :func:`restore_path` restores one image file or a folder of images with a
-:class:`~converse_jax.restorer.Restorer` (re-exported here, with :func:`load_kernel` and
+:class:`~converse_jax.inference.restorer.Restorer` (re-exported here, with :func:`load_kernel` and
 :func:`default_tile_overlap`) and writes PNGs (:func:`write_png`).
 
 What ``restore`` feeds the network is the image *as the user has it*: a noisy photo for a
@@ -14,7 +14,7 @@ down-scaling by the model's factor for SR, circular blur with ``kernel`` plus AW
 (default 2.55) for deblurring; the synthesised input is saved beside each output as
 ``<name>_degraded.png``.
 
-Images are read with :class:`converse_jax.batch.BatchReader` as uint8 with the model's channel
+Images are read with :class:`converse_jax.inference.batch.BatchReader` as uint8 with the model's channel
 count (RGB input to a gray model is converted with BT.601 luma, and a note on stderr says so
 once; gray input to an RGB model is repeated), scaled to [0, 1] with ``uint2single`` and restored
 outputs are stored as ``uint8(round(clip(y, 0, 1) * 255))`` (``single2uint``), exactly as the
@@ -34,14 +34,14 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from converse_jax.atomic import atomic_open
-from converse_jax.batch import BatchReader, Skipped, check_collisions, check_writable_folder
+from converse_jax.utils.atomic import atomic_open
+from converse_jax.inference.batch import BatchReader, Skipped, check_collisions, check_writable_folder
 from converse_jax.data.sources import IMAGE_EXTENSIONS, folder_images, read_image
 from converse_jax.models.registry import get_spec
 from converse_jax.protocol import single2uint, uint2single
-from converse_jax.restorer import Restorer, default_tile_overlap, load_kernel
+from converse_jax.inference.restorer import Restorer, default_tile_overlap, load_kernel
 from converse_jax.tasks import get_task
-from converse_jax.validate import check_int
+from converse_jax.utils.validate import check_int
 
 __all__ = ["RestoreResult", "Restorer", "default_tile_overlap", "load_kernel", "restore_path", "write_png"]
 
@@ -49,7 +49,7 @@ __all__ = ["RestoreResult", "Restorer", "default_tile_overlap", "load_kernel", "
 def write_png(path: str | os.PathLike[str], img: np.ndarray) -> Path:
     """Write a uint8 ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` image as PNG, atomically.
 
-    Written with :func:`converse_jax.atomic.atomic_open` (temporary file in the target folder,
+    Written with :func:`converse_jax.utils.atomic.atomic_open` (temporary file in the target folder,
     then :func:`os.replace`; the user's umask applies), so a reader never sees a partial file.
     The folder must exist.
 

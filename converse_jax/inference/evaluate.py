@@ -26,7 +26,7 @@ deblurrer's kernel is flipped/rotated together with the image.
 Outputs in ``out_dir``: ``results.csv`` (one row per image, then an ``average`` row),
 ``summary.json`` (the settings and averages) and, with ``save_images``, one side-by-side PNG per
 image in ``out_dir/images`` (degraded input | restored | ground truth, under a caption strip of
-:data:`converse_jax.panels.LABEL_HEIGHT` pixels naming each panel with its PSNR; the SR input is
+:data:`converse_jax.utils.images.LABEL_HEIGHT` pixels naming each panel with its PSNR; the SR input is
 enlarged by pixel repetition to the output size; the degraded input is clipped and rounded for
 display). All files are written atomically with the user's umask.
 
@@ -52,15 +52,15 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from converse_jax.atomic import write_text
-from converse_jax.batch import BatchReader, Skipped, check_collisions, check_writable_folder
+from converse_jax.utils.atomic import write_text
+from converse_jax.inference.batch import BatchReader, Skipped, check_collisions, check_writable_folder
 from converse_jax.data.sources import folder_images
 from converse_jax.models.registry import get_spec
-from converse_jax.panels import labelled_row
+from converse_jax.utils.images import labelled_row
 from converse_jax.protocol import calculate_psnr, single2uint
-from converse_jax.restore import Restorer, load_kernel, write_png
+from converse_jax.inference.restore import Restorer, load_kernel, write_png
 from converse_jax.tasks import Task, get_task
-from converse_jax.validate import check_int
+from converse_jax.utils.validate import check_int
 
 __all__ = ["EvalResult", "ImageResult", "evaluate"]
 
@@ -100,7 +100,7 @@ class EvalResult:
       psnr, ssim, psnr_y, ssim_y: plain means over ``rows`` (``*_y`` only for RGB SR, else None).
       out_dir: where ``results.csv``, ``summary.json`` and ``images/`` were written.
       seconds: wall time of the whole evaluation (loading and compilation included).
-      skipped: the :class:`~converse_jax.batch.Skipped` images that could not be decoded (not in
+      skipped: the :class:`~converse_jax.inference.batch.Skipped` images that could not be decoded (not in
         ``rows`` nor in the averages; NaN averages when no image could be read).
 
     Example:
