@@ -1,4 +1,4 @@
-"""Training and validation data: image sources, augmentation, task degradations, grain pipeline.
+"""Training and validation data: image sources, augmentation, training examples, grain pipeline.
 
 Typical use::
 
@@ -38,14 +38,7 @@ from converse_jax.data.sources import (
     read_image,
     to_channels,
 )
-from converse_jax.data.tasks import (
-    TASKS,
-    TrainDegradation,
-    deblur_example,
-    denoise_example,
-    sr_example,
-    validation_example,
-)
+from converse_jax.data.examples import TrainDegradation
 from converse_jax.data.tfds_folder import (
     RestorationImageFolder,
     RestorationImageFolderConfig,
@@ -61,7 +54,6 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "NUM_MODES",
     "SOURCES",
-    "TASKS",
     "FolderImages",
     "RestorationImageFolder",
     "RestorationImageFolderConfig",
@@ -72,9 +64,7 @@ __all__ = [
     "center_crop",
     "create_eval_set",
     "create_train_iterator",
-    "deblur_example",
     "default_data_config",
-    "denoise_example",
     "embedded_images",
     "folder_images",
     "inverse_mode",
@@ -82,7 +72,5 @@ __all__ = [
     "random_crop",
     "random_crop_aligned",
     "read_image",
-    "sr_example",
     "tfds_images",
-    "validation_example",
 ]

@@ -1,12 +1,13 @@
-"""Training iterator (grain) and validation set for the three restoration tasks.
+"""Training iterator (grain) and validation set of a task's data.
 
 ``data_cfg`` is an ``ml_collections.ConfigDict``; :func:`default_data_config` returns one with
 every field.  Fields missing from a user's config take the value of
 ``default_data_config(data_cfg.task)``.
 
-Fields:
+Fields common to every task:
 
-* ``task``: ``'denoise'`` | ``'sr'`` | ``'deblur'``.
+* ``task``: a registered task's name (:func:`converse_jax.tasks.list_tasks`: ``'denoise'``,
+  ``'sr'``, ``'deblur'``, ...); it adds its own fields (below).
 * ``source``: ``'embedded'`` (scikit-image sample photographs, fixed split, see
   :func:`converse_jax.data.sources.embedded_images`) | ``'folder'`` | ``'tfds'``.
 * ``train_dir``, ``val_dir``: image folders for ``source='folder'``.
@@ -15,19 +16,18 @@ Fields:
   read TF-free (see :mod:`converse_jax.data.tfds_folder`).
 * ``image_key``: TFDS image feature, ``'image'`` (folder datasets) or ``'hr'`` (``div2k``).
 * ``channels``: 1 (gray, BT.601) or 3 (RGB).
-* ``patch_size``: HR training patch side (a multiple of ``scale`` for sr).
-* ``sigma``: denoise noise level, 0..255 scale; also the validation level.
-* ``sigma_range``: ``(low, high)`` or None: denoise training level ~ U(low, high) instead of ``sigma``.
-* ``scale``: sr factor.
-* ``kernel_size``: deblur kernel side (odd; 7).
-* ``noise_range``: deblur training noise level range ``(low, high)``, 0..255 scale.
-* ``val_noise``: deblur validation noise level, 0..255 scale (2.55 as the paper's table).
+* ``patch_size``: HR training patch side.
 * ``val_max_images``: int or None: use only the first images of the validation split.
 * ``val_crop``: int or None: centre-crop validation images to at most ``val_crop`` x ``val_crop``.
 * ``num_threads``: grain reader threads computing batches ahead (0: compute on demand).
 * ``prefetch_buffer_size``: batches kept ready by the reader threads.
 * ``worker_count``: grain worker processes (0: none, the default -- deterministic either way,
   but processes cost start-up time and need picklable sources).
+
+Each task's own fields and defaults are its :attr:`~converse_jax.tasks.Task.data_fields`:
+``sigma``, ``sigma_range`` (denoise); ``scale`` (sr); ``kernel_size``, ``noise_range``,
+``val_noise`` (deblur) -- see :mod:`converse_jax.tasks.denoise`, :mod:`~converse_jax.tasks.sr`,
+:mod:`~converse_jax.tasks.deblur`.
 
 Training stream.  Global example ``g = 0, 1, 2, ...`` is the degradation of image
 ``perm_e[g mod N]`` of the training split (``N`` images, ``perm_e`` grain's seeded shuffle of epoch
@@ -38,14 +38,14 @@ concatenating the ``P`` local batches in process order gives exactly the single-
 batch, whatever ``P`` is -- the layout ``jax.make_array_from_process_local_data`` expects.
 
 Batches are dicts of float32 numpy arrays, NHWC: ``input`` (b, h, w, C), ``target`` (b, H, W, C)
-and for deblur ``kernel`` (b, k, k).  The iterator is a ``grain.DatasetIterator``:
+and the task's extra inputs (deblur: ``kernel`` (b, k, k)).  The iterator is a ``grain.DatasetIterator``:
 ``get_state()`` returns a small JSON-serialisable dict and ``set_state(state)`` resumes the exact
 same sequence of batches (save it next to the model checkpoint, e.g. with
 ``grain.checkpoint.CheckpointSave``).
 
 Validation (:func:`create_eval_set`): every image of the validation split, centre-cropped, degraded
-deterministically by :func:`converse_jax.data.tasks.validation_example` (seed-0 noise as the
-official test scripts; for deblur the kernel of validation image ``i`` is
+deterministically by the task (:meth:`converse_jax.tasks.Task.validation_example`: the official
+test degradation with seed-0 noise; for deblur the kernel of validation image ``i`` is
 ``random_blur_kernel(np.random.default_rng(i), kernel_size)``).
 """
 
@@ -60,67 +60,55 @@ import ml_collections
 import numpy as np
 from absl import flags
 
+from converse_jax.data.examples import TrainDegradation, _check_hr
 from converse_jax.data.sources import check_channels, embedded_images, folder_images
-from converse_jax.data.tasks import TASKS, TrainDegradation, validation_example
 from converse_jax.data.tfds_folder import tfds_images
-from converse_jax.protocol.kernels import random_blur_kernel
 from converse_jax.tasks import get_task
 from converse_jax.utils.validate import check_int
 
 SOURCES = ("embedded", "folder", "tfds")
 
-_TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "denoise": {"channels": 1, "patch_size": 40},
-    "sr": {"channels": 3, "patch_size": 96},
-    "deblur": {"channels": 3, "patch_size": 96},
-}
-
 
 def default_data_config(task: str) -> ml_collections.ConfigDict:
     """Data config with every field (see the module docstring) for ``task``, embedded source.
 
-    Defaults: denoise gray 40x40 patches at sigma 25 (KAIR DnCNN json); sr RGB 96x96 HR
-    patches, x4; deblur RGB 96x96 patches, 7x7 kernels, noise U(0, 25)/255, validation noise 2.55;
-    validation centre crop 256; two reader threads, no worker processes.
+    The common fields (embedded source, validation centre crop 256, two reader threads, no
+    worker processes) and the task's :attr:`~converse_jax.tasks.Task.data_fields`: denoise gray
+    40x40 patches at sigma 25 (KAIR DnCNN json); sr RGB 96x96 HR patches, x4; deblur RGB 96x96
+    patches, 7x7 kernels, noise U(0, 25)/255, validation noise 2.55.
 
-    >>> default_data_config("sr").scale
-    4
+    >>> default_data_config("sr").scale, "sigma" in default_data_config("sr")
+    (4, False)
     """
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    return ml_collections.ConfigDict(
-        {
-            "task": task,
-            "source": "embedded",
-            "train_dir": None,
-            "val_dir": None,
-            "tfds_name": None,
-            "tfds_data_dir": None,
-            "tfds_train_split": "train",
-            "tfds_val_split": "validation",
-            "image_key": "image",
-            "channels": _TASK_DEFAULTS[task]["channels"],
-            "patch_size": _TASK_DEFAULTS[task]["patch_size"],
-            "sigma": 25.0,
-            "sigma_range": None,
-            "scale": 4,
-            "kernel_size": 7,
-            "noise_range": (0.0, 25.0),
-            "val_noise": 2.55,
-            "val_max_images": None,
-            "val_crop": 256,
-            "num_threads": 2,
-            "prefetch_buffer_size": 4,
-            "worker_count": 0,
-        }
-    )
+    fields = {
+        "task": get_task(task).name,
+        "source": "embedded",
+        "train_dir": None,
+        "val_dir": None,
+        "tfds_name": None,
+        "tfds_data_dir": None,
+        "tfds_train_split": "train",
+        "tfds_val_split": "validation",
+        "image_key": "image",
+        "channels": 3,
+        "patch_size": 96,
+        "val_max_images": None,
+        "val_crop": 256,
+        "num_threads": 2,
+        "prefetch_buffer_size": 4,
+        "worker_count": 0,
+    }
+    return ml_collections.ConfigDict({**fields, **get_task(task).data_fields})
 
 
 def _resolved(data_cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """``data_cfg`` over the defaults of its task (a new ConfigDict; the argument is untouched)."""
-    if not hasattr(data_cfg, "get") or data_cfg.get("task") not in TASKS:
-        raise ValueError(f"data_cfg.task must be one of {TASKS}, got {getattr(data_cfg, 'task', None)!r}")
-    cfg = default_data_config(data_cfg.task)
+    if not hasattr(data_cfg, "get"):
+        raise ValueError(f"data_cfg must be a ConfigDict with a 'task' field, got {type(data_cfg).__name__}")
+    try:
+        cfg = default_data_config(data_cfg.get("task"))
+    except ValueError as err:
+        raise ValueError(f"data_cfg.{err}") from None
     for key in data_cfg.keys():
         if key not in cfg:
             raise ValueError(f"data_cfg has an unknown field {key!r}; known fields: {sorted(cfg.keys())}")
@@ -184,7 +172,7 @@ def create_train_iterator(
     Returns:
       A ``grain.DatasetIterator`` yielding dicts of float32 arrays with leading dimension
       ``global_batch_size // process_count``: ``input`` (b, h, w, C), ``target`` (b, H, W, C),
-      plus ``kernel`` (b, k, k) for deblur.  ``get_state()`` / ``set_state(state)`` save and
+      plus the task's extra inputs (deblur: ``kernel`` (b, k, k)).  ``get_state()`` / ``set_state(state)`` save and
       resume the position; with ``worker_count > 0`` call ``close()`` when done (it stops the
       worker processes).  See the module docstring for which global examples each process
       computes.
@@ -212,15 +200,7 @@ def create_train_iterator(
       >>> tmp.cleanup()
     """
     cfg = _resolved(data_cfg)
-    degradation = TrainDegradation(
-        task=cfg.task,
-        patch_size=cfg.patch_size,
-        sigma=cfg.sigma,
-        sigma_range=cfg.sigma_range,
-        scale=cfg.scale,
-        kernel_size=cfg.kernel_size,
-        noise_range=cfg.noise_range,
-    )
+    degradation = TrainDegradation(cfg.task, cfg.patch_size, cfg.to_dict())
     seed = check_int(seed, "seed", minimum=0)
     process_count = check_int(process_count, "process_count", minimum=0)
     if process_count < 1:
@@ -283,13 +263,14 @@ def create_eval_set(data_cfg: ml_collections.ConfigDict) -> list[dict[str, Any]]
     """Deterministic full-image validation examples of the validation split.
 
     Args:
-      data_cfg: data config (module docstring); uses task, source fields, channels,
-        sigma (denoise), scale (sr), kernel_size and val_noise (deblur), val_max_images, val_crop.
+      data_cfg: data config (module docstring); uses task, the source fields, channels, the
+        task's fields, val_max_images, val_crop.
 
     Returns:
       One dict per image, in source order: ``'name'`` (str), ``'input'`` and ``'target'`` float32
       HWC (sr: target modcropped to ``scale``, input (H/scale, W/scale, C); deblur: both
-      modcropped to 8), and for deblur ``'kernel'`` float32 (k, k).  No batch dimension.
+      modcropped to 8), and the task's extra inputs (deblur: ``'kernel'`` float32 (k, k)).  No
+      batch dimension.
 
     Example:
       >>> import tempfile
@@ -305,8 +286,7 @@ def create_eval_set(data_cfg: ml_collections.ConfigDict) -> list[dict[str, Any]]
       >>> tmp.cleanup()
     """
     cfg = _resolved(data_cfg)
-    if cfg.task == "denoise" and cfg.sigma is None:
-        raise ValueError("data_cfg.sigma must be set: it is the validation noise level")
+    task = get_task(cfg.task)
     images = _images(cfg, "validation")
     count = len(images)
     if cfg.val_max_images is not None:
@@ -316,11 +296,5 @@ def create_eval_set(data_cfg: ml_collections.ConfigDict) -> list[dict[str, Any]]
         name, img = images[i]
         if cfg.val_crop is not None:
             img = np.ascontiguousarray(center_crop(img, cfg.val_crop))
-        kernel = None
-        if get_task(cfg.task).blurs:
-            kernel = random_blur_kernel(np.random.default_rng(i), cfg.kernel_size)
-        example = validation_example(
-            img, cfg.task, sigma=cfg.sigma, scale=cfg.scale, kernel=kernel, noise=cfg.val_noise
-        )
-        examples.append({"name": name, **example})
+        examples.append({"name": name, **task.validation_example(_check_hr(img), cfg, i)})
     return examples

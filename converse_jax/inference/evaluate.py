@@ -57,9 +57,9 @@ from converse_jax.inference.batch import BatchReader, Skipped, check_collisions,
 from converse_jax.data.sources import folder_images
 from converse_jax.models.registry import get_spec
 from converse_jax.utils.images import labelled_row
-from converse_jax.protocol import calculate_psnr, single2uint
+from converse_jax.protocol import calculate_psnr
 from converse_jax.inference.restore import Restorer, load_kernel, write_png
-from converse_jax.tasks import Task, get_task
+from converse_jax.tasks import Task, get_task, score_images
 from converse_jax.utils.validate import check_int
 
 __all__ = ["EvalResult", "ImageResult", "evaluate"]
@@ -175,10 +175,7 @@ def _check_options(
     """Refuse options that do not apply to the task; returns the loaded kernel (or None) and the noise level."""
     if limit is not None:
         check_int(limit, "limit")
-    if scale is not None and (not task.upscales or scale != spec_scale):
-        expected = f"{spec_scale} (its factor)" if task.upscales else "None (the protocol uses sf = 1)"
-        raise ValueError(f"scale: {model_name} ({task.name}) supports only scale={expected}, got {scale!r}")
-    noise = task.check_request(model_name, sigma=sigma, kernel=kernel)
+    noise = task.check_request(model_name, sigma=sigma, kernel=kernel, scale=scale, model_scale=spec_scale)
     return (None if kernel is None else load_kernel(kernel)), noise
 
 
@@ -275,16 +272,24 @@ def evaluate(
     fn = restorer.function(k if task.takes_kernel else None, x8=x8)
     rows: list[ImageResult] = []
     bar = tqdm(files, desc=f"{model_name} {setting}", unit="img", disable=not progress)
-    for file in bar:
-        img = reader.read(file)
-        if img is None:
-            continue
-        truth, x = task.degrade(img, scale=restorer.scale, sigma=noise, kernel=k)
-        restored = single2uint(np.asarray(fn(jnp.asarray(x[None])))[0])
-        rows.append(ImageResult(file.name, **task.scores(restored, truth, restorer.scale)))
+
+    def examples():
+        for file in bar:
+            img = reader.read(file)
+            if img is not None:
+                truth, x = task.degrade(img, scale=restorer.scale, sigma=noise, kernel=k)
+                yield {"name": file.name, "file": file, "input": x, "truth": truth}
+
+    def restore(ex):
+        return np.asarray(fn(jnp.asarray(ex["input"][None])))[0]
+
+    for scored in score_images(task, restore, examples(), scale=restorer.scale):
+        rows.append(ImageResult(scored.name, **scored.scores))
         bar.set_postfix(psnr=f"{np.mean([r.psnr for r in rows]):.3f}")
         if save_images:
-            write_png(out / "images" / f"{file.stem}.png", _panel(task, restorer.scale, x, restored, truth))
+            ex = scored.example
+            panel = _panel(task, restorer.scale, ex["input"], scored.restored, ex["truth"])
+            write_png(out / "images" / f"{ex['file'].stem}.png", panel)
     with_y = "psnr_y" in task.metric_names(restorer.in_channels)
     result = _result(model_name, task.name, setting, rows, with_y, out, time.perf_counter() - start, tuple(reader.skipped))
     settings = {

@@ -26,7 +26,7 @@ from jax.sharding import Mesh
 
 from converse_jax.train.losses import l1_loss
 from converse_jax.protocol.degradations import single2uint
-from converse_jax.tasks import get_task, takes_train_flag
+from converse_jax.tasks import get_task, mean_scores, score_images, takes_train_flag
 from converse_jax.train.mesh import batch_sharding, replicate, replicated_sharding, to_host
 from converse_jax.train.optim import ema_update
 from converse_jax.train.state import TrainState
@@ -266,9 +266,10 @@ def evaluate(
 ) -> dict[str, Any]:
     """PSNR/SSIM of the network on full validation images, the evaluation protocol's way.
 
-    Each output is clipped to [0, 1], ×255, rounded to uint8 (``single2uint``) and compared
-    with the uint8 target by the task's :meth:`~converse_jax.tasks.Task.scores` (PSNR/SSIM on RGB
-    or gray with the task's border; for RGB SR also ``psnr_y``/``ssim_y``, the paper's metric).
+    Scored by :func:`converse_jax.tasks.score_images` (the loop ``converse-jax evaluate`` uses):
+    each output is clipped to [0, 1], ×255, rounded to uint8 (``single2uint``) and compared with
+    the uint8 target by the task's :meth:`~converse_jax.tasks.Task.scores` (PSNR/SSIM on RGB or
+    gray with the task's border; for RGB SR also ``psnr_y``/``ssim_y``, the paper's metric).
 
     Args:
       predict: from :func:`make_predict_fn`.
@@ -300,12 +301,14 @@ def evaluate(
     if not eval_set:
         raise ValueError("eval_set must hold at least one image")
     task = get_task(task)
-    rows, scores = [], []
-    for ex in eval_set:
+
+    def restore(ex: dict[str, Any]) -> np.ndarray:
         inputs = {"input": replicate(ex["input"][None].astype(np.float32), mesh)}
         if task.takes_kernel:
             inputs["kernel"] = replicate(ex["kernel"][None].astype(np.float32), mesh)
-        restored = single2uint(to_host(predict(variables, inputs))[0])
-        scores.append(task.scores(restored, single2uint(np.asarray(ex["target"], np.float32)), scale))
-        rows.append((ex["name"], scores[-1]["psnr"], scores[-1]["ssim"]))
-    return {**{k: float(np.mean([row[k] for row in scores])) for k in scores[0]}, "per_image": rows}
+        return to_host(predict(variables, inputs))[0]
+
+    examples = ({**ex, "truth": single2uint(np.asarray(ex["target"], np.float32))} for ex in eval_set)
+    rows = list(score_images(task, restore, examples, scale=scale))
+    per_image = [(row.name, row.scores["psnr"], row.scores["ssim"]) for row in rows]
+    return {**mean_scores(rows), "per_image": per_image}

@@ -12,7 +12,7 @@ import math
 import numbers
 import operator
 
-__all__ = ["check_int", "check_level"]
+__all__ = ["check_int", "check_level", "check_level_range"]
 
 
 def check_int(value: object, name: str, minimum: int = 1, below: int | None = None) -> int:
@@ -52,3 +52,23 @@ def check_level(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value >= 0):
         raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
     return float(value)
+
+
+def check_level_range(value: object, name: str) -> tuple[float, float]:
+    """A range ``(low, high)`` of noise levels (0..255 scale), each checked by :func:`check_level`, low <= high.
+
+    >>> check_level_range([0, 25], "noise_range")
+    (0.0, 25.0)
+    >>> check_level_range((30, 10), "sigma_range")
+    Traceback (most recent call last):
+    ...
+    ValueError: sigma_range: expected low <= high, got (30, 10)
+    """
+    try:
+        low, high = value  # type: ignore[misc]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a pair (low, high) on the 0..255 scale, got {value!r}") from None
+    low, high = check_level(low, name), check_level(high, name)
+    if low > high:
+        raise ValueError(f"{name}: expected low <= high, got {value!r}")
+    return low, high

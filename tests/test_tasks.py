@@ -1,4 +1,6 @@
-"""Tests of converse_jax.data.tasks: training and validation degradations."""
+"""The tasks' training degradations (through the pipeline's crop and augmentation,
+:class:`converse_jax.data.TrainDegradation`) and validation examples, against independent
+references (SciPy's circular convolution, the legacy seed-0 noise, MATLAB-bicubic imresize)."""
 
 from __future__ import annotations
 
@@ -6,16 +8,29 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from converse_jax.data import TrainDegradation, default_data_config
 from converse_jax.data.augment import NUM_MODES, augment
-from converse_jax.data.tasks import (
-    TrainDegradation,
-    deblur_example,
-    denoise_example,
-    sr_example,
-    validation_example,
-)
 from converse_jax.protocol.degradations import uint2single
 from converse_jax.protocol.imresize import imresize
+from converse_jax.tasks import get_task
+
+
+def denoise_example(hr, rng, *, patch_size, **options):
+    return TrainDegradation("denoise", patch_size, options)(hr, rng)
+
+
+def sr_example(hr, rng, *, patch_size, scale):
+    return TrainDegradation("sr", patch_size, {"scale": scale})(hr, rng)
+
+
+def deblur_example(hr, rng, *, patch_size, **options):
+    return TrainDegradation("deblur", patch_size, options)(hr, rng)
+
+
+def validation_example(img, task, index=0, **fields):
+    cfg = default_data_config(task)
+    cfg.update(fields)
+    return get_task(task).validation_example(img, cfg, index)
 
 
 @pytest.fixture(scope="module")
@@ -125,26 +140,26 @@ def test_deblur_noise_free_is_exact_blur(hr):
 
 
 def test_train_degradation_dispatch_and_checks(hr):
-    deg = TrainDegradation(task="sr", patch_size=16, scale=2)
+    deg = TrainDegradation("sr", 16, {"scale": 2})
     ex = deg(hr, np.random.default_rng(0))
     ref = sr_example(hr, np.random.default_rng(0), patch_size=16, scale=2)
     np.testing.assert_array_equal(ex["input"], ref["input"])
     with pytest.raises(ValueError, match="task"):
-        TrainDegradation(task="inpaint", patch_size=16)
+        TrainDegradation("inpaint", 16)
     with pytest.raises(ValueError, match="multiple of scale"):
-        TrainDegradation(task="sr", patch_size=18, scale=4)
+        TrainDegradation("sr", 18, {"scale": 4})
     with pytest.raises(ValueError, match="kernel_size"):
-        TrainDegradation(task="deblur", patch_size=16, kernel_size=6)
+        TrainDegradation("deblur", 16, {"kernel_size": 6})
     with pytest.raises(ValueError, match="sigma"):
-        TrainDegradation(task="denoise", patch_size=16, sigma=None)
+        TrainDegradation("denoise", 16, {"sigma": None})
     with pytest.raises(ValueError, match="sigma_range"):
-        TrainDegradation(task="denoise", patch_size=16, sigma_range=(30, 10))
+        TrainDegradation("denoise", 16, {"sigma_range": (30, 10)})
     with pytest.raises(ValueError, match="noise_range"):
-        TrainDegradation(task="deblur", patch_size=16, noise_range=(0, -1))
+        TrainDegradation("deblur", 16, {"noise_range": (0, -1)})
     with pytest.raises(ValueError, match="hr"):
         deg(hr.astype(np.float32), np.random.default_rng(0))
     with pytest.raises(ValueError, match="smaller than the crop"):
-        TrainDegradation(task="denoise", patch_size=64)(hr, np.random.default_rng(0))
+        TrainDegradation("denoise", 64)(hr, np.random.default_rng(0))
 
 
 def test_validation_examples(hr):
@@ -154,20 +169,19 @@ def test_validation_examples(hr):
         den["input"], (uint2single(hr).astype(np.float64) + noise).astype(np.float32)
     )
     np.testing.assert_array_equal(den["target"], uint2single(hr))
+    with pytest.raises(ValueError, match="sigma must be set"):
+        validation_example(hr, "denoise", sigma=None)
 
     sr = validation_example(hr[:46, :59], "sr", scale=4)
     assert sr["target"].shape == (44, 56, 3) and sr["input"].shape == (11, 14, 3)
     np.testing.assert_array_equal(sr["input"], imresize(sr["target"], 1 / 4, True, precision="float32"))
 
-    k = np.zeros((7, 7))
-    k[3, 3] = 1.0  # identity blur: the input is the (modcropped) image plus seed-0 noise
-    db = validation_example(hr, "deblur", kernel=k, noise=2.55)
-    assert db["target"].shape == (48, 56, 3) and db["kernel"].dtype == np.float32
-    expected = uint2single(hr[:48, :56]).astype(np.float64) + np.random.RandomState(0).normal(
-        0, 2.55 / 255, (48, 56, 3)
-    )
-    np.testing.assert_array_equal(db["input"], expected.astype(np.float32))
-    with pytest.raises(ValueError, match="kernel"):
-        validation_example(hr, "deblur")
-    with pytest.raises(ValueError, match="task"):
-        validation_example(hr, "jpeg")
+    # Deblurring: image i is blurred with random_blur_kernel(default_rng(i)), then seed-0 noise.
+    db = validation_example(hr, "deblur", index=3, val_noise=0.0)
+    k = db["kernel"]
+    assert db["target"].shape == (48, 56, 3) and k.dtype == np.float32 and k.shape == (7, 7)
+    truth = hr[:48, :56]
+    blurred = np.stack([ndimage.convolve(truth[..., c].astype(np.float64), k.astype(np.float64), mode="wrap")
+                        for c in range(3)], -1)  # fmt: skip
+    np.testing.assert_allclose(db["input"] * 255, np.trunc(blurred), atol=1e-3)  # the truncating uint8 store
+    assert not np.array_equal(k, validation_example(hr, "deblur", index=4)["kernel"])
