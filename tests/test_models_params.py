@@ -31,22 +31,9 @@ from converse_jax.nn.baselines import (
     upsample_nearest,
 )
 
-# Counts from building the official PyTorch modules (golden README §3, paper_notes §2–4).
-EXPECTED_PARAMS = {
-    "converse_dncnn": 796_353,
-    "converse_srresnet": 699_072,
-    "conversenet": 243_267,
-    "converse_usrnet": 307_987,
-    "dncnn": 557_057,
-    "conv_dncnn": 734_913,
-    "convt_dncnn": 734_913,
-    "msrresnet": 1_517_571,
-    "conv_srresnet": 625_603,
-    "convt_srresnet": 628_291,  # k5/p2 blocks (our choice; k3/p1 would give 593,475)
-    "converseup_msrresnet": 1_296_643,
-    "convnet": 243_267,
-    "conv_usrnet": 307_923,  # our documented construction
-}
+# The zoo as registered (the records hold the parameter counts: from building the official
+# PyTorch modules, golden README §3, paper_notes §2–4; conv_usrnet's is our documented construction).
+ZOO = list_models()
 
 # Small variants of the baselines for the compute tests.
 SMALL = {
@@ -69,21 +56,23 @@ def _abstract(name: str, remat: bool = False) -> dict:
 
 
 def test_registry_lists_every_network():
-    assert set(list_models()) == set(EXPECTED_PARAMS)
-    assert list_models("sr") == sorted(n for n in EXPECTED_PARAMS if "srresnet" in n)
+    assert len(ZOO) == 13 and list_models("sr") == sorted(n for n in ZOO if "srresnet" in n)
     assert set(list_models("deblur_nonblind")) == {"converse_usrnet", "conv_usrnet"}
-    released = {n for n, s in MODELS.items() if s.checkpoint}
-    assert released == {"converse_dncnn", "converse_srresnet", "conversenet", "converse_usrnet"}
+    released = {n for n, s in MODELS.items() if s.pretrained is not None}
+    assert released == set(list_models(pretrained=True)) == {"converse_dncnn", "converse_srresnet", "conversenet", "converse_usrnet"}
+    for name in released:  # the record names the official file of the network, at its release iteration
+        assert MODELS[name].pretrained.file == f"{name}.pth" and MODELS[name].pretrained.release_iteration > 500_000
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_PARAMS))
+@pytest.mark.parametrize("name", ZOO)
 def test_param_count(name):
+    """The record's count is the parameter count of the network built with its defaults."""
     spec = MODELS[name]
     variables = _abstract(name)
-    assert count_params(variables["params"]) == EXPECTED_PARAMS[name] == spec.param_count
+    assert spec.param_count is not None and count_params(variables["params"]) == spec.param_count
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_PARAMS))
+@pytest.mark.parametrize("name", ZOO)
 def test_output_shape(name):
     """Full-size networks traced on a 12×16 input (no compute): shape and dtype."""
     spec = MODELS[name]
@@ -137,7 +126,7 @@ def _random_inputs(model, key, batch=2, size=8):
     return (x,) + extra
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_PARAMS))
+@pytest.mark.parametrize("name", ZOO)
 def test_remat_keeps_the_variable_tree(name):
     plain = _abstract(name)
     remat = _abstract(name, remat=True)

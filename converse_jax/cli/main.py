@@ -98,9 +98,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
             s.task,
             f"x{s.scale}",
             str(s.in_channels),
-            f"{s.param_count:,}",
+            "-" if s.param_count is None else f"{s.param_count:,}",
             "-" if s.paper_param_count is None else f"{s.paper_param_count:,}",
-            s.checkpoint or "-",
+            "-" if s.pretrained is None else s.pretrained.file,
         )
         for s in sorted(MODELS.values(), key=lambda s: (s.task, s.name))
     ]

@@ -48,7 +48,7 @@ from tqdm import tqdm
 
 from converse_jax.inference.batch import check_writable_folder
 from converse_jax.data.sources import to_channels
-from converse_jax.models.registry import get_spec
+from converse_jax.models.registry import MODELS, ShowcaseRow, get_spec
 from converse_jax.protocol import calculate_psnr, random_blur_kernel, single2uint
 from converse_jax.inference.restore import Restorer, write_png
 from converse_jax.utils.validate import check_int
@@ -60,35 +60,22 @@ GAP = 8
 
 
 @dataclass(frozen=True)
-class Case:
-    """One row of the figure.
-
-    Attributes:
-      model: registry name; the checkpoint is ``<model>.pth`` in the weights folder.
-      title: the network's name in the paper, shown in the captions.
-      image: name of the ``skimage.data`` sample photograph.
-      centre: centre of the crop as fractions of the photograph's (height, width); the crop is
-        moved inside the photograph where it would stick out.
-      degraded: caption of the degraded panel.
+class Case(ShowcaseRow):
+    """One row of the figure: a network's :class:`~converse_jax.models.ShowcaseRow` (title, sample
+    photograph, crop centre, caption) and its registry name ``model`` (the checkpoint is
+    ``<model>.pth`` in the weights folder).
 
     >>> [(case.model, case.image) for case in CASES][:2]
     [('converse_dncnn', 'astronaut'), ('converse_srresnet', 'astronaut')]
     """
 
     model: str
-    title: str
-    image: str
-    centre: tuple[float, float]
-    degraded: str
 
 
-CASES: tuple[Case, ...] = (
-    Case("converse_dncnn", "Converse-DnCNN", "astronaut", (0.25, 0.44), "noisy, sigma 25"),
-    Case("converse_srresnet", "Converse-SRResNet", "astronaut", (0.72, 0.42), "bicubic x4 input"),
-    Case("conversenet", "ConverseNet", "coffee", (0.3, 0.7), "blurred + noise"),
-    Case("converse_usrnet", "Converse-USRNet", "rocket", (0.45, 0.5), "blurred + noise"),
+CASES: tuple[Case, ...] = tuple(
+    Case(**vars(spec.showcase), model=spec.name) for spec in MODELS.values() if spec.showcase is not None
 )
-"""The four rows, top to bottom."""
+"""The rows, top to bottom: the networks whose record has a showcase row, in registration order."""
 
 
 @dataclass(frozen=True)

@@ -89,8 +89,8 @@ def export_restorer(
       (1, 40, 24, 1)
       >>> tmp.cleanup()
     """
-    from converse_jax.models.registry import get_spec
-    from converse_jax.pretrained.load import arch_of, load
+    from converse_jax.models.registry import spec_of
+    from converse_jax.pretrained.load import load
     from converse_jax.tasks import get_task
     from converse_jax.utils.validate import check_int
 
@@ -99,8 +99,8 @@ def export_restorer(
     if not out.parent.is_dir():
         raise ValueError(f"out: folder {out.parent} does not exist")
     module, variables = load(weights, arch=model)
-    spec = get_spec(arch_of(module))
-    channels = int(getattr(module, "in_channels", spec.in_channels))
+    spec = spec_of(module)
+    channels = int(spec.data_values(module)["channels"])
     task = get_task(spec.task)
     nonblind = task.takes_kernel
 

@@ -124,8 +124,9 @@ class Restorer:
         self.variables = jax.device_put(variables)
         self.task: str = self.spec.task
         self.kind: Task = get_task(self.task)
-        self.in_channels: int = int(getattr(module, "in_channels", self.spec.in_channels))
-        self.scale: int = self.spec.scale
+        values = self.spec.data_values(module)
+        self.in_channels: int = int(values["channels"])
+        self.scale: int = int(values["scale"])
 
     def __call__(self, x: jax.Array | np.ndarray, kernel: jax.Array | np.ndarray | None = None) -> jax.Array:
         """Apply the network to ``x`` (N, H, W, in_channels) float32 in [0, 1].

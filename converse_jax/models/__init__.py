@@ -1,4 +1,9 @@
-"""The ConverseNet model zoo and its baselines (Flax linen, NHWC), with a name registry.
+"""The ConverseNet model zoo and its baselines (Flax linen, NHWC), each registered with its record.
+
+Each network module (:mod:`~converse_jax.models.dncnn`, :mod:`~converse_jax.models.srresnet`,
+:mod:`~converse_jax.models.deblur`, :mod:`~converse_jax.models.usrnet`) registers its classes with
+:func:`register_model` (:mod:`converse_jax.models.registry`); importing this package registers
+the zoo. A network of your own registers the same way (``docs/zoo.md``).
 
 >>> from converse_jax.models import get_model, example_inputs
 >>> import jax
@@ -8,12 +13,11 @@
 (1, 16, 16, 3)
 """
 
-from converse_jax.models.deblur import ConverseNet, ConvNet
-from converse_jax.models.dncnn import ConvBNReLU, ConvDnCNN, ConverseDnCNN, ConvTDnCNN, DnCNN
 from converse_jax.models.registry import (
     MODELS,
-    TASKS,
     ModelSpec,
+    PretrainedCfg,
+    ShowcaseRow,
     abstract_variables,
     count_params,
     example_inputs,
@@ -21,7 +25,13 @@ from converse_jax.models.registry import (
     get_spec,
     list_models,
     model_fields,
+    official_weights,
+    register_model,
+    spec_of,
 )
+
+# The network modules register their records when imported, in this order (the listing order).
+from converse_jax.models.dncnn import ConvBNReLU, ConvDnCNN, ConverseDnCNN, ConvTDnCNN, DnCNN  # noqa: I001
 from converse_jax.models.srresnet import (
     ConverseSRResNet,
     ConverseUpMSRResNet,
@@ -29,6 +39,7 @@ from converse_jax.models.srresnet import (
     ConvTSRResNet,
     MSRResNet,
 )
+from converse_jax.models.deblur import ConverseNet, ConvNet
 from converse_jax.models.usrnet import (
     ConverseUSRNet,
     ConvUSRNet,
@@ -40,7 +51,6 @@ from converse_jax.models.usrnet import (
 
 __all__ = [
     "MODELS",
-    "TASKS",
     "ConvBNReLU",
     "ConvDnCNN",
     "ConvNet",
@@ -59,6 +69,8 @@ __all__ = [
     "KernelNet",
     "MSRResNet",
     "ModelSpec",
+    "PretrainedCfg",
+    "ShowcaseRow",
     "abstract_variables",
     "circular_conv_per_sample",
     "count_params",
@@ -67,4 +79,7 @@ __all__ = [
     "get_spec",
     "list_models",
     "model_fields",
+    "official_weights",
+    "register_model",
+    "spec_of",
 ]

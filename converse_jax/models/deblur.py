@@ -13,6 +13,7 @@ bias (official stack init), head/tail PyTorch's default U(±1/√fan_in).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import flax.linen as nn
@@ -20,11 +21,41 @@ import jax
 import jax.numpy as jnp
 
 from converse_jax.models.common import check_image, conv1x1, make_blocks
+from converse_jax.models.registry import ShowcaseRow, official_weights, register_model
+from converse_jax.models.torch_names import TorchNames, TorchRule, block_rules, converse_at
 from converse_jax.nn.baselines import ConvBlock
 from converse_jax.nn.converse import ConverseBlock
 from converse_jax.nn.precision import precision
 
 
+def _deblur_rules(spatial: str) -> list[TorchRule]:
+    """The official ``ConverseNet`` names: ``conv1``, the shared stack ``p.m_body.i``, ``conv2``."""
+    return [
+        TorchRule("head", "conv1", "conv1x1"),
+        *block_rules(r"blocks_(\d+)", "p.m_body.{0}", spatial),
+        TorchRule("tail", "conv2", "conv1x1"),
+    ]
+
+
+def _deblur_names(spatial: str) -> TorchNames:
+    body = "p.m_body.0.conv1.3.weight"
+
+    def signature(s: Mapping[str, tuple[int, ...]]) -> bool:
+        return body in s and "kernelnet.fc1.weight" not in s and converse_at(s, body) == (spatial == "converse")
+
+    return TorchNames(lambda model: _deblur_rules(spatial), signature)
+
+
+@register_model(
+    "conversenet", task="deblur", in_channels=3,
+    description="ConverseNet: shared 7-ConverseBlock stack applied 5 times, released weights",
+    param_count=243_267, paper_param_count=243_267,
+    pretrained=official_weights(
+        "conversenet.pth", "603cbb29075178410db9ab6166b247d2ddff32f349c59a7e1763c46feca270bd", 1_185_000
+    ),
+    torch_names=_deblur_names("converse"),
+    showcase=ShowcaseRow("ConverseNet", "coffee", (0.3, 0.7), "blurred + noise"),
+)  # fmt: skip
 class ConverseNet(nn.Module):
     """ConverseNet: (N, H, W, in_channels) blurred -> (N, H, W, in_channels) restored.
 
@@ -89,6 +120,11 @@ class ConverseNet(nn.Module):
         return self.tail(y).astype(x.dtype)
 
 
+@register_model(
+    "convnet", task="deblur", in_channels=3,
+    description="ConvNet baseline: shared 7-ConvBlock stack (k3, p1, circular) applied 5 times",
+    param_count=243_267, torch_names=_deblur_names("conv"),
+)  # fmt: skip
 class ConvNet(ConverseNet):
     """ConvNet: :class:`ConverseNet` with :class:`ConvBlock` (depthwise k3, p1, circular);
     (N, H, W, in_channels) -> (N, H, W, in_channels).

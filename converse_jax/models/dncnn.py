@@ -22,11 +22,48 @@ import jax
 import jax.numpy as jnp
 
 from converse_jax.models.common import check_image, conv1x1, make_blocks
+from converse_jax.models.registry import ShowcaseRow, official_weights, register_model
+from converse_jax.models.torch_names import TorchNames, TorchRule, block_rules, converse_at
 from converse_jax.nn.baselines import Conv2D, ConvBlock, ConvTBlock
 from converse_jax.nn.converse import ConverseBlock
 from converse_jax.nn.precision import precision
 
 
+def _block_net_names(spatial: str) -> TorchNames:
+    """The official ``ConverseDnCNN`` names (``m_head``, ``m_body.i``, ``m_tail``) with ``spatial`` blocks."""
+    body = "m_body.0.conv1.3.weight"
+
+    def rules(model: nn.Module) -> list[TorchRule]:
+        return [
+            TorchRule("head", "m_head.0", "conv1x1"),
+            *block_rules(r"blocks_(\d+)", "m_body.{0}", spatial),
+            TorchRule("tail", "m_tail.0", "conv1x1"),
+        ]
+
+    return TorchNames(rules, lambda s: "m_head.0.weight" in s and body in s and converse_at(s, body) == (spatial == "converse"))
+
+
+def _kair_dncnn_rules(model: nn.Module) -> list[TorchRule]:
+    """KAIR ``DnCNN``'s sequential names: ``model.<i>`` (conv, BatchNorm, ReLU triplets)."""
+    tail = 2 + 3 * (model.num_layers - 2)
+    return [
+        TorchRule("head", "model.0", "conv"),
+        TorchRule(r"body_(\d+)/conv", lambda m: f"model.{2 + 3 * int(m[1])}", "conv"),
+        TorchRule(r"body_(\d+)/bn", lambda m: f"model.{3 + 3 * int(m[1])}", "bn"),
+        TorchRule("tail", f"model.{tail}", "conv"),
+    ]
+
+
+@register_model(
+    "converse_dncnn", task="denoise", in_channels=1,
+    description="Converse-DnCNN: 20 ConverseBlocks (k7, p6, circular), released weights",
+    param_count=796_353, paper_param_count=734_913,
+    pretrained=official_weights(
+        "converse_dncnn.pth", "3b86c7f6e41a014448f923bc331232e1f45e2eae350dd7f9e18440803d283e89", 1_075_000
+    ),
+    torch_names=_block_net_names("converse"),
+    showcase=ShowcaseRow("Converse-DnCNN", "astronaut", (0.25, 0.44), "noisy, sigma 25"),
+)  # fmt: skip
 class ConverseDnCNN(nn.Module):
     """Converse-DnCNN: (N, H, W, in_channels) noisy -> (N, H, W, in_channels) restored.
 
@@ -86,6 +123,11 @@ class ConverseDnCNN(nn.Module):
         return self.tail(y).astype(x.dtype)
 
 
+@register_model(
+    "conv_dncnn", task="denoise", in_channels=1,
+    description="Conv-DnCNN baseline: 20 ConvBlocks (depthwise k5, p2, circular)",
+    param_count=734_913, paper_param_count=734_913, torch_names=_block_net_names("conv"),
+)  # fmt: skip
 class ConvDnCNN(ConverseDnCNN):
     """Conv-DnCNN: :class:`ConverseDnCNN` with :class:`ConvBlock` (depthwise k5 conv, p2, circular);
     (N, H, W, in_channels) -> (N, H, W, in_channels).
@@ -103,6 +145,11 @@ class ConvDnCNN(ConverseDnCNN):
     block_class: ClassVar[type[nn.Module]] = ConvBlock
 
 
+@register_model(
+    "convt_dncnn", task="denoise", in_channels=1,
+    description="ConvT-DnCNN baseline: 20 ConvTBlocks (depthwise k5 ConvTranspose, p2)",
+    param_count=734_913, paper_param_count=734_913, torch_names=_block_net_names("conv"),
+)  # fmt: skip
 class ConvTDnCNN(ConverseDnCNN):
     """ConvT-DnCNN: :class:`ConverseDnCNN` with :class:`ConvTBlock` (depthwise k5 ConvTranspose,
     p2, zero padding; the official constructor passes a padding mode ConvT_Block does not accept);
@@ -156,6 +203,11 @@ class ConvBNReLU(nn.Module):
         return jax.nn.relu(x)
 
 
+@register_model(
+    "dncnn", task="denoise", in_channels=1, description="DnCNN (KAIR, 17 layers, BatchNorm, residual output)",
+    param_count=557_057, paper_param_count=557_057,
+    torch_names=TorchNames(_kair_dncnn_rules, lambda s: len(s.get("model.0.weight", ())) == 4),
+)  # fmt: skip
 class DnCNN(nn.Module):
     """KAIR DnCNN (nc=64, nb=17, act_mode='BR'): (N, H, W, C) noisy -> (N, H, W, C) restored.
 

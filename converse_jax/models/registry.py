@@ -1,4 +1,10 @@
-"""Registry of the model zoo: names, tasks, parameter counts, construction and example inputs.
+"""The model registry: one :class:`ModelSpec` record per network, registered beside its class.
+
+A network becomes known to every tool (``converse-jax models``/``train``/``evaluate``/``restore``/
+``export``, :func:`converse_jax.pretrained.load`, the recipes of :mod:`converse_jax.configs`) by
+:func:`register_model`, a class decorator (or plain call) that files its record in
+:data:`MODELS`. The zoo's records sit on their classes in ``converse_jax/models/*.py``; a user's
+network registers the same way from any importable module (``docs/zoo.md``).
 
 >>> from converse_jax.models import get_model, list_models
 >>> get_model("converse_dncnn", features=16, num_blocks=4).num_blocks
@@ -17,112 +23,251 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from converse_jax.models.deblur import ConverseNet, ConvNet
-from converse_jax.models.dncnn import ConvDnCNN, ConverseDnCNN, ConvTDnCNN, DnCNN
-from converse_jax.models.srresnet import (
-    ConverseSRResNet,
-    ConverseUpMSRResNet,
-    ConvSRResNet,
-    ConvTSRResNet,
-    MSRResNet,
-)
-from converse_jax.models.usrnet import ConverseUSRNet, ConvUSRNet
-from converse_jax.tasks import TASKS as _TASK_DEFINITIONS
+from converse_jax.models.torch_names import TorchNames
+from converse_jax.tasks import get_task
 
-TASKS: tuple[str, ...] = tuple(_TASK_DEFINITIONS)  # the tasks of converse_jax.tasks, defined there
+__all__ = [
+    "MODELS",
+    "ModelSpec",
+    "PretrainedCfg",
+    "ShowcaseRow",
+    "abstract_variables",
+    "count_params",
+    "example_inputs",
+    "get_model",
+    "get_spec",
+    "list_models",
+    "model_fields",
+    "official_weights",
+    "register_model",
+    "spec_of",
+]
+
+OFFICIAL_BASE_URL = "https://github.com/cszn/ConverseNet/raw/368aa39cebaa075b04926264c7494d969e8ee835/model_zoo"
+"""The authors' ``model_zoo`` folder at the commit whose checkpoints this project converts."""
+
+
+@dataclass(frozen=True)
+class PretrainedCfg:
+    """Released weights of a network: where they are and how to check them.
+
+    Attributes:
+      file: the file name (``converse_dncnn.pth``); also its name in the download cache.
+      sha256: the file's SHA-256 (hex); every download and every cached copy is checked.
+      url: where to download it (the mirror of ``CONVERSE_JAX_WEIGHTS_URL`` replaces all but the
+        file name).
+      release_iteration: the training iteration of the released file (``<iter>_G.pth``), or None.
+
+    Example:
+      >>> cfg = official_weights("net.pth", "0" * 64, 1000)
+      >>> cfg.url.endswith("/model_zoo/net.pth"), cfg.release_iteration
+      (True, 1000)
+    """
+
+    file: str
+    sha256: str
+    url: str
+    release_iteration: int | None = None
+
+
+def official_weights(file: str, sha256: str, release_iteration: int) -> PretrainedCfg:
+    """The :class:`PretrainedCfg` of a checkpoint of the authors' release (:data:`OFFICIAL_BASE_URL`).
+
+    >>> official_weights("conversenet.pth", "ab" * 32, 1_185_000).file
+    'conversenet.pth'
+    """
+    return PretrainedCfg(file, sha256, f"{OFFICIAL_BASE_URL}/{file}", release_iteration)
+
+
+@dataclass(frozen=True)
+class ShowcaseRow:
+    """A network's row of the showcase figure (:mod:`converse_jax.cli.showcase`).
+
+    Attributes:
+      title: the network's name in the paper, shown in the captions.
+      image: name of the ``skimage.data`` sample photograph.
+      centre: centre of the crop as fractions of the photograph's (height, width); the crop is
+        moved inside the photograph where it would stick out.
+      degraded: caption of the degraded panel.
+
+    Example:
+      >>> ShowcaseRow("ConverseNet", "coffee", (0.3, 0.7), "blurred + noise").image
+      'coffee'
+    """
+
+    title: str
+    image: str
+    centre: tuple[float, float]
+    degraded: str
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One entry of :data:`MODELS`.
+    """Everything the tools need to know about one network: the record of :data:`MODELS`.
 
     Attributes:
       name: registry name.
       cls: the Flax module class; ``cls(**overrides)`` builds it.
-      task: 'denoise' | 'sr' | 'deblur' (blind) | 'deblur_nonblind' (takes the kernel).
+      task: the name of its :class:`~converse_jax.tasks.Task` (``'denoise'``, ``'sr'``,
+        ``'deblur'`` (blind), ``'deblur_nonblind'`` (takes the kernel), ...).
       in_channels: image channels of the default network.
       scale: output/input size ratio of the default network.
       description: one line.
-      param_count: parameters of the network built with its defaults.
+      param_count: parameters of the network built with its defaults (None: not stated).
       paper_param_count: the paper's / upstream table's figure, None where none is known.
-      checkpoint: file name of the released official weights (``<name>.pth``), or None.
+      pretrained: the released weights (:class:`PretrainedCfg`), or None.
+      torch_names: how its PyTorch twin names its tensors (:class:`TorchNames`), or None (no
+        PyTorch conversion).
+      showcase: its row of the showcase figure (:class:`ShowcaseRow`), or None.
+      data_hparams: data-config field -> the hyper-parameter of the module that must equal it
+        (``{'channels': 'in_channels', 'scale': 'upscale'}``); see :meth:`data_values`.
+      recipe: training-recipe settings that differ from the task's
+        (:attr:`converse_jax.tasks.Task.recipe`; keyword arguments of
+        :func:`converse_jax.configs.default.base_config`).
 
     Example:
       >>> spec = MODELS["conversenet"]
       >>> spec.cls.__name__, spec.task, spec.in_channels, spec.scale, spec.param_count
       ('ConverseNet', 'deblur', 3, 1, 243267)
-      >>> spec.checkpoint
-      'conversenet.pth'
+      >>> spec.pretrained.file, spec.pretrained.release_iteration, spec.module
+      ('conversenet.pth', 1185000, 'converse_jax.models.deblur')
     """
 
     name: str
     cls: type[nn.Module]
     task: str
     in_channels: int
-    scale: int
-    description: str
-    param_count: int
+    scale: int = 1
+    description: str = ""
+    param_count: int | None = None
     paper_param_count: int | None = None
-    checkpoint: str | None = None
+    pretrained: PretrainedCfg | None = None
+    torch_names: TorchNames | None = None
+    showcase: ShowcaseRow | None = None
+    data_hparams: Mapping[str, str] = field(default_factory=dict)
+    recipe: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def module(self) -> str:
+        """The Python module that defines :attr:`cls` (what a tool imports to find the network again)."""
+        return self.cls.__module__
+
+    def data_values(self, module: nn.Module | None = None) -> dict[str, Any]:
+        """The data-config values a built network needs: ``channels``, ``scale`` and its :attr:`data_hparams`.
+
+        ``channels``/``scale`` are the record's unless a hyper-parameter of the module sets them;
+        ``module`` None: the network built with its defaults.
+
+        >>> MODELS["converse_srresnet"].data_values(get_model("converse_srresnet", upscale=2))
+        {'channels': 3, 'scale': 2}
+        """
+        module = self.cls() if module is None else module
+        values = {"channels": self.in_channels, "scale": self.scale}
+        return values | {data_field: getattr(module, hparam) for data_field, hparam in self.data_hparams.items()}
 
 
-_SPECS = (
-    ModelSpec("converse_dncnn", ConverseDnCNN, "denoise", 1, 1,
-              "Converse-DnCNN: 20 ConverseBlocks (k7, p6, circular), released weights",
-              796_353, 734_913, "converse_dncnn.pth"),
-    ModelSpec("conv_dncnn", ConvDnCNN, "denoise", 1, 1,
-              "Conv-DnCNN baseline: 20 ConvBlocks (depthwise k5, p2, circular)", 734_913, 734_913),
-    ModelSpec("convt_dncnn", ConvTDnCNN, "denoise", 1, 1,
-              "ConvT-DnCNN baseline: 20 ConvTBlocks (depthwise k5 ConvTranspose, p2)", 734_913, 734_913),
-    ModelSpec("dncnn", DnCNN, "denoise", 1, 1,
-              "DnCNN (KAIR, 17 layers, BatchNorm, residual output)", 557_057, 557_057),
-    ModelSpec("converse_srresnet", ConverseSRResNet, "sr", 3, 4,
-              "Converse-SRResNet x4: ConverseBlocks + Converse2D x2 up-samplers, released weights",
-              699_072, 694_208, "converse_srresnet.pth"),
-    ModelSpec("conv_srresnet", ConvSRResNet, "sr", 3, 4,
-              "Conv-SRResNet x4 baseline: ConvBlocks + nearest/depthwise-conv up-samplers", 625_603),
-    ModelSpec("convt_srresnet", ConvTSRResNet, "sr", 3, 4,
-              "ConvT-SRResNet x4 baseline: ConvTBlocks (k5/p2 chosen) + ConvTranspose up-samplers",
-              628_291),
-    ModelSpec("msrresnet", MSRResNet, "sr", 3, 4,
-              "MSRResNet x4 (KAIR MSRResNet1): residual blocks + PixelShuffle", 1_517_571),
-    ModelSpec("converseup_msrresnet", ConverseUpMSRResNet, "sr", 3, 4,
-              "MSRResNet x4 with Converse2D up-samplers (up-sampler ablation)", 1_296_643),
-    ModelSpec("conversenet", ConverseNet, "deblur", 3, 1,
-              "ConverseNet: shared 7-ConverseBlock stack applied 5 times, released weights",
-              243_267, 243_267, "conversenet.pth"),
-    ModelSpec("convnet", ConvNet, "deblur", 3, 1,
-              "ConvNet baseline: shared 7-ConvBlock stack (k3, p1, circular) applied 5 times", 243_267),
-    ModelSpec("converse_usrnet", ConverseUSRNet, "deblur_nonblind", 3, 1,
-              "Converse-USRNet: KernelNet + per-sample reverse-convolution data steps, released weights",
-              307_987, 307_091, "converse_usrnet.pth"),
-    ModelSpec("conv_usrnet", ConvUSRNet, "deblur_nonblind", 3, 1,
-              "Conv-USRNet (plausible construction): conv blocks + per-sample convolution data steps",
-              307_923),
-)
-
-MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
+MODELS: dict[str, ModelSpec] = {}
+"""The registered networks by name, in registration order (:func:`register_model`)."""
 
 
-def list_models(task: str | None = None) -> list[str]:
-    """Registry names, sorted; only those of ``task`` (one of :data:`TASKS`) when given.
+def model_fields(cls: type[nn.Module]) -> list[str]:
+    """The hyper-parameter attribute names of a model class (its dataclass fields), in order.
+
+    Example:
+      >>> from converse_jax.models import DnCNN
+      >>> model_fields(DnCNN)
+      ['in_channels', 'features', 'num_layers', 'remat', 'dtype', 'param_dtype']
+    """
+    return [f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")]
+
+
+def register_model(
+    name: str,
+    cls: type[nn.Module] | None = None,
+    *,
+    task: str,
+    in_channels: int,
+    scale: int = 1,
+    description: str = "",
+    data_hparams: Mapping[str, str] | None = None,
+    **record: Any,
+) -> Callable[[type[nn.Module]], type[nn.Module]] | type[nn.Module]:
+    """Register a Flax linen module class as network ``name``: a class decorator, or a call with ``cls``.
+
+    Args:
+      name: the registry name (what ``get_model``, ``--model``, ``config.model`` use).
+      cls: the module class (omit to decorate).
+      task: a registered task's name (:func:`converse_jax.tasks.list_tasks`).
+      in_channels: image channels of the network built with its defaults.
+      scale: output/input size ratio of the network built with its defaults.
+      description: one line for ``converse-jax models``.
+      data_hparams: data-config field -> hyper-parameter that sets it (default:
+        ``{'channels': 'in_channels'}`` where the class has an ``in_channels`` field).
+      **record: the other :class:`ModelSpec` fields (``param_count``, ``pretrained``,
+        ``torch_names``, ``showcase``, ``recipe``, ...).
+
+    Returns:
+      the class (so the decorator leaves it as it was).
+
+    Raises:
+      ValueError: an unknown task, a class that is not a linen module, or ``name`` taken by
+        another class (registering the same class again, e.g. a module imported twice, replaces it).
+
+    Example:
+      >>> import flax.linen as nn
+      >>> @register_model("tiny_denoiser", task="denoise", in_channels=1, description="a 3x3 conv")
+      ... class TinyDenoiser(nn.Module):
+      ...     in_channels: int = 1
+      ...     @nn.compact
+      ...     def __call__(self, x):
+      ...         return x - nn.Conv(self.in_channels, (3, 3))(x)
+      >>> spec = get_spec("tiny_denoiser")
+      >>> spec.cls is TinyDenoiser, spec.data_hparams, count_params(abstract_variables(get_model("tiny_denoiser"))["params"])
+      (True, {'channels': 'in_channels'}, 10)
+      >>> del MODELS["tiny_denoiser"]
+    """
+
+    def add(cls: type[nn.Module]) -> type[nn.Module]:
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            raise ValueError(f"{name}: expected a flax.linen.Module class, got {cls!r}")
+        get_task(task)
+        hparams = data_hparams
+        if hparams is None:
+            hparams = {"channels": "in_channels"} if "in_channels" in model_fields(cls) else {}
+        spec = ModelSpec(name, cls, task, in_channels, scale, description, data_hparams=dict(hparams), **record)
+        held = MODELS.get(name)
+        if held is not None and (held.module, held.cls.__qualname__) != (spec.module, cls.__qualname__):
+            raise ValueError(f"{name}: already registered for {held.module}.{held.cls.__qualname__}")
+        MODELS[name] = spec
+        return cls
+
+    return add if cls is None else add(cls)
+
+
+def list_models(task: str | None = None, *, pretrained: bool = False) -> list[str]:
+    """Registry names, sorted; only those of ``task`` when given, only those with released weights with ``pretrained``.
 
     Example:
       >>> list_models("denoise")
       ['conv_dncnn', 'converse_dncnn', 'convt_dncnn', 'dncnn']
-      >>> len(list_models())
-      13
+      >>> len(list_models()), list_models(pretrained=True)
+      (13, ['converse_dncnn', 'converse_srresnet', 'converse_usrnet', 'conversenet'])
     """
-    if task is not None and task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
-    return sorted(name for name, spec in MODELS.items() if task is None or spec.task == task)
+    if task is not None:
+        get_task(task)
+    return sorted(
+        name for name, spec in MODELS.items()
+        if (task is None or spec.task == task) and (spec.pretrained is not None or not pretrained)
+    )  # fmt: skip
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -138,15 +283,17 @@ def get_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
-def model_fields(cls: type[nn.Module]) -> list[str]:
-    """The hyper-parameter attribute names of a model class (its dataclass fields), in order.
+def spec_of(module: nn.Module) -> ModelSpec:
+    """The record of a built network (the one registered for its class).
 
     Example:
-      >>> from converse_jax.models import DnCNN
-      >>> model_fields(DnCNN)
-      ['in_channels', 'features', 'num_layers', 'remat', 'dtype', 'param_dtype']
+      >>> spec_of(get_model("conversenet", num_blocks=2)).name
+      'conversenet'
     """
-    return [f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")]
+    for spec in MODELS.values():
+        if type(module) is spec.cls:
+            return spec
+    raise ValueError(f"module: {type(module).__name__} is not a registered network")
 
 
 def get_model(name: str, **overrides: Any) -> nn.Module:
@@ -173,10 +320,12 @@ def get_model(name: str, **overrides: Any) -> nn.Module:
 
 
 def example_inputs(model: nn.Module, *, batch: int = 1, size: int = 16, dtype: Any = jnp.float32) -> tuple:
-    """Positional inputs for ``model.init`` / ``model.apply`` on a ``size``×``size`` image.
+    """Positional array inputs for ``model.init`` / ``model.apply`` on a ``size``×``size`` image.
 
-    (x,) with x zeros (batch, size, size, in_channels); USRNet models: (x, kernel) with a
-    centred delta kernel (batch, k, k). Enough for initialisation and shape inference.
+    The image, zeros ``(batch, size, size, channels)``, then the placeholders of the extra inputs
+    the model's task passes (:meth:`converse_jax.tasks.Task.placeholder_batch`: a centred delta
+    kernel of the network's ``kernel_size`` for a non-blind deblurrer). Enough for
+    initialisation and shape inference.
 
     Example:
       >>> [a.shape for a in example_inputs(get_model("conversenet"), batch=2, size=8)]
@@ -184,12 +333,11 @@ def example_inputs(model: nn.Module, *, batch: int = 1, size: int = 16, dtype: A
       >>> [a.shape for a in example_inputs(get_model("converse_usrnet"), batch=2, size=8)]
       [(2, 8, 8, 3), (2, 7, 7)]
     """
-    x = jnp.zeros((batch, size, size, model.in_channels), dtype)
-    if isinstance(model, ConverseUSRNet):
-        k = model.blur_kernel_size
-        delta = jnp.zeros((batch, k, k), dtype).at[:, k // 2, k // 2].set(1)
-        return (x, delta)
-    return (x,)
+    spec = spec_of(model)
+    values = spec.data_values(model)
+    x = np.zeros((batch, size, size, values["channels"]), dtype)
+    sizes = {"kernel_size": values["kernel_size"]} if "kernel_size" in values else {}
+    return tuple(get_task(spec.task).placeholder_batch(x, **sizes).values())
 
 
 def abstract_variables(model: nn.Module) -> dict[str, Any]:

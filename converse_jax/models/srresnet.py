@@ -29,6 +29,7 @@ PyTorch's defaults (Converse2D layers: softmax-normal kernel, zero bias).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import flax.linen as nn
@@ -36,6 +37,8 @@ import jax
 import jax.numpy as jnp
 
 from converse_jax.models.common import check_image, conv1x1, make_blocks
+from converse_jax.models.registry import ShowcaseRow, official_weights, register_model
+from converse_jax.models.torch_names import TorchNames, TorchRule, block_rules, converse_at, stage
 from converse_jax.nn.baselines import (
     Conv2D,
     ConvBlock,
@@ -48,6 +51,46 @@ from converse_jax.nn.baselines import (
 )
 from converse_jax.nn.converse import Converse2D, ConverseBlock, dense_init, gelu
 from converse_jax.nn.precision import precision
+
+
+_SR_HPARAMS = {"channels": "in_channels", "scale": "upscale"}
+
+
+def _block_sr_names(spatial: str, up: str, up_shape: Callable[[tuple[int, ...]], bool]) -> TorchNames:
+    """The official block SRResNets' names (``conv_first``, ``conv_body.i``, ``upconvN``, ``upN``,
+    ``conv_hres``, ``conv_last``); ``up_shape`` tells the up-sampler's weight shape apart."""
+    body = "conv_body.0.conv1.3.weight"
+
+    def rules(model: nn.Module) -> list[TorchRule]:
+        return [
+            TorchRule("head", "conv_first", "conv1x1"),
+            *block_rules(r"blocks_(\d+)", "conv_body.{0}", spatial),
+            *block_rules(r"upconvs_(\d+)", stage("upconv{}"), spatial),
+            TorchRule(r"ups_(\d+)", stage("up{}"), up),
+            *block_rules("hres", "conv_hres", spatial),
+            TorchRule("tail", "conv_last", "conv1x1"),
+        ]
+
+    def signature(s: Mapping[str, tuple[int, ...]]) -> bool:
+        return body in s and converse_at(s, body) == (spatial == "converse") and up_shape(tuple(s.get("up1.weight", ())))
+
+    return TorchNames(rules, signature)
+
+
+def _msrresnet_names(converse_up: bool) -> TorchNames:
+    """KAIR ``MSRResNet1``'s names (``recon_trunk.i``, ``upconvN``, ``HRconv``); the ablation adds ``upN``."""
+
+    def rules(model: nn.Module) -> list[TorchRule]:
+        return [
+            TorchRule("head", "conv_first", "conv"),
+            TorchRule(r"blocks_(\d+)/(conv[12])", "recon_trunk.{0}.{1}", "conv"),
+            TorchRule(r"upconvs_(\d+)", stage("upconv{}"), "conv"),
+            TorchRule(r"ups_(\d+)", stage("up{}"), "converse"),
+            TorchRule("hres", "HRconv", "conv"),
+            TorchRule("tail", "conv_last", "conv"),
+        ]
+
+    return TorchNames(rules, lambda s: "recon_trunk.0.conv1.weight" in s and ("up1.weight" in s) == converse_up)
 
 
 def _num_x2_stages(upscale: int, who: str) -> int:
@@ -143,6 +186,16 @@ class _BlockSRResNet(nn.Module):
         return (y + upsample_bilinear(x, self.upscale)).astype(x.dtype)
 
 
+@register_model(
+    "converse_srresnet", task="sr", in_channels=3, scale=4, data_hparams=_SR_HPARAMS,
+    description="Converse-SRResNet x4: ConverseBlocks + Converse2D x2 up-samplers, released weights",
+    param_count=699_072, paper_param_count=694_208,
+    pretrained=official_weights(
+        "converse_srresnet.pth", "ed75a697f1ebb9f9ad6a53b7875bb76098f23b48d87bf6f0b0dd8cde6df81d2f", 585_000
+    ),
+    torch_names=_block_sr_names("converse", "converse", lambda up: True),
+    showcase=ShowcaseRow("Converse-SRResNet", "astronaut", (0.72, 0.42), "bicubic x4 input"),
+)  # fmt: skip
 class ConverseSRResNet(_BlockSRResNet):
     """Converse-SRResNet (official ``ConverseMSRResNet``); see the module docstring.
 
@@ -186,6 +239,11 @@ class ConverseSRResNet(_BlockSRResNet):
         return gelu(self.ups[i](x))
 
 
+@register_model(
+    "conv_srresnet", task="sr", in_channels=3, scale=4, data_hparams=_SR_HPARAMS,
+    description="Conv-SRResNet x4 baseline: ConvBlocks + nearest/depthwise-conv up-samplers", param_count=625_603,
+    torch_names=_block_sr_names("conv", "conv", lambda up: len(up) == 4 and up[-1] == 2),
+)  # fmt: skip
 class ConvSRResNet(_BlockSRResNet):
     """Conv-SRResNet (official ``Conv_Block_MSRResNet``); see the module docstring.
 
@@ -217,6 +275,11 @@ class ConvSRResNet(_BlockSRResNet):
         return gelu(self.ups[i](_pad_hw(upsample_nearest(x, 2), 0, 1)))
 
 
+@register_model(
+    "convt_srresnet", task="sr", in_channels=3, scale=4, data_hparams=_SR_HPARAMS,
+    description="ConvT-SRResNet x4 baseline: ConvTBlocks (k5/p2 chosen) + ConvTranspose up-samplers",
+    param_count=628_291, torch_names=_block_sr_names("conv", "conv", lambda up: len(up) == 4 and up[-1] != 2),
+)  # fmt: skip
 class ConvTSRResNet(_BlockSRResNet):
     """ConvT-SRResNet (official ``ConvT_Block_MSRResNet``, block size chosen here: k5/p2);
     see the module docstring. (N, H, W, in_channels) -> (N, H·upscale, W·upscale, out_channels).
@@ -249,6 +312,11 @@ class ConvTSRResNet(_BlockSRResNet):
         return _pad_hw(gelu(self.ups[i](x)), 1, 0)
 
 
+@register_model(
+    "msrresnet", task="sr", in_channels=3, scale=4, data_hparams=_SR_HPARAMS,
+    description="MSRResNet x4 (KAIR MSRResNet1): residual blocks + PixelShuffle", param_count=1_517_571,
+    torch_names=_msrresnet_names(converse_up=False),
+)  # fmt: skip
 class MSRResNet(nn.Module):
     """KAIR ``MSRResNet1`` (modified SRResNet): (N, H, W, in) -> (N, H·upscale, W·upscale, out).
 
@@ -310,6 +378,11 @@ class MSRResNet(nn.Module):
         return (y + upsample_bilinear(x, self.upscale)).astype(x.dtype)
 
 
+@register_model(
+    "converseup_msrresnet", task="sr", in_channels=3, scale=4, data_hparams=_SR_HPARAMS,
+    description="MSRResNet x4 with Converse2D up-samplers (up-sampler ablation)", param_count=1_296_643,
+    torch_names=_msrresnet_names(converse_up=True),
+)  # fmt: skip
 class ConverseUpMSRResNet(nn.Module):
     """Up-sampler ablation (official ``ConverseUpMSRResNet``): MSRResNet with GELU and
     Converse2D up-sampling stages; (N, H, W, in) -> (N, H·upscale, W·upscale, out).

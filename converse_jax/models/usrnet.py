@@ -37,9 +37,30 @@ import jax
 import jax.numpy as jnp
 
 from converse_jax.models.common import check_image, conv1x1, make_blocks
+from converse_jax.models.registry import ShowcaseRow, official_weights, register_model
+from converse_jax.models.torch_names import TorchNames, TorchRule, block_rules
 from converse_jax.nn.baselines import ConvBlockAlpha, torch_bias_init, torch_kernel_init, upsample_nearest
 from converse_jax.nn.converse import ConverseBlockAlpha, converse2d_layer, gelu
 from converse_jax.nn.precision import compute_dtype, precision, solve_dtype
+
+
+_USRNET_HPARAMS = {"channels": "in_channels", "kernel_size": "blur_kernel_size"}
+
+
+def _usrnet_names(spatial: str) -> TorchNames:
+    """The official ``ConverseUSRNet`` names: the deblurring stack's, ``kernelnet.fcN``, ``convs.i``, ``d``."""
+
+    def rules(model: nn.Module) -> list[TorchRule]:
+        return [
+            TorchRule("head", "conv1", "conv1x1"),
+            *block_rules(r"blocks_(\d+)", "p.m_body.{0}", spatial),
+            TorchRule("tail", "conv2", "conv1x1"),
+            TorchRule(r"kernel_net/(fc\d)", "kernelnet.{0}", "linear"),
+            TorchRule(r"kernel_proj_(\d+)", "convs.{0}", "conv1x1"),
+            TorchRule("data", "d", "alpha"),
+        ]
+
+    return TorchNames(rules, lambda s: "kernelnet.fc1.weight" in s and ("d.alpha" in s) == (spatial == "converse"))
 
 
 class KernelNet(nn.Module):
@@ -173,6 +194,16 @@ class KernelConvStep(nn.Module):
         return circular_conv_per_sample(upsample_nearest(x, scale), kernel)
 
 
+@register_model(
+    "converse_usrnet", task="deblur_nonblind", in_channels=3, data_hparams=_USRNET_HPARAMS,
+    description="Converse-USRNet: KernelNet + per-sample reverse-convolution data steps, released weights",
+    param_count=307_987, paper_param_count=307_091,
+    pretrained=official_weights(
+        "converse_usrnet.pth", "729529b8bc8cbda152d6b60734b01032b49c20fcb8b6da2fb33141d9c3378d82", 1_715_000
+    ),
+    torch_names=_usrnet_names("converse"),
+    showcase=ShowcaseRow("Converse-USRNet", "rocket", (0.45, 0.5), "blurred + noise"),
+)  # fmt: skip
 class ConverseUSRNet(nn.Module):
     """Converse-USRNet; see the module docstring. ``model.apply(v, x, kernel, sf=1)``.
 
@@ -284,6 +315,11 @@ class ConverseUSRNet(nn.Module):
         return self.tail(y).astype(x.dtype)
 
 
+@register_model(
+    "conv_usrnet", task="deblur_nonblind", in_channels=3, data_hparams=_USRNET_HPARAMS,
+    description="Conv-USRNet (plausible construction): conv blocks + per-sample convolution data steps",
+    param_count=307_923, torch_names=_usrnet_names("conv"),
+)  # fmt: skip
 class ConvUSRNet(ConverseUSRNet):
     """Conv-USRNet, a **plausible construction** (the paper's network is unknown): ConverseUSRNet
     with :class:`ConvBlockAlpha` (depthwise k3, p1, circular) blocks and :class:`KernelConvStep`

@@ -19,21 +19,24 @@ Layouts (PyTorch -> Flax):
 * LayerNorm / BatchNorm ``weight`` -> ``scale``; BatchNorm ``running_mean``/``running_var`` ->
   ``batch_stats`` ``mean``/``var``; ``num_batches_tracked`` is read (and checked) but not kept.
 
-PyTorch names: the four released models (converse_dncnn, converse_srresnet, conversenet,
-converse_usrnet) use the official names, verified against the checkpoints. dncnn uses KAIR's
-``DnCNN`` names (``model.<i>``), msrresnet KAIR's ``MSRResNet1`` names. The other baselines follow
-the naming of their Converse counterparts (official module names, paper_notes); their PyTorch
-checkpoints are not available, so those names are a convention, not a verified layout.
+PyTorch names come from each network's record (:attr:`converse_jax.models.ModelSpec.torch_names`):
+the four released models (converse_dncnn, converse_srresnet, conversenet, converse_usrnet) use the
+official names, verified against the checkpoints. dncnn uses KAIR's ``DnCNN`` names
+(``model.<i>``), msrresnet KAIR's ``MSRResNet1`` names. The other baselines follow the naming of
+their Converse counterparts (official module names, paper_notes); their PyTorch checkpoints are
+not available, so those names are a convention, not a verified layout. :func:`check_variables`
+needs no PyTorch names: it checks any registered network.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from converse_jax.pretrained.names import _LAYOUTS, _bn_counters, _Entry, _flatten, _model_and_entries, _natural
+from converse_jax.models.registry import MODELS, abstract_variables, get_model
+from converse_jax.pretrained.names import _LAYOUTS, _bn_counters, _flatten, _model_and_entries, _natural
 
 __all__ = ["check_variables", "from_torch", "infer_arch", "to_torch", "torch_names"]
 
@@ -142,14 +145,15 @@ def from_torch(state_dict: Mapping[str, Any], arch: str, **model_kwargs: Any) ->
     return variables
 
 
-def _check_tree(variables: Mapping[str, Any], entries: Sequence[_Entry], who: str) -> dict[tuple[str, ...], np.ndarray]:
-    """Flattened ``variables`` after checking them against ``entries`` (``batch_stats`` optional)."""
+def _check_tree(
+    variables: Mapping[str, Any], expected: Mapping[tuple[str, ...], tuple[int, ...]], who: str
+) -> dict[tuple[str, ...], np.ndarray]:
+    """Flattened ``variables`` after checking them against the ``expected`` shapes by path (``batch_stats`` optional)."""
     if not isinstance(variables, Mapping):
         raise ValueError(f"{who}: variables must be a mapping like {{'params': ...}}, got {type(variables).__name__}")
     leaves = {path: np.asarray(v) for path, v in _flatten(variables).items()}
     if not any(path[0] == "batch_stats" for path in leaves):
-        entries = [e for e in entries if e.path[0] != "batch_stats"]
-    expected = {e.path: e.flax_shape for e in entries}
+        expected = {path: shape for path, shape in expected.items() if path[0] != "batch_stats"}
     missing = ["/".join(p) for p in expected if p not in leaves]
     unexpected = ["/".join(p) for p in leaves if p not in expected]
     misshapen = [
@@ -179,8 +183,8 @@ def check_variables(variables: Mapping[str, Any], arch: str, **model_kwargs: Any
       ...
       ValueError: check_variables(arch='converse_dncnn'): keys do not match the model. missing (0): []; unexpected (0): []; misshapen (1): ['params/tail/kernel: got (4, 3), expected (4, 1)']
     """
-    _, entries = _model_and_entries(arch, model_kwargs)
-    _check_tree(variables, entries, f"check_variables(arch={arch!r})")
+    shapes = _flatten(abstract_variables(get_model(arch, **model_kwargs)))
+    _check_tree(variables, {path: tuple(s.shape) for path, s in shapes.items()}, f"check_variables(arch={arch!r})")
 
 
 def to_torch(variables: Mapping[str, Any], arch: str, **model_kwargs: Any) -> dict[str, np.ndarray]:
@@ -217,7 +221,7 @@ def to_torch(variables: Mapping[str, Any], arch: str, **model_kwargs: Any) -> di
       ((1, 4), (4, 1, 1, 1))
     """
     _, entries = _model_and_entries(arch, model_kwargs)
-    leaves = _check_tree(variables, entries, f"to_torch(arch={arch!r})")
+    leaves = _check_tree(variables, {e.path: e.flax_shape for e in entries}, f"to_torch(arch={arch!r})")
     out = {
         e.torch_name: np.ascontiguousarray(_LAYOUTS[e.layout].to_torch(leaves[e.path]))
         for e in entries
@@ -229,12 +233,13 @@ def to_torch(variables: Mapping[str, Any], arch: str, **model_kwargs: Any) -> di
 
 
 def infer_arch(state_dict: Mapping[str, Any]) -> str:
-    """Registry name of the network a PyTorch state_dict belongs to, from its key names
-    (and the depthwise-weight shape, which tells Converse2D ``(1, C, k, k)`` from a depthwise
-    conv ``(C, 1, k, k)``).
+    """Registry name of the network a PyTorch state_dict belongs to, from its key names and shapes.
 
-    Recognises all networks except that conv_dncnn and convt_dncnn have identical keys and
-    shapes (``ValueError``: pass ``arch`` explicitly). Raises ``ValueError`` for unknown layouts.
+    Each record's :attr:`~converse_jax.models.ModelSpec.torch_names` ``signature`` is asked (the
+    key names, and e.g. the depthwise-weight shape, which tells Converse2D ``(1, C, k, k)`` from
+    a depthwise conv ``(C, 1, k, k)``); exactly one must match. conv_dncnn and convt_dncnn have
+    identical keys and shapes (``ValueError``: pass ``arch`` explicitly). Raises ``ValueError``
+    for unknown layouts.
 
     Example:
       >>> infer_arch({"model.0.weight": np.zeros((64, 1, 3, 3)), "model.0.bias": np.zeros(64)})
@@ -247,32 +252,11 @@ def infer_arch(state_dict: Mapping[str, Any]) -> str:
       ...
       ValueError: state_dict: cannot infer the architecture from its keys (first: ['fc.weight'])
     """
-    keys = set(state_dict)
-
-    def shape(key: str) -> tuple[int, ...]:
-        return tuple(np.shape(state_dict[key]))
-
-    def converse_at(key: str) -> bool:
-        return key in keys and shape(key)[0] == 1
-
-    if "kernelnet.fc1.weight" in keys:
-        return "converse_usrnet" if "d.alpha" in keys else "conv_usrnet"
-    if "p.m_body.0.conv1.3.weight" in keys:
-        return "conversenet" if converse_at("p.m_body.0.conv1.3.weight") else "convnet"
-    if "m_head.0.weight" in keys and "m_body.0.conv1.3.weight" in keys:
-        if converse_at("m_body.0.conv1.3.weight"):
-            return "converse_dncnn"
-        raise ValueError(
-            "state_dict: conv_dncnn and convt_dncnn have the same keys and shapes; pass arch explicitly"
-        )
-    if "conv_body.0.conv1.3.weight" in keys:
-        if converse_at("conv_body.0.conv1.3.weight"):
-            return "converse_srresnet"
-        if "up1.weight" in keys and len(shape("up1.weight")) == 4:
-            return "conv_srresnet" if shape("up1.weight")[-1] == 2 else "convt_srresnet"
-    if "recon_trunk.0.conv1.weight" in keys:
-        return "converseup_msrresnet" if "up1.weight" in keys else "msrresnet"
-    if "model.0.weight" in keys and len(shape("model.0.weight")) == 4:
-        return "dncnn"
-    sample = sorted(keys, key=_natural)[:5]
-    raise ValueError(f"state_dict: cannot infer the architecture from its keys (first: {sample})")
+    shapes = {str(key): tuple(np.shape(value)) for key, value in state_dict.items()}
+    found = [name for name, spec in MODELS.items() if spec.torch_names is not None and spec.torch_names.signature(shapes)]
+    if len(found) > 1:
+        raise ValueError(f"state_dict: {' and '.join(found)} have the same keys and shapes; pass arch explicitly")
+    if not found:
+        sample = sorted(shapes, key=_natural)[:5]
+        raise ValueError(f"state_dict: cannot infer the architecture from its keys (first: {sample})")
+    return found[0]

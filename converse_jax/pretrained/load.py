@@ -2,17 +2,18 @@
 
 ``weights`` is any of
 
-* the name of an official checkpoint (``"converse_dncnn"``, ``"converse_srresnet"``,
-  ``"conversenet"``, ``"converse_usrnet"``): downloaded once, verified and cached by
-  :func:`~converse_jax.pretrained.hub.fetch` (an existing file or folder of that name in the
-  current directory takes precedence);
+* the name of a network with released weights (``list_models(pretrained=True)``:
+  ``"converse_dncnn"``, ``"converse_srresnet"``, ``"conversenet"``, ``"converse_usrnet"``):
+  downloaded once, verified and cached by :func:`~converse_jax.pretrained.hub.fetch` (an existing
+  file or folder of that name in the current directory takes precedence);
 * an official PyTorch checkpoint (``.pth``, read without torch by
   :func:`~converse_jax.pretrained.pth.read_pth`, architecture inferred from the key names);
 * a variable store written by :func:`~converse_jax.pretrained.store.save_variables`
   (``converse-jax convert``);
 * a training workdir (``WORKDIR/config.json`` + ``WORKDIR/checkpoints``, written by ``train.py``):
   the EMA weights of its best checkpoint by validation PSNR, or of ``step``
-  (:func:`~converse_jax.pretrained.runs.read_run`).
+  (:func:`~converse_jax.pretrained.runs.read_run`); a network registered outside the package is
+  found again through the module the run recorded (it must be importable).
 
 Variable-store convention: the hyper-parameters of a non-default variant are kept in the store's
 metadata under ``"model_kwargs"`` (e.g. ``save_variables(dir, variables, arch="converse_dncnn",
@@ -28,14 +29,14 @@ from typing import Any
 
 import flax.linen as nn
 
-from converse_jax.models.registry import MODELS, get_model
+from converse_jax.models.registry import get_model, list_models
 from converse_jax.pretrained.convert import check_variables, from_torch, infer_arch
-from converse_jax.pretrained.hub import OFFICIAL_SHA256, fetch
+from converse_jax.pretrained.hub import fetch
 from converse_jax.pretrained.pth import read_pth
 from converse_jax.pretrained.runs import is_run, read_run, run_arch
 from converse_jax.pretrained.store import load_metadata, load_variables, stored_arch
 
-__all__ = ["MODEL_KWARGS_KEY", "arch_of", "load", "weights_arch"]
+__all__ = ["MODEL_KWARGS_KEY", "load", "weights_arch"]
 
 MODEL_KWARGS_KEY = "model_kwargs"
 
@@ -45,11 +46,10 @@ def _local(weights: str | os.PathLike[str]) -> Path | None:
     path = Path(weights).expanduser()
     if path.exists():
         return path
-    if str(weights) in OFFICIAL_SHA256:
+    released = list_models(pretrained=True)
+    if str(weights) in released:
         return None
-    raise FileNotFoundError(
-        f"weights: {path} does not exist (and is not an official checkpoint name: {', '.join(OFFICIAL_SHA256)})"
-    )
+    raise FileNotFoundError(f"weights: {path} does not exist (and is not an official checkpoint name: {', '.join(released)})")
 
 
 def weights_arch(weights: str | os.PathLike[str]) -> str:
@@ -72,16 +72,6 @@ def weights_arch(weights: str | os.PathLike[str]) -> str:
     if path.is_dir():
         return run_arch(path) if is_run(path) else stored_arch(path)
     return infer_arch(read_pth(path))
-
-
-def arch_of(module: nn.Module) -> str:
-    """Registry name of a module built by :func:`converse_jax.models.get_model`.
-
-    Example:
-      >>> arch_of(get_model("conversenet"))
-      'conversenet'
-    """
-    return next(name for name, spec in MODELS.items() if type(module) is spec.cls)
 
 
 def load(

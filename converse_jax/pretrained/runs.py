@@ -3,7 +3,8 @@
 A *training workdir* is the folder written by ``train.py`` /
 :func:`converse_jax.train.train_and_evaluate`::
 
-    WORKDIR/config.json                    the run's config (``model``, ``model_overrides``, ...)
+    WORKDIR/config.json                    the run's config (``model``, ``model_overrides``, ...) and
+                                           ``model_module``, the module that registered the network
     WORKDIR/checkpoints/<step>/state       the TrainState, an orbax StandardSave item
     WORKDIR/checkpoints/<step>/metrics     validation metrics of an evaluation step (orbax)
 
@@ -15,12 +16,17 @@ validation metric stored with it that the network's task ranks by
 (:attr:`converse_jax.tasks.Task.best_metric`: Y PSNR for SR, PSNR otherwise; orbax's
 ``best_step``, the same ranking the training run keeps its best checkpoint by); without any
 evaluated checkpoint, the latest.
+
+A network registered outside the package (a user's module) is imported from the module the run
+recorded (``model_module``) when it is not registered yet, so every tool given the run finds it;
+that module must be importable (on ``PYTHONPATH``), else one ``ValueError`` line names it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import json
 import logging
 import os
@@ -29,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from converse_jax.models.registry import get_spec
+from converse_jax.models.registry import MODELS, get_spec
 from converse_jax.pretrained.store import restore_item
 from converse_jax.tasks import get_task, rank_value
 
@@ -88,7 +94,21 @@ def _config(workdir: Path) -> tuple[str, dict[str, Any]]:
         raise ValueError(
             f"weights: {workdir / CONFIG_NAME} must hold 'model' (a registry name) and 'model_overrides' (a dict)"
         )
+    _import_network(workdir / CONFIG_NAME, model, config.get("model_module"))
     return model, overrides
+
+
+def _import_network(config_file: Path, model: str, module: object) -> None:
+    """Registers ``model`` by importing ``module`` (where the run's network was defined) unless it is known."""
+    if model in MODELS or not isinstance(module, str) or not module:
+        return
+    try:
+        importlib.import_module(module)
+    except Exception as err:  # any failure of the user's module: report it on one line
+        raise ValueError(
+            f"weights: {config_file}: network {model!r} is defined in module {module!r}, which cannot be imported "
+            f"({type(err).__name__}: {' '.join(str(err).split())}); put its folder on PYTHONPATH"
+        ) from err
 
 
 def run_arch(workdir: str | os.PathLike[str]) -> str:

@@ -2,10 +2,11 @@
 
 What one run does, on every device of every process (see :mod:`converse_jax.train.mesh`):
 
-1. Builds the network ``get_model(config.model, remat=config.remat, dtype=config.dtype,
-   **config.model_overrides)`` (``config.dtype``, optional: the computation dtype, e.g. ``"bfloat16"``),
-   the data iterator of this process (``config.data``, seed ``config.seed``), the validation set,
-   Adam with the step schedule (:mod:`converse_jax.train.optim`).
+1. Builds the network ``get_model(config.model, **config.model_overrides)``, with
+   ``remat=True`` / ``dtype=config.dtype`` where set (``config.dtype``, optional: the computation
+   dtype, e.g. ``"bfloat16"``), writes ``workdir/config.json`` (the config and the module that
+   registered the network), the data iterator of this process (``config.data``, seed
+   ``config.seed``), the validation set, Adam with the step schedule (:mod:`converse_jax.train.optim`).
 2. Resumes from the newest intact checkpoint in ``workdir/checkpoints`` if there is one (train
    state, RNG and data-iterator position -- the resumed run computes bit-identically what the
    uninterrupted run would have; damaged checkpoints are reported and set aside, see
@@ -32,6 +33,8 @@ A tqdm progress bar (process 0, stderr) shows steps/s and the last logged loss.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import time
 from typing import Any
@@ -45,7 +48,7 @@ from tqdm import tqdm
 
 from converse_jax.utils.atomic import write_text
 from converse_jax.data import create_eval_set, create_train_iterator, default_data_config
-from converse_jax.models import MODELS, get_model
+from converse_jax.models import ModelSpec, get_model, get_spec, spec_of
 from converse_jax.tasks import Task, get_task
 from converse_jax.train.checkpoint import Checkpointer
 from converse_jax.train.faults import PendingSteps, Preemption, check_policy
@@ -130,14 +133,12 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 
 
 def _example_batch(data_cfg: ml_collections.ConfigDict, task: Task) -> dict[str, np.ndarray]:
-    """Zeros of the shapes of one training example (batch 1), for initialisation."""
+    """Placeholders of the shapes of one training batch (batch 1) for initialisation: the task's."""
     cfg = default_data_config(data_cfg.task)
     cfg.update(data_cfg)
     side = cfg.patch_size // _scale(cfg)
-    example = {"input": np.zeros((1, side, side, cfg.channels), np.float32)}
-    if task.takes_kernel:
-        example["kernel"] = np.full((1, cfg.kernel_size, cfg.kernel_size), 1.0 / cfg.kernel_size**2, np.float32)
-    return example
+    x = np.zeros((1, side, side, cfg.channels), np.float32)
+    return task.placeholder_batch(x, **({"kernel_size": cfg.kernel_size} if "kernel_size" in cfg else {}))
 
 
 def _scale(data_cfg: ml_collections.ConfigDict) -> int:
@@ -146,12 +147,13 @@ def _scale(data_cfg: ml_collections.ConfigDict) -> int:
 
 
 def check_model_data(model: Any, data_cfg: ml_collections.ConfigDict) -> None:
-    """``ValueError`` if the network's ``in_channels`` / ``upscale`` (sr) / ``blur_kernel_size``
-    disagree with the data config's ``channels`` / ``scale`` / ``kernel_size``.
+    """``ValueError`` if what the network needs (its record's
+    :meth:`~converse_jax.models.ModelSpec.data_values`: ``channels``, the SR ``scale``, a
+    non-blind network's ``kernel_size``) disagrees with the data config.
 
-    ``model``: a registry network (only its attributes are read, nothing is run); ``data_cfg``:
-    a data config (fields it lacks take :func:`converse_jax.data.default_data_config`'s values).
-    Returns None when they agree.
+    ``model``: a registered network (only its attributes are read, nothing is run); ``data_cfg``:
+    a data config (fields it lacks take :func:`converse_jax.data.default_data_config`'s values;
+    only the fields the data has are compared). Returns None when they agree.
 
     Example:
       >>> from converse_jax.data import default_data_config
@@ -167,21 +169,19 @@ def check_model_data(model: Any, data_cfg: ml_collections.ConfigDict) -> None:
     """
     cfg = default_data_config(data_cfg.task)
     cfg.update(data_cfg)
-    pairs = [("in_channels", "channels")]
-    if get_task(cfg.task).upscales:
-        pairs.append(("upscale", "scale"))
-    pairs.append(("blur_kernel_size", "kernel_size"))
-    for model_field, data_field in pairs:
-        if hasattr(model, model_field) and getattr(model, model_field) != cfg[data_field]:
-            raise ValueError(
-                f"config.model_overrides.{model_field}={getattr(model, model_field)!r} does not match "
-                f"config.data.{data_field}={cfg[data_field]!r}"
-            )
+    spec = spec_of(model)
+    for data_field, value in spec.data_values(model).items():
+        if data_field in cfg and value != cfg[data_field]:
+            hparam = spec.data_hparams.get(data_field)
+            what = f"config.model_overrides.{hparam}" if hparam else f"{spec.name}'s fixed {data_field}"
+            raise ValueError(f"{what}={value!r} does not match config.data.{data_field}={cfg[data_field]!r}")
 
 
-def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-    """``workdir/config.json`` (process 0), written atomically."""
-    write_text(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
+def _write_config(config: ml_collections.ConfigDict, workdir: str, spec: ModelSpec) -> None:
+    """``workdir/config.json`` (process 0), written atomically: the config and ``model_module``,
+    the module that registered the network (the tools import it when given the run)."""
+    record = {**json.loads(config.to_json_best_effort()), "model_module": spec.module}
+    write_text(os.path.join(workdir, "config.json"), json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def train_and_evaluate(
@@ -213,8 +213,8 @@ def train_and_evaluate(
 
     Example:
       A real run compiles and trains, which takes longer than an example should; see
-      ``configs/demo.py`` for a small one (a Converse-DnCNN in about three minutes on two CPU
-      cores: ``python train.py --config=configs/demo.py --workdir=/tmp/demo``, or ``make demo``).
+      ``configs/demo.py`` for a small one (a Converse-DnCNN that trains in minutes on a CPU:
+      ``python train.py --config=configs/demo.py --workdir=/tmp/demo``, or ``make demo``).
       What runs here is the validation that comes first: a config that cannot work is refused
       before anything is compiled or written (:func:`check_config`, then the model/data checks).
 
@@ -241,17 +241,33 @@ def train_and_evaluate(
         return _train(config, os.fspath(workdir), preemption, train_iterator)
 
 
-def _task_of(config: ml_collections.ConfigDict) -> Task:
-    """The :class:`~converse_jax.tasks.Task` of ``config.model``, checked against ``config.data.task``."""
-    if config.model not in MODELS:
-        raise ValueError(f"config.model must be a registered model {sorted(MODELS)}, got {config.model!r}")
-    task = get_task(MODELS[config.model].task)
+def _importable(module: str) -> bool:
+    """Whether ``module`` can be imported by its name (not ``__main__``, not a file loaded by path)."""
+    try:
+        return module != "__main__" and importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _task_of(config: ml_collections.ConfigDict) -> tuple[ModelSpec, Task]:
+    """The record and :class:`~converse_jax.tasks.Task` of ``config.model``, checked against
+    ``config.data.task``; the network's module must be importable by name (the run records it)."""
+    try:
+        spec = get_spec(config.model)
+    except ValueError as err:
+        raise ValueError(f"config.model: {err}") from None
+    if not _importable(spec.module):
+        raise ValueError(
+            f"config.model: {spec.name!r} is defined in {spec.module!r}, which cannot be imported by name; define it "
+            "in a module on PYTHONPATH (the run records the module, and evaluate/restore/export import it)"
+        )
+    task = get_task(spec.task)
     if config.data.task != task.data_task:
         raise ValueError(
             f"config.data.task must be {task.data_task!r} for model {config.model!r} (task {task.name!r}), "
             f"got {config.data.task!r}"
         )
-    return task
+    return spec, task
 
 
 def _train(
@@ -261,16 +277,18 @@ def _train(
     train_iter: grain.DatasetIterator | None,
 ) -> TrainState:
     """The body of :func:`train_and_evaluate`: set-up, resumption, :func:`_run_steps`, clean-up."""
-    task = _task_of(config)
+    spec, task = _task_of(config)
     is_main = jax.process_index() == 0
     if is_main:
         os.makedirs(workdir, exist_ok=True)
-        _write_config(config, workdir)
+        _write_config(config, workdir, spec)
 
-    # config.dtype (optional): computation dtype, e.g. "bfloat16"; parameters and optimizer state stay float32
-    model = get_model(
-        config.model, remat=config.remat, dtype=config.get("dtype"), **config.model_overrides.to_dict()
-    )
+    # config.dtype (optional): computation dtype, e.g. "bfloat16"; parameters and optimizer state stay float32.
+    # Passed only when set, so a network without remat/dtype hyper-parameters trains as it is.
+    options = {"remat": True} if config.remat else {}
+    if config.get("dtype") is not None:
+        options["dtype"] = config.dtype
+    model = get_model(config.model, **options, **config.model_overrides.to_dict())
     check_model_data(model, config.data)
     mesh = create_mesh()
     check_batch_size(config.batch_size, mesh)
