@@ -18,8 +18,12 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
+from converse_jax.models import MODELS, list_models
 from converse_jax.pretrained import load
-from converse_jax.pretrained.hub import OFFICIAL_SHA256, WeightsDownloadError, fetch
+from converse_jax.pretrained.hub import WeightsDownloadError, fetch
+from converse_jax.utils.atomic import default_file_mode
+
+RELEASED = list_models(pretrained=True)
 
 NAME = "conversenet"  # the smallest official checkpoint (1 MB)
 
@@ -81,7 +85,8 @@ def test_download_verifies_caches_and_loads(serve, tmp_path):
     assert type(model).__name__ == "ConverseNet"
     cached = tmp_path / "cache" / f"{NAME}.pth"
     assert _cache_files(tmp_path) == [f"{NAME}.pth"]
-    assert hashlib.sha256(cached.read_bytes()).hexdigest() == OFFICIAL_SHA256[NAME]
+    assert hashlib.sha256(cached.read_bytes()).hexdigest() == MODELS[NAME].pretrained.sha256
+    assert cached.stat().st_mode & 0o777 == default_file_mode()  # the user's umask, not pooch's 0600
     _, again = load(NAME, progress=False)  # from the cache: no second request
     assert requests == [f"/{NAME}.pth"]
     np.testing.assert_array_equal(again["params"]["head"]["kernel"], variables["params"]["head"]["kernel"])
@@ -94,7 +99,7 @@ def test_wrong_file_is_refused_and_not_cached(serve, tmp_path):
     wrong.mkdir()
     (wrong / f"{NAME}.pth").symlink_to(shared_path("data/weights/converse_usrnet.pth"))
     serve(wrong)
-    with pytest.raises(WeightsDownloadError, match=f"{NAME}.pth has SHA-256 .* not the official {OFFICIAL_SHA256[NAME]}"):
+    with pytest.raises(WeightsDownloadError, match=f"{NAME}.pth has SHA-256 [0-9a-f]{{64}}, not the official {MODELS[NAME].pretrained.sha256}"):
         fetch(NAME, progress=False)
     assert _cache_files(tmp_path) == []
 
@@ -125,9 +130,11 @@ def test_missing_file_on_the_mirror(serve, tmp_path):
     assert _cache_files(tmp_path) == []
 
 
-def test_the_official_hashes_are_those_of_the_released_files():
-    for name, digest in OFFICIAL_SHA256.items():
-        assert hashlib.sha256(shared_path(f"data/weights/{name}.pth").read_bytes()).hexdigest() == digest, name
+def test_the_records_hashes_are_those_of_the_released_files():
+    assert RELEASED == ["converse_dncnn", "converse_srresnet", "converse_usrnet", "conversenet"]
+    for name in RELEASED:
+        cfg = MODELS[name].pretrained
+        assert hashlib.sha256(shared_path(f"data/weights/{cfg.file}").read_bytes()).hexdigest() == cfg.sha256, name
 
 
 @pytest.mark.slow
@@ -136,6 +143,6 @@ def test_showcase_without_weights_downloads_the_four_by_name(serve, tmp_path, ca
 
     requests = serve(shared_path("data/weights"))
     assert main(["showcase", "--out", str(tmp_path / "figure.png"), "--size", "32", "--quiet"]) == 0
-    assert sorted(requests) == sorted(f"/{name}.pth" for name in OFFICIAL_SHA256)
-    assert _cache_files(tmp_path) == sorted(f"{name}.pth" for name in OFFICIAL_SHA256)
+    assert sorted(requests) == sorted(f"/{name}.pth" for name in RELEASED)
+    assert _cache_files(tmp_path) == sorted(f"{name}.pth" for name in RELEASED)
     assert (tmp_path / "figure.png").is_file()

@@ -1,56 +1,42 @@
-"""The official checkpoints by name: download once, verify the SHA-256, cache.
+"""Released checkpoints by name: download once, verify the SHA-256, cache (with ``pooch``).
 
 ``fetch("converse_dncnn")`` returns the path of ``converse_dncnn.pth`` in the cache folder,
-downloading it first if it is not there:
+downloading it first if it is not there. Every network whose record has released weights
+(:attr:`converse_jax.models.ModelSpec.pretrained`, a :class:`~converse_jax.models.PretrainedCfg`:
+file name, SHA-256, URL) can be fetched; ``list_models(pretrained=True)`` lists them.
 
-* source: ``{base}/{name}.pth`` with ``base`` = :data:`OFFICIAL_BASE_URL` (the authors'
-  repository at a fixed commit), or the value of the environment variable
-  ``CONVERSE_JAX_WEIGHTS_URL`` (a mirror; the hashes are still checked);
+* source: the record's URL, or ``{base}/{file}`` with ``base`` the value of the environment
+  variable ``CONVERSE_JAX_WEIGHTS_URL`` (a mirror; the hashes are still checked);
 * cache: ``$CONVERSE_JAX_CACHE`` if set, else ``~/.cache/converse_jax``; the file is
-  ``CACHE/NAME.pth`` (pre-filling the cache with the official files works offline);
-* integrity: every file is checked against :data:`OFFICIAL_SHA256` -- a download that does not
+  ``CACHE/<file>`` (pre-filling the cache with the official files works offline);
+* integrity: every file is checked against the record's SHA-256 -- a download that does not
   match is refused and nothing is cached; a cached file is re-checked on each use.
 
-A download goes to a temporary file in the cache folder (tqdm progress bar on stderr) and is
-moved onto ``NAME.pth`` with :func:`os.replace` only after its size and hash match, so an
-interrupted or corrupt transfer never leaves a file under the final name. Standard library
-``urllib`` only.
+``pooch.retrieve`` downloads to a temporary file in the cache folder (tqdm progress bar on
+stderr) and moves it onto the final name only after its hash matches, so an interrupted or
+corrupt transfer never leaves a file under the final name.
 """
 
 from __future__ import annotations
 
-import hashlib
-import http.client
+import logging
 import os
-import tempfile
-import urllib.error
-import urllib.request
+import re
 from pathlib import Path
 
-from tqdm import tqdm
+import pooch
+import requests
 
+from converse_jax.models.registry import MODELS, PretrainedCfg, list_models
 from converse_jax.utils.atomic import default_file_mode
 
-__all__ = ["OFFICIAL_BASE_URL", "OFFICIAL_SHA256", "WeightsDownloadError", "cache_dir", "fetch", "weights_url"]
-
-OFFICIAL_BASE_URL = "https://github.com/cszn/ConverseNet/raw/368aa39cebaa075b04926264c7494d969e8ee835/model_zoo"
-"""The authors' ``model_zoo`` folder at the commit whose checkpoints this project converts."""
-
-OFFICIAL_SHA256 = {
-    "converse_dncnn": "3b86c7f6e41a014448f923bc331232e1f45e2eae350dd7f9e18440803d283e89",
-    "converse_srresnet": "ed75a697f1ebb9f9ad6a53b7875bb76098f23b48d87bf6f0b0dd8cde6df81d2f",
-    "conversenet": "603cbb29075178410db9ab6166b247d2ddff32f349c59a7e1763c46feca270bd",
-    "converse_usrnet": "729529b8bc8cbda152d6b60734b01032b49c20fcb8b6da2fb33141d9c3378d82",
-}
-"""SHA-256 of each released checkpoint ``NAME.pth``."""
-
-_CHUNK = 1 << 20
+__all__ = ["WeightsDownloadError", "cache_dir", "fetch", "weights_url"]
 
 
 class WeightsDownloadError(OSError):
     """A checkpoint could not be downloaded, or what arrived is not the official file.
 
-    An ``OSError``, like the ``urllib.error.URLError`` it often wraps.
+    An ``OSError``, like the network errors it wraps.
 
     Example:
       >>> isinstance(WeightsDownloadError("weights: could not download ..."), OSError)
@@ -58,10 +44,12 @@ class WeightsDownloadError(OSError):
     """
 
 
-def _check_name(name: str) -> str:
-    if name not in OFFICIAL_SHA256:
-        raise ValueError(f"weights: {name!r} is not an official checkpoint; known: {', '.join(OFFICIAL_SHA256)}")
-    return name
+def _pretrained(name: str) -> PretrainedCfg:
+    """The released weights of network ``name``; ``ValueError`` listing those that have some."""
+    cfg = MODELS[name].pretrained if name in MODELS else None
+    if cfg is None:
+        raise ValueError(f"weights: {name!r} is not an official checkpoint; known: {', '.join(list_models(pretrained=True))}")
+    return cfg
 
 
 def cache_dir() -> Path:
@@ -81,7 +69,7 @@ def cache_dir() -> Path:
 
 
 def weights_url(name: str) -> str:
-    """Download address of official checkpoint ``name`` (``$CONVERSE_JAX_WEIGHTS_URL`` replaces the base).
+    """Download address of the released weights of ``name`` (``$CONVERSE_JAX_WEIGHTS_URL`` replaces the base).
 
     Example:
       >>> weights_url("conversenet").endswith("/368aa39cebaa075b04926264c7494d969e8ee835/model_zoo/conversenet.pth")
@@ -91,48 +79,35 @@ def weights_url(name: str) -> str:
       'http://mirror.example/weights/conversenet.pth'
       >>> del os.environ["CONVERSE_JAX_WEIGHTS_URL"]
     """
-    base = os.environ.get("CONVERSE_JAX_WEIGHTS_URL") or OFFICIAL_BASE_URL
-    return f"{base.rstrip('/')}/{_check_name(name)}.pth"
+    cfg = _pretrained(name)
+    mirror = os.environ.get("CONVERSE_JAX_WEIGHTS_URL")
+    return f"{mirror.rstrip('/')}/{cfg.file}" if mirror else cfg.url
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _download(url: str, out, progress: bool, timeout: float) -> None:
-    """Stream ``url`` into the open binary file ``out``; a short body is an error."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            total = response.headers.get("Content-Length")
-            total = int(total) if total is not None else None
-            received = 0
-            with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1], disable=not progress) as bar:
-                for block in iter(lambda: response.read(_CHUNK), b""):
-                    out.write(block)
-                    received += len(block)
-                    bar.update(len(block))
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
-        reason = f"HTTP {err.code} {err.reason}" if isinstance(err, urllib.error.HTTPError) else getattr(err, "reason", err)
-        raise WeightsDownloadError(f"weights: could not download {url}: {reason}") from err
-    if total is not None and received != total:
-        raise WeightsDownloadError(f"weights: download of {url} was cut short ({received} of {total} bytes)")
+def _download_error(url: str, err: Exception, expected: str) -> WeightsDownloadError:
+    """One line naming the URL and what went wrong, from ``pooch``'s or ``requests``' exception."""
+    if isinstance(err, requests.HTTPError) and err.response is not None:
+        reason = f"HTTP {err.response.status_code} {err.response.reason}"
+    elif isinstance(err, ValueError) and "hash" in str(err):  # pooch: the hash does not match
+        got = re.search(r"got ([0-9a-fA-F]{64})", str(err))
+        actual = got[1] if got else "another value"
+        return WeightsDownloadError(f"weights: {url} has SHA-256 {actual}, not the official {expected}; nothing was cached")
+    else:
+        reason = " ".join(str(err).split()) or type(err).__name__
+    return WeightsDownloadError(f"weights: could not download {url}: {reason}")
 
 
 def fetch(name: str, *, progress: bool = True, timeout: float = 60.0) -> Path:
-    """Path of the official checkpoint ``name`` in the cache, downloaded and verified if needed.
+    """Path of the released weights of ``name`` in the cache, downloaded and verified if needed.
 
     Args:
-      name: one of :data:`OFFICIAL_SHA256` (``converse_dncnn``, ``converse_srresnet``,
-        ``conversenet``, ``converse_usrnet``).
+      name: a network with released weights (``list_models(pretrained=True)``:
+        ``converse_dncnn``, ``converse_srresnet``, ``conversenet``, ``converse_usrnet``).
       progress: tqdm bar while downloading.
       timeout: seconds to wait for the server on connect and on each read.
 
     Returns:
-      ``cache_dir() / f"{name}.pth"``, a file whose SHA-256 is the official one.
+      ``cache_dir() / <file>``, a file whose SHA-256 is the record's.
 
     Raises:
       ValueError: unknown ``name``, or a cached file whose hash is not the official one (the
@@ -158,30 +133,28 @@ def fetch(name: str, *, progress: bool = True, timeout: float = 60.0) -> Path:
       ValueError: weights: 'dncnn' is not an official checkpoint; known: converse_dncnn, ...
       >>> del os.environ["CONVERSE_JAX_CACHE"]; tmp.cleanup()
     """
-    expected = OFFICIAL_SHA256[_check_name(name)]
-    target = cache_dir() / f"{name}.pth"
+    cfg = _pretrained(name)
+    target = cache_dir() / cfg.file
     if target.is_file():
-        actual = _sha256(target)
-        if actual != expected:
+        actual = pooch.file_hash(str(target), alg="sha256")
+        if actual != cfg.sha256:
             raise ValueError(
-                f"weights: cached {target} has SHA-256 {actual[:12]}...; expected {expected[:12]}... "
+                f"weights: cached {target} has SHA-256 {actual[:12]}...; expected {cfg.sha256[:12]}... "
                 "(delete it to download again)"
             )
         return target
     url = weights_url(name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # pooch announces each download; the progress bar says enough
     try:
-        with os.fdopen(fd, "wb") as out:
-            _download(url, out, progress, timeout)
-        actual = _sha256(tmp)
-        if actual != expected:
-            raise WeightsDownloadError(
-                f"weights: {url} has SHA-256 {actual}, not the official {expected}; nothing was cached"
-            )
-        tmp.chmod(default_file_mode())
-        os.replace(tmp, target)
+        path = pooch.retrieve(
+            url, known_hash=f"sha256:{cfg.sha256}", fname=cfg.file, path=target.parent,
+            downloader=pooch.HTTPDownloader(progressbar=progress, timeout=timeout),
+        )  # fmt: skip
+    except (requests.RequestException, OSError, ValueError) as err:
+        raise _download_error(url, err, cfg.sha256) from err
     finally:
-        tmp.unlink(missing_ok=True)
-    return target
+        logger.setLevel(level)
+    Path(path).chmod(default_file_mode())  # pooch writes 0600 temporary files; the user's umask applies
+    return Path(path)
