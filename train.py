@@ -1,6 +1,6 @@
 """Train a ConverseNet (or a baseline) from a config: the same program as ``converse-jax train``.
 
-    python train.py --config=configs/converse_dncnn.py --workdir=runs/converse_dncnn \
+    python train.py --config=configs/zoo.py:converse_dncnn --workdir=runs/converse_dncnn \
         [--config.batch_size=128 --config.data.source=folder --config.data.train_dir=...]
 
 ``--config`` takes a config file or a packaged recipe's name (``--config=converse_dncnn``); any

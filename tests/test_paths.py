@@ -29,11 +29,11 @@ CLI = str(Path(sys.executable).with_name("converse-jax"))
 
 CONFIG_FILE = '''\
 """A user's own config file: the packaged converse_dncnn recipe, shrunk."""
-from converse_jax.configs.converse_dncnn import get_config as recipe
+from converse_jax.configs.zoo import get_config as recipe
 
 
 def get_config():
-    config = recipe()
+    config = recipe("converse_dncnn")
     config.model_overrides.features = 4
     config.model_overrides.num_blocks = 1
     config.batch_size = 2
@@ -78,9 +78,9 @@ RELATIVE_DATA = ("--config.data.source=folder", "--config.data.train_dir=images"
 
 def test_config_names_and_relative_files_resolve(tmp_path, monkeypatch):
     monkeypatch.chdir(_user_dir(tmp_path))
-    assert config_file("my_config.py") == Path("my_config.py")  # a file here wins over a name
-    assert config_file("converse_dncnn").parent == config_file("demo").parent  # packaged
-    assert resolve_config_argv(["--config", "demo"])[1] == str(config_file("demo"))
+    assert config_file("my_config.py") == "my_config.py"  # a file here wins over a name
+    assert config_file("converse_dncnn") == f"{Path(config_file('demo')).parent / 'zoo.py'}:converse_dncnn"  # packaged
+    assert resolve_config_argv(["--config", "demo"])[1] == config_file("demo")
     with pytest.raises(ValueError, match="--config: 'configs/demo.py' is neither"):
         config_file("configs/demo.py")  # the repository's path means nothing outside it
     assert get_config("demo").model_overrides.to_dict() == {"features": 16, "num_blocks": 4, "eps": 0.1}
@@ -148,12 +148,14 @@ def test_kill_and_resume_with_a_relative_workdir(tmp_path):
 
 
 def test_clone_configs_are_thin_files_over_the_packaged_ones():
-    """``configs/NAME.py`` (for ``python train.py`` in a clone) exist for every packaged recipe and
-    only import it, so the two can never disagree."""
-    from converse_jax.configs import CONFIG_NAMES
+    """``configs/*.py`` (for ``python train.py --config=configs/zoo.py:NAME`` in a clone) only
+    import the packaged modules, so the two can never disagree; every network has its recipe."""
+    from converse_jax.configs import config_names
+    from converse_jax.models import list_models
 
     thin = {p.stem: p.read_text() for p in (REPO_ROOT / "configs").glob("*.py")}
-    assert set(thin) == {*CONFIG_NAMES, "default"}
-    for name in CONFIG_NAMES:
+    assert set(thin) == {"default", "demo", "zoo"}
+    for name in ("demo", "zoo"):
         assert f"from converse_jax.configs.{name} import get_config" in thin[name]
-        assert "def " not in thin[name]
+    assert all("def " not in text for text in thin.values())
+    assert config_names() == ("demo", *list_models())

@@ -51,7 +51,7 @@ WHERE_EXERCISED: dict[str, str] = {
     r"converse-jax (convert|evaluate|restore|export|showcase|train)": "tests/test_readme.py::test_cli_synopsis_matches_the_parser",
     r"python -m converse_jax": "tests/test_cli.py::test_python_dash_m_runs_the_cli",
     r"python train\.py .*--coordinator_address=.*": "tests/test_readme.py::test_multi_host_command",
-    r"(python train\.py --config=configs/\S+\.py|converse-jax train --config=\w+) --workdir=\S+( --config\..*)?": (
+    r"(python train\.py --config=configs/\S+\.py(:\w+)?|converse-jax train --config=\w+) --workdir=\S+( --config\..*)?": (
         "tests/test_readme.py::test_train_commands"
     ),
     r"tensorboard --logdir WORKDIR": "tests/test_train_outputs.py::test_tensorboard_events_written",
@@ -357,7 +357,7 @@ def test_train_commands(tmp_path):
     """The single-host training commands, literally, with tiny-network overrides appended: each from
     its own folder with the README's relative paths (``runs/...``; the data folders made relative);
     ``python train.py`` from a folder laid out like a clone (``train.py`` and ``configs/``)."""
-    pattern = r"(python train\.py --config=configs/\S+\.py|converse-jax train --config=\w+) --workdir=\S+( --config\..*)?"
+    pattern = r"(python train\.py --config=configs/\S+\.py(:\w+)?|converse-jax train --config=\w+) --workdir=\S+( --config\..*)?"
     commands = _commands_for(pattern)
     assert {c.split()[0] for c in commands} == {"python", "converse-jax"}, commands
     for i, command in enumerate(commands):
@@ -383,7 +383,7 @@ def test_multi_host_command(tmp_path):
         port = s.getsockname()[1]
     workdir = tmp_path / "run"
     command = (
-        command.replace("--config=...", "--config=configs/converse_dncnn.py")
+        command.replace("--config=...", "--config=configs/zoo.py:converse_dncnn")
         .replace("--workdir=...", f"--workdir={workdir}")
         .replace("HOST0:1234", f"127.0.0.1:{port}")
         .replace("--num_processes=N", "--num_processes=2")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from converse_jax.data import create_train_iterator
-from converse_jax.models import MODELS, get_model
+from converse_jax.models import MODELS, get_model, list_models
 from converse_jax.pretrained.runs import read_run
 from converse_jax.tasks import get_task
 from converse_jax.train import (
@@ -28,17 +28,17 @@ from converse_jax.train import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_FILES = sorted(p for p in (REPO_ROOT / "configs").glob("*.py") if p.name != "default.py")
+RECIPES = ["demo", *MODELS]  # configs/demo.py and configs/zoo.py:NAME for every registered network
 
 
-def load_config(path: Path):
-    """``get_config()`` of a config file, imported the way ``config_flags`` does (repo root on path)."""
+def load_config(path: Path, *args: str):
+    """``get_config(*args)`` of a config file, imported the way ``config_flags`` does (repo root on path)."""
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     spec = importlib.util.spec_from_file_location(f"_cfg_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.get_config()
+    return module.get_config(*args)
 
 
 def _train_py(workdir: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -178,20 +178,27 @@ def test_retention_policy_keeps_best_by_psnr(tmp_path):
         Checkpointer(tmp_path / "x", keep=0)
 
 
-@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.stem)
-def test_config_files(path):
-    config = load_config(path)
+@pytest.mark.parametrize("name", RECIPES)
+def test_config_files(name):
+    """Each clone config (``configs/demo.py``, ``configs/zoo.py:NAME``) is complete and fits its network;
+    a zoo recipe's ``model_overrides`` rebuild exactly the network of the record's defaults."""
+    config = load_config(REPO_ROOT / "configs" / "demo.py") if name == "demo" else load_config(
+        REPO_ROOT / "configs" / "zoo.py", name
+    )
     missing = [f for f in REQUIRED_FIELDS if f not in config]
     assert not missing
     assert config.model in MODELS
     assert config.data.task == get_task(MODELS[config.model].task).data_task
-    if path.stem != "demo":
-        assert config.model == path.stem
     model = get_model(config.model, remat=config.remat, **config.model_overrides.to_dict())
     check_model_data(model, config.data)
+    if name != "demo":
+        assert config.model == name and model == get_model(name)
+        assert config.num_train_steps == get_task(MODELS[name].task).recipe["num_train_steps"]
     assert config.batch_size > 0 and config.num_train_steps > 0
     assert list(config.lr_milestones) == sorted(config.lr_milestones)
 
 
-def test_every_registered_model_has_a_config():
-    assert {p.stem for p in CONFIG_FILES} - {"demo"} == set(MODELS)
+def test_released_networks_train_as_long_as_their_release():
+    """The recipe's length is the official run's: the release iteration of the weights."""
+    for name in list_models(pretrained=True):
+        assert load_config(REPO_ROOT / "configs" / "zoo.py", name).num_train_steps == MODELS[name].pretrained.release_iteration

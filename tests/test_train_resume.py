@@ -23,7 +23,7 @@ from converse_jax.train import Checkpointer, read_metrics
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STEPS = 80
 OVERRIDES = [
-    "--config=configs/converse_dncnn.py",
+    "--config=configs/zoo.py:converse_dncnn",
     "--config.model_overrides.features=4",
     "--config.model_overrides.num_blocks=1",
     "--config.batch_size=2",

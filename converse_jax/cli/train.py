@@ -3,7 +3,7 @@
     converse-jax train --config=NAME_OR_FILE --workdir=DIR [--config.FIELD=VALUE ...]
 
 ``--config`` is a packaged recipe's name (``demo``, ``converse_dncnn``, ... :
-:data:`converse_jax.configs.CONFIG_NAMES`) or a config file (a ``get_config()``); any field is
+:func:`converse_jax.configs.config_names`) or a config file (a ``get_config()``); any field is
 overridable with ``--config.FIELD=VALUE``.  Every path (the config file, ``--workdir``, data
 folders in the config) is taken relative to the current directory.  The run resumes from the
 latest checkpoint in ``--workdir`` and writes ``metrics.jsonl`` and TensorBoard events there

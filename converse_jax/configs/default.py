@@ -1,24 +1,17 @@
-"""Shared pieces of the training configs: ``base_config(model, task)`` and the KAIR recipes.
+"""The shape of every training config: ``base_config(model, data_task, ...)``, and ``data_config``.
 
 No training recipe was published with the paper (its repository has no training code), so the
-configs start from the KAIR option files the networks come from (``shared/paper_notes.md``
-section 6; KAIR ``options/train_*.json``):
+recipes start from the KAIR option files the networks come from (``shared/paper_notes.md``
+section 6); each task states its own (:attr:`converse_jax.tasks.Task.recipe`: batch size,
+updates, learning-rate milestones; :mod:`converse_jax.tasks.denoise`, :mod:`~converse_jax.tasks.sr`,
+:mod:`~converse_jax.tasks.deblur`), and :mod:`converse_jax.configs.zoo` builds a network's recipe
+from its record and its task.
 
-* **Denoising** (``train_dncnn.json``): gray 40x40 patches, batch 64, AWGN sigma 25, Adam lr 1e-4
-  halved at 200k/400k/600k/800k/1M/2M iterations, L1 loss.
-* **SR x4** (``train_msrresnet_psnr.json``): RGB 96x96 HR patches (24x24 LR), batch 32, the same
-  optimiser and milestones, L1, EMA of the weights with decay 0.999.
-* **Deblurring** (``train_usrnet.json``, USRNet style): RGB 96x96 patches, batch 48, Adam 1e-4
-  halved at 100k/200k/300k/400k.  The ConverseNets take 7x7 kernels (KernelNet is built for
-  7x7), so kernels are 7x7 anisotropic Gaussian / motion kernels, noise sigma ~ U(0, 25)/255
-  (KAIR's range, sf 1), validation noise 2.55 as the paper's deblurring table.
-
-Common choices (the issue's recipe): L1 loss, EMA decay 0.999 for every network (KAIR uses it
-for MSRResNet; evaluation and the best checkpoint use the EMA weights), no gradient clipping
-(KAIR's ``G_optimizer_clipgrad`` is null), evaluation and checkpoints every 5,000 iterations
-(KAIR's ``checkpoint_test``/``checkpoint_save``).  ``num_train_steps`` is the iteration of the
-released checkpoint of that family (``<iter>_G.pth``: DnCNN family 1,075,000; SRResNet family
-585,000; ConverseNet 1,185,000; USRNet 1,715,000), i.e. the length of the official run.
+Common choices (the issue's recipe), set here for every config: L1 loss, Adam at 1e-4 with the
+rate halved at each milestone, EMA decay 0.999 for every network (KAIR uses it for MSRResNet;
+evaluation and the best checkpoint use the EMA weights), no gradient clipping (KAIR's
+``G_optimizer_clipgrad`` is null), evaluation and checkpoints every 5,000 iterations (KAIR's
+``checkpoint_test``/``checkpoint_save``).
 
 Every field of the returned config is overridable on the command line, e.g.
 ``converse-jax train --config=converse_dncnn --workdir=runs/dncnn --config.batch_size=128
@@ -44,15 +37,13 @@ _NONE_FIELD_TYPES = {
     "val_crop": int,
 }
 
-KAIR_MILESTONES = (200_000, 400_000, 600_000, 800_000, 1_000_000, 2_000_000)
-"""``G_scheduler_milestones`` of KAIR's DnCNN and MSRResNet option files."""
-
-USRNET_MILESTONES = (100_000, 200_000, 300_000, 400_000)
-"""``G_scheduler_milestones`` of KAIR's USRNet option file."""
-
 
 def data_config(task: str, **fields) -> ml_collections.ConfigDict:
-    """``default_data_config(task)`` with ``fields`` set and None fields overridable."""
+    """``default_data_config(task)`` with ``fields`` set and None fields overridable.
+
+    >>> data_config("sr", scale=2).scale
+    2
+    """
     cfg = default_data_config(task)
     for key, value in fields.items():
         if key not in cfg:
@@ -78,7 +69,7 @@ def base_config(
 
     Args:
       model: registry name (``converse_jax.models.MODELS``).
-      data_task: ``'denoise'``, ``'sr'`` or ``'deblur'``.
+      data_task: the task of the data (``'denoise'``, ``'sr'``, ``'deblur'``, ...).
       model_overrides: constructor arguments of the network (listed so they can be overridden
         with ``--config.model_overrides.NAME=VALUE``).
       batch_size: global batch size (all devices and processes together).
@@ -89,6 +80,12 @@ def base_config(
     Returns:
       the config; the fields every training config has are listed in
       ``converse_jax.train.REQUIRED_FIELDS``.
+
+    Example:
+      >>> config = base_config("converse_dncnn", "denoise", model_overrides={"features": 16}, batch_size=8,
+      ...                      num_train_steps=100, lr_milestones=(50,), patch_size=32)
+      >>> config.model_overrides.features, config.data.patch_size, config.data.sigma, config.ema_decay
+      (16, 32, 25.0, 0.999)
     """
     config = ml_collections.ConfigDict()
     config.model = model
@@ -112,39 +109,3 @@ def base_config(
     # float32 parameters and optimizer state); a typed placeholder so --config.dtype=bfloat16 works
     config.dtype = placeholder(str)
     return config
-
-
-def denoise_recipe(model: str, **model_overrides) -> ml_collections.ConfigDict:
-    """KAIR ``train_dncnn.json``: gray 40x40 patches, batch 64, AWGN sigma 25, Adam 1e-4 halved at
-    :data:`KAIR_MILESTONES`, L1, EMA 0.999; 1,075,000 updates (the released DnCNN-family iteration).
-
-    ``model_overrides``: the network's constructor arguments, e.g. ``features=64, num_blocks=20``.
-    """
-    return base_config(
-        model, "denoise", model_overrides=model_overrides, batch_size=64, num_train_steps=1_075_000,
-        lr_milestones=KAIR_MILESTONES, channels=1, patch_size=40, sigma=25.0,
-    )  # fmt: skip
-
-
-def sr_recipe(model: str, **model_overrides) -> ml_collections.ConfigDict:
-    """KAIR ``train_msrresnet_psnr.json``: RGB 96x96 HR patches (24x24 LR, MATLAB bicubic x4),
-    batch 32, Adam 1e-4 halved at :data:`KAIR_MILESTONES`, L1, EMA 0.999; 585,000 updates (the
-    released SRResNet-family iteration).
-    """
-    return base_config(
-        model, "sr", model_overrides=model_overrides, batch_size=32, num_train_steps=585_000,
-        lr_milestones=KAIR_MILESTONES, channels=3, patch_size=96, scale=4,
-    )  # fmt: skip
-
-
-def deblur_recipe(model: str, num_train_steps: int, **model_overrides) -> ml_collections.ConfigDict:
-    """KAIR ``train_usrnet.json``: RGB 96x96 patches, batch 48, Adam 1e-4 halved at
-    :data:`USRNET_MILESTONES`, L1, EMA 0.999; 7x7 motion / anisotropic Gaussian kernels (the
-    ConverseNets' KernelNet size), noise sigma ~ U(0, 25)/255, validation noise 2.55.
-    ``num_train_steps``: the released checkpoint's iteration of that family.
-    """
-    return base_config(
-        model, "deblur", model_overrides=model_overrides, batch_size=48, num_train_steps=num_train_steps,
-        lr_milestones=USRNET_MILESTONES, channels=3, patch_size=96, kernel_size=7, noise_range=(0.0, 25.0),
-        val_noise=2.55,
-    )  # fmt: skip

@@ -1,26 +1,21 @@
-"""Demo config: a small Converse-DnCNN trained on two CPU cores in about three minutes.
+"""Demo config: a small Converse-DnCNN that trains in minutes on two CPU cores.
 
 Run by ``make demo`` (``python -m converse_jax.cli.demo``).  Gray denoising at sigma 25 on the
 scikit-image sample photographs embedded in its wheel (nothing downloaded); validation on the
 held-out camera, chelsea and coins (256x256 centre crops).
 
-Three minutes on two cores leave about 150 CPU-seconds for the training steps (one step of this
-network uses a little more than one core), so every choice below was measured for PSNR per
-CPU-second (validation mean at sigma 25; noisy input 20.49 dB):
+Every choice trades PSNR against CPU time (the measurements behind them: ``docs/benchmarks.md``,
+"The demo"):
 
 * network: ``converse_dncnn`` with 16 features and 4 blocks (kernel 7, padding 6, circular, as
   the released model);
 * ``eps`` (the floor of the Converse2D regulariser lambda) 0.1 instead of 1e-5: lambda starts at
   sigmoid(-9) ~ 1e-4, i.e. every Converse2D layer starts as a near-inverse filter of its random
   kernel, which a few hundred steps cannot tame; with the floor the layers start well
-  conditioned (+1.6 dB at step 100, +0.3 dB at step 400 in our runs);
-* Adam at 1e-2 (100x KAIR's 1e-4; 1e-3 / 3e-3 / 5e-3 / 1.5e-2 were worse at this length),
-  halved three times in the last third;
-* batch 8 of 40x40 patches for 700 steps: at equal CPU time more, smaller steps beat batch 12
-  or 16;
+  conditioned;
+* Adam at 1e-2 (100x KAIR's 1e-4), halved three times in the last third;
+* batch 8 of 40x40 patches for 700 steps (more, smaller steps at equal CPU time);
 * EMA decay 0.99 (0.999 would average over more steps than the run has).
-
-What it reaches is recorded in ``converse_jax/cli/demo.py``'s docstring.
 """
 
 from converse_jax.configs.default import base_config
