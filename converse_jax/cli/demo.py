@@ -13,13 +13,8 @@
    ``demo_out/val_psnr.png`` (validation PSNR over the training steps);
 4. prints one line: ``noisy <dB> dB -> restored <dB> dB (+<gain> dB) on camera``.
 
-Measured on this project's machine (2 CPU cores shared with other jobs): 159 CPU-seconds for the
-whole run -- the steps use about one core, so ~2.7 minutes on two free cores (211 s wall with
-the cores busy); validation PSNR 27.38 dB (noisy input 20.49 dB, +6.9 dB) after 700 steps, and
-the final line ``noisy 20.61 dB -> restored 28.21 dB (+7.60 dB) on camera``.  The latest
-``make demo`` (2026-11-30, from the packaged config, on the machine loaded by other jobs: 13.9
-minutes wall, 2.8 CPU-minutes of user time in the main process) printed
-``noisy 20.61 dB -> restored 28.14 dB (+7.53 dB) on camera``.
+The PSNR the demo reaches and the time it takes on this project's machine are recorded in
+``docs/benchmarks.md`` ("The demo"); ``tests/test_readme.py`` runs it.
 
 Flags: ``--steps N`` (train N steps, the schedule scaled to match -- e.g. ``--steps 20`` for a
 smoke test), ``--workdir``, ``--out_dir``, ``--image`` (one of the held-out images) and

@@ -1,14 +1,11 @@
 """Host memory that XLA's CPU runtime frees stays in the process and is reused (glibc).
 
 XLA's CPU runtime allocates the buffers of an executable afresh on every call and frees them
-after: for a Converse-DnCNN training step (batch 8 of 40×40 patches) one temporary buffer of
-2.4 GB, for its inference on a 256×256 image 121 MB plus the FFTs' scratch. glibc serves large
-blocks with a fresh ``mmap`` and unmaps them on ``free`` — from the runtime's worker threads
-always, because a thread's own arena holds at most 64 MiB — so every call faults in each 4 KiB
-page it touches again: 513,000 page faults per training step and 540,000 per inference on one
-core, where the step (alternating with PyTorch's in one process) took 8.3 s against 3.35 s and
-the inference 7.4 s against 6.1 s with this module's setting (``python benchmarks/vs_pytorch.py
---threads 1 --malloc default`` against its default ``--malloc reuse``, 2026-11-30).
+after; for a training step or an inference these are large temporary buffers (gigabytes for a
+Converse-DnCNN training step). glibc serves large blocks with a fresh ``mmap`` and unmaps them on
+``free`` -- from the runtime's worker threads always, because a thread's own arena holds at most
+64 MiB -- so every call faults in each 4 KiB page it touches again, which costs a large part of
+a step's time on CPU (the measurements: ``docs/benchmarks.md``, "Host memory").
 
 :func:`keep_freed_memory` sets glibc (``mallopt``) so that all threads share the main arena
 (``M_ARENA_MAX`` 1), large blocks come from the heap instead of ``mmap`` (``M_MMAP_MAX`` 0) and
