@@ -35,23 +35,6 @@ import numpy as np
 from converse_jax.models.torch_names import TorchNames
 from converse_jax.tasks import get_task
 
-__all__ = [
-    "MODELS",
-    "ModelSpec",
-    "PretrainedCfg",
-    "ShowcaseRow",
-    "abstract_variables",
-    "count_params",
-    "example_inputs",
-    "get_model",
-    "get_spec",
-    "list_models",
-    "model_fields",
-    "official_weights",
-    "register_model",
-    "spec_of",
-]
-
 OFFICIAL_BASE_URL = "https://github.com/cszn/ConverseNet/raw/368aa39cebaa075b04926264c7494d969e8ee835/model_zoo"
 """The authors' ``model_zoo`` folder at the commit whose checkpoints this project converts."""
 

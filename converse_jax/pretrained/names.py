@@ -49,6 +49,9 @@ _LAYOUTS: dict[str, _Layout] = {
     ),
 }
 
+_BN_COUNTER = "num_batches_tracked"
+
+
 @dataclass(frozen=True)
 class _Entry:
     """One tensor: its Flax location and shape, PyTorch name and layout."""

@@ -26,19 +26,6 @@ from converse_jax.protocol.degradations import single2uint, uint2single
 from converse_jax.protocol.metrics import calculate_psnr, calculate_ssim
 from converse_jax.utils.validate import check_level
 
-__all__ = [
-    "TASKS",
-    "ScoredImage",
-    "Task",
-    "get_task",
-    "list_tasks",
-    "mean_scores",
-    "rank_value",
-    "register_task",
-    "score_images",
-    "takes_train_flag",
-]
-
 
 def takes_train_flag(module: Any) -> bool:
     """Whether ``module.__call__`` has a ``train`` argument (BatchNorm models such as DnCNN).
