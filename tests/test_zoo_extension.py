@@ -150,7 +150,7 @@ def test_a_users_network_in_one_file_works_with_every_tool(tmp_path):
     assert json.loads((user / "runs/mine/config.json").read_text())["model_module"] == "my_network"
     evaluated = ok(CLI, "evaluate", "--weights", "runs/mine", "--data", "test", "--out", "eval", "--quiet")
     assert "my_network sigma25: 2 images" in evaluated.stdout
-    ok(CLI, "restore", "--weights", "runs/mine", "--quiet", "--tile", "64", "test/01.png", "restored.png")
+    ok(CLI, "restore", "--model", "my_network", "--weights", "runs/mine", "--quiet", "--tile", "64", "test/01.png", "restored.png")
     ok(CLI, "export", "--weights", "runs/mine", "--out", "mine.jax", "--tile", "64")
     ok(CLI, "restore", "--exported", "mine.jax", "--quiet", "test/01.png", "exported.png")
     a, b = (np.asarray(Image.open(user / name), np.int16) for name in ("restored.png", "exported.png"))

@@ -141,12 +141,17 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _model_name(args: argparse.Namespace) -> str:
-    """``--model``, or the network the ``--weights`` hold (official name, run config, store, .pth keys)."""
-    if args.model is not None:
-        return args.model
-    from converse_jax.pretrained.load import weights_arch
+    """``--model``, or the network the ``--weights`` hold (official name, run config, store, .pth keys).
 
-    return weights_arch(args.weights)
+    A training run's network is always read (cheap: its ``config.json``), which imports the module
+    that registered it; a mismatching ``--model`` is refused later, naming both."""
+    from converse_jax.pretrained.load import weights_arch
+    from converse_jax.pretrained.runs import is_run
+
+    if args.model is None or is_run(Path(args.weights).expanduser()):
+        held = weights_arch(args.weights)
+        return held if args.model is None else args.model
+    return args.model
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:

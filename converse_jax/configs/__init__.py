@@ -26,8 +26,8 @@ def config_names() -> tuple[str, ...]:
 
     Example:
       >>> names = config_names()
-      >>> names[0], "converse_dncnn" in names, len(names)
-      ('demo', True, 14)
+      >>> names[0], "converse_dncnn" in names, "converse_usrnet" in names
+      ('demo', True, True)
     """
     from converse_jax.models import list_models  # deferred: building the list imports the zoo
 
@@ -37,9 +37,10 @@ def config_names() -> tuple[str, ...]:
 def config_file(name_or_file: str | os.PathLike) -> str:
     """The ``--config`` value ``name_or_file`` stands for: a config file, or a packaged recipe.
 
-    An existing file wins (a path relative to the current directory is taken as such); otherwise
-    ``demo`` is the packaged demo file and a registered network's name is its zoo recipe,
-    ``.../configs/zoo.py:NAME`` (``ml_collections`` passes ``NAME`` to its ``get_config``).
+    An existing file wins (a path relative to the current directory is taken as such), also as
+    ``FILE:ARG`` (``ml_collections`` passes ``ARG`` to the file's ``get_config``, as in
+    ``configs/zoo.py:converse_dncnn``); otherwise ``demo`` is the packaged demo file and a
+    registered network's name is its zoo recipe, ``.../configs/zoo.py:NAME``.
 
     Raises:
       ValueError: neither an existing file nor a packaged recipe's name; the message names
@@ -54,8 +55,7 @@ def config_file(name_or_file: str | os.PathLike) -> str:
       ValueError: --config: 'nope' is neither a config file nor a packaged config (demo, converse_dncnn, ...: see converse_jax.configs.config_names())
     """
     text = os.fspath(name_or_file)
-    path = Path(text).expanduser()
-    if path.is_file():
+    if Path(text.partition(":")[0] if ":" in text else text).expanduser().is_file():
         return text
     if text == "demo":
         return str(_HERE / "demo.py")

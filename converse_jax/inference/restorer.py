@@ -117,9 +117,9 @@ class Restorer:
     def __init__(self, model_name: str, weights: str | os.PathLike[str]):
         from converse_jax.pretrained import load  # deferred: orbax is slow to import
 
+        module, variables = load(weights, arch=model_name)  # first: a run imports the module of its network
         self.spec: ModelSpec = get_spec(model_name)
         self.name = model_name
-        module, variables = load(weights, arch=model_name)
         self.module = module
         self.variables = jax.device_put(variables)
         self.task: str = self.spec.task

@@ -1,5 +1,5 @@
 """Pieces shared by the model families: block lists (optionally rematerialised), 1×1 convolutions
-and input checks.
+and input checks. Internal to the network modules of :mod:`converse_jax.models`.
 
 A 1×1 convolution on NHWC data is a dense layer over the channel axis: Flax ``nn.Dense`` with
 kernel ``(C_in, C_out)`` (a PyTorch ``(C_out, C_in, 1, 1)`` weight, squeezed and transposed).

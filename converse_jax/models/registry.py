@@ -240,10 +240,10 @@ def list_models(task: str | None = None, *, pretrained: bool = False) -> list[st
     """Registry names, sorted; only those of ``task`` when given, only those with released weights with ``pretrained``.
 
     Example:
-      >>> list_models("denoise")
-      ['conv_dncnn', 'converse_dncnn', 'convt_dncnn', 'dncnn']
-      >>> len(list_models()), list_models(pretrained=True)
-      (13, ['converse_dncnn', 'converse_srresnet', 'converse_usrnet', 'conversenet'])
+      >>> "converse_dncnn" in list_models("denoise"), "converse_dncnn" in list_models("sr")
+      (True, False)
+      >>> {"converse_dncnn", "conversenet"} <= set(list_models(pretrained=True)), "dncnn" in list_models(pretrained=True)
+      (True, False)
     """
     if task is not None:
         get_task(task)
