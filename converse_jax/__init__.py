@@ -8,7 +8,13 @@ Flax layers live in :mod:`converse_jax.nn`, networks in :mod:`converse_jax.model
 official-weight conversion in :mod:`converse_jax.pretrained`.
 """
 
-from converse_jax.ops import converse2d, converse2d_reference
-
 __all__ = ["converse2d", "converse2d_reference"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):  # PEP 562: JAX is imported on first use, so light modules
+    if name in __all__:  # (converse_jax.utils.images) import without it
+        from converse_jax import ops
+
+        return getattr(ops, name)
+    raise AttributeError(f"module 'converse_jax' has no attribute {name!r}")
