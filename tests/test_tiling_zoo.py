@@ -14,6 +14,8 @@ of the image reproduces it. The released networks on real images are measured by
 
 from __future__ import annotations
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -57,3 +59,37 @@ def test_tiled_equals_whole_image(name):
         assert diff.mean() < 0.5
     else:
         np.testing.assert_allclose(tiled, whole, rtol=0, atol=2e-5)
+
+
+def test_restore_tiles_an_image_that_would_not_fit(tmp_path, monkeypatch, capsys):
+    """Without ``tile``, ``restore`` compares XLA's estimate for the whole image with the free
+    memory: it restores whole when it fits (no note) and otherwise in the largest tiles that fit,
+    saying so in one line. Free memory is set through the one function that reads it."""
+    from PIL import Image
+
+    import converse_jax.inference.restorer as restorer_module
+    from converse_jax.inference.restore import restore_path
+    from converse_jax.inference.restorer import Restorer
+    from converse_jax.pretrained import save_variables
+
+    kwargs = {"features": 4, "num_blocks": 1}
+    model = get_model("converse_dncnn", **kwargs)
+    store = save_variables(tmp_path / "w", model.init(jax.random.key(0), *example_inputs(model)),
+                           arch="converse_dncnn", metadata={"model_kwargs": kwargs})
+    image = np.random.default_rng(0).integers(0, 256, (160, 128), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "in.png")
+    restorer = Restorer("converse_dncnn", store)
+    need = restorer.whole_image_bytes((1, 160, 128, 1))
+
+    restore_path("converse_dncnn", store, tmp_path / "in.png", tmp_path / "whole.png", progress=False)
+    assert "note" not in capsys.readouterr().err
+    monkeypatch.setattr(restorer_module, "free_bytes", lambda device: need * 6 // 10)
+    restore_path("converse_dncnn", store, tmp_path / "in.png", tmp_path / "tiled.png", progress=False)
+    notes = [line for line in capsys.readouterr().err.splitlines() if "whole-image inference" in line]
+    assert len(notes) == 1, notes
+    tile = int(re.search(r"restoring it in (\d+)-px tiles", notes[0])[1])
+    assert 64 <= tile < 128 and restorer.whole_image_bytes((1, tile, tile, 1)) <= need * 6 // 10
+    x = image[None, :, :, None] / np.float32(255)
+    for name, fn in (("whole.png", restorer.function()), ("tiled.png", restorer.function(tile=tile))):
+        want = single2uint(np.asarray(fn(x))[0])[..., 0]
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / name)), want)
