@@ -344,7 +344,7 @@ def restore_exported(
     def load(k: np.ndarray | None, single: bool):
         if k is not None and k.shape != artifact.kernel_shape:
             raise ValueError(f"kernel: the artifact takes {artifact.kernel_shape} kernels, got {k.shape}")
-        return lambda x: artifact.restore(x, k, progress=progress and single)
+        return network, lambda x: artifact.restore(x, k, progress=progress and single)
 
     return restore_images(network, load, input_path, output_path, degrade=degrade, sigma=sigma, kernel=kernel,
                           progress=progress)

@@ -117,7 +117,7 @@ def _plan(source: Path, target: Path) -> tuple[list[Path], list[Path], Path]:
 
 def restore_images(
     network: Network,
-    load: Callable[[np.ndarray | None, bool], ImageFn],
+    load: Callable[[np.ndarray | None, bool], tuple[Network, ImageFn]],
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
     *,
@@ -136,10 +136,11 @@ def restore_images(
     so is an image the network cannot take (``fn`` raises :class:`ShapeError`).
 
     Args:
-      network: what is restored with (name, task, channels, scale).
-      load: ``load(kernel, single)`` loads the network and returns its :data:`ImageFn`;
-        ``kernel`` is the float64 blur kernel for networks that take one (else None), ``single``
-        whether one image is restored (a progress bar may then go over its tiles).
+      network: what is restored with (name, task, channels, scale), as known before loading.
+      load: ``load(kernel, single)`` loads the network and returns it as loaded (its channels may
+        differ from the registry's for a trained variant) with its :data:`ImageFn`; ``kernel``
+        is the float64 blur kernel for networks that take one (else None), ``single`` whether
+        one image is restored (a progress bar may then go over its tiles).
       input_path: an image file (png/jpg/bmp/tif) or a folder of them (not recursive).
       output_path: for a file input, the output file (``.png`` is appended unless the name
         ends in ``.png``; other image suffixes are rejected; its folder is created if needed) or
@@ -168,8 +169,8 @@ def restore_images(
       >>> noisy = np.random.default_rng(0).integers(0, 256, (16, 16), dtype=np.uint8)
       >>> _ = write_png(root / "noisy.png", noisy)
       >>> identity = Network("identity", get_task("denoise"), 1, 1)
-      >>> out = restore_images(identity, lambda kernel, single: lambda x: x, root / "noisy.png", root / "out",
-      ...                      progress=False)
+      >>> load = lambda kernel, single: (identity, lambda x: x)
+      >>> out = restore_images(identity, load, root / "noisy.png", root / "out", progress=False)
       >>> [p.name for p in out.written], out.skipped
       (['out.png'], ())
     """
@@ -177,7 +178,7 @@ def restore_images(
     k = load_kernel(kernel) if kernel is not None else None
     noise = task.check_request(network.name, sigma=sigma, kernel=k, degrade=degrade)
     pairs, folder = _checked_outputs(Path(input_path), Path(output_path), degrade)
-    fn = load(k if task.takes_kernel else None, len(pairs) == 1)
+    network, fn = load(k if task.takes_kernel else None, len(pairs) == 1)
     folder.mkdir(parents=True, exist_ok=True)
     reader = BatchReader(network.in_channels, network.name)
     written = []
@@ -267,10 +268,11 @@ def restore_path(
             raise ValueError("tile_margin: needs tile")
         tile_margin = check_int(tile_margin, "tile_margin", minimum=0, below=(tile + 1) // 2)
 
-    def load(k: np.ndarray | None, single: bool) -> ImageFn:
+    def load(k: np.ndarray | None, single: bool) -> tuple[Network, ImageFn]:
         restorer = Restorer(model_name, weights)
-        return restorer.function(k, x8=x8, tile="auto" if tile is None else tile, tile_margin=tile_margin,
-                                 progress=progress and single)
+        loaded = Network(model_name, restorer.kind, restorer.in_channels, restorer.scale)
+        return loaded, restorer.function(k, x8=x8, tile="auto" if tile is None else tile, tile_margin=tile_margin,
+                                         progress=progress and single)
 
     network = Network(model_name, get_task(spec.task), spec.in_channels, spec.scale)
     return restore_images(network, load, input_path, output_path, degrade=degrade, sigma=sigma, kernel=kernel,
