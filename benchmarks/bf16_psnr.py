@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from converse_jax.data.sources import folder_images, read_image
+from converse_jax.data.sources import folder_images
 from converse_jax.inference.evaluate import evaluate
-from converse_jax.inference.restore import write_png
+from converse_jax.utils.images import read_image, write_png
 
 ROOT = Path(__file__).resolve().parents[1]
 # (registry name, test set, evaluate() keyword arguments, which PSNR the paper reports)

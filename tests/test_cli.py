@@ -18,7 +18,7 @@ from PIL import Image
 
 from converse_jax.cli.main import main
 from converse_jax.models.registry import MODELS
-from converse_jax.utils.images import LABEL_HEIGHT
+from converse_jax.utils.images import caption_height
 from converse_jax.protocol import calculate_psnr, deblur_input
 
 CROP = 64
@@ -112,7 +112,7 @@ def test_evaluate_with_converted_store_equals_pth(converted_conversenet, bird_cr
     for row in rows[:2]:
         truth, degraded = deblur_input(np.asarray(Image.open(bird_crops / row["image"])), np.load(kernel))
         panel = np.asarray(Image.open(tmp_path / "store" / "images" / row["image"]))
-        restored = panel[LABEL_HEIGHT:, CROP + 4 : 2 * CROP + 4]  # under the caption strip
+        restored = panel[caption_height(CROP):, CROP + 4 : 2 * CROP + 4]  # under the captions
         assert calculate_psnr(restored, truth, 1) == pytest.approx(float(row["psnr"]), abs=1e-6)
         degraded_psnr = calculate_psnr(np.round(np.clip(degraded, 0, 1) * 255).astype(np.uint8), truth, 1)
         assert float(row["psnr"]) > degraded_psnr + 1.0
@@ -192,9 +192,9 @@ def test_errors_are_reported_clearly(bird_crops, converted_conversenet, tmp_path
     assert not (tmp_path / "o").exists()  # nothing written when the arguments are refused
     img = str(bird_crops / "a.png")
     rs = ["restore", "--weights", dncnn_pth]
-    assert "needs --tile" in _error(capsys, *rs, "--model", "converse_dncnn", "--tile-overlap", "8", img, out)
+    assert "needs --tile" in _error(capsys, *rs, "--model", "converse_dncnn", "--tile-margin", "8", img, out)
     assert "only used with" in _error(capsys, *rs, "--model", "converse_dncnn", "--sigma", "25", img, out)
-    assert "--tile-overlap" in _error(capsys, *rs, "--model", "converse_dncnn", "--tile", "16", "--tile-overlap", "16", img, out)
+    assert "--tile-margin" in _error(capsys, *rs, "--model", "converse_dncnn", "--tile", "16", "--tile-margin", "8", img, out)
     assert "overwrite the input" in _error(capsys, *rs, "--model", "converse_dncnn", img, img)
     assert "needs a blur kernel" in _error(
         capsys, "restore", "--model", "converse_usrnet", "--weights", dncnn_pth, img, out
@@ -208,7 +208,7 @@ def test_errors_are_reported_clearly(bird_crops, converted_conversenet, tmp_path
 def test_x8_with_kernel_is_equivariant(bird_crops):
     """x8 of the non-blind deblurrer turns the kernel with the image: restoring the rotated and
     mirrored image with the equally transformed kernel gives the transformed restoration."""
-    from converse_jax.inference.restore import Restorer
+    from converse_jax.inference.restorer import Restorer
 
     restorer = Restorer("converse_usrnet", shared_path("data/weights/converse_usrnet.pth"))
     kernel = np.load(shared_path("data/blur_kernels/kernel_2.npy"))  # no dihedral symmetry

@@ -15,9 +15,9 @@ from converse_jax.data import (
     default_data_config,
     embedded_images,
     folder_images,
-    to_channels,
 )
 from converse_jax.protocol.degradations import denoise_input, uint2single
+from converse_jax.utils.images import to_channels
 
 
 def _small(task: str, **overrides):

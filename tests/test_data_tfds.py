@@ -11,7 +11,7 @@ from conftest import shared_path
 from PIL import Image
 
 from converse_jax.data import create_eval_set, create_train_iterator, default_data_config
-from converse_jax.data.sources import read_image
+from converse_jax.utils.images import read_image
 from converse_jax.data.tfds_folder import prepare_image_folder, tfds_images
 
 

@@ -26,7 +26,7 @@ from PIL import Image
 
 from converse_jax.cli.main import main
 from converse_jax.models import abstract_variables, get_model
-from converse_jax.utils.images import LABEL_HEIGHT
+from converse_jax.utils.images import caption_height
 from converse_jax.pretrained import read_pth, save_variables
 
 TINY = {"features": 4, "num_layers": 3}
@@ -246,7 +246,7 @@ def test_outputs_follow_the_umask(store, tmp_path, capsys):
 
 
 def test_small_things_users_hit(store, tmp_path, capsys):
-    """--tile 30 works with the default overlap; RGB to a gray model is announced; evaluate's
+    """--tile 30 works with the default margin; RGB to a gray model is announced; evaluate's
     panels carry captions above unchanged pixels; convert's help tells OUT is created."""
     rgb = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "rgb.png")
@@ -261,9 +261,10 @@ def test_small_things_users_hit(store, tmp_path, capsys):
     _png(data / "a.png", 1, (24, 24))
     assert _run(capsys, "evaluate", "--model", "dncnn", "--weights", store, "--quiet", "--data", str(data), "--out", str(tmp_path / "e"))[0] == 0
     panel = np.asarray(Image.open(tmp_path / "e" / "images" / "a.png"))
-    assert panel.shape == (LABEL_HEIGHT + 24, 3 * 24 + 2 * 4)
-    np.testing.assert_array_equal(panel[LABEL_HEIGHT:, -24:], np.asarray(Image.open(data / "a.png")))
-    assert (panel[:LABEL_HEIGHT] < 128).any()  # caption text
+    band = caption_height(24)
+    assert panel.shape == (band + 24, 3 * 24 + 2 * 4)
+    np.testing.assert_array_equal(panel[band:, -24:], np.asarray(Image.open(data / "a.png")))
+    assert (panel[:band] < 128).any()  # caption text
     with pytest.raises(SystemExit):
         main(["convert", "--help"])
     assert "created" in capsys.readouterr().out

@@ -31,7 +31,7 @@ import pytest
 from conftest import REPO_ROOT, shared_path
 from PIL import Image
 
-from converse_jax.utils.images import LABEL_HEIGHT
+from converse_jax.utils.images import caption_height
 
 README = (REPO_ROOT / "README.md").read_text()
 PROGRAMS = ("converse-jax", "python", "make", "pip", "tensorboard")
@@ -59,7 +59,7 @@ WHERE_EXERCISED: dict[str, str] = {
     r"python benchmarks/vs_pytorch\.py( .*)?": "tests/test_vs_pytorch.py",  # --quick; skipped without torch
     r"python benchmarks/profile_model\.py( .*)?": "tests/test_profile_model.py",
     r"converse-jax showcase --weights \S+ --out \S+": "tests/test_showcase.py",  # with --size 64
-    r"converse-jax export --weights \S+ --out \S+ --tile \d+": "tests/test_export.py::test_cli_export_and_restore_without_flax",
+    r"converse-jax export --weights \S+ --out \S+ --shape \d+x\d+": "tests/test_export.py::test_cli_export_and_restore_without_flax",
     r"converse-jax restore --exported \S+ \S+ \S+": "tests/test_export.py::test_cli_export_and_restore_without_flax",
 }
 
@@ -283,7 +283,7 @@ def _check_dncnn(out: Path, data: Path) -> None:
     ref = _official("official_converse_dncnn_Set12_sigma25.csv", "01.png")
     assert float(table[1][1]) == pytest.approx(float(ref["psnr"]), abs=PSNR_TOL)
     assert float(table[1][2]) == pytest.approx(float(ref["ssim"]), abs=SSIM_TOL)
-    panel = np.asarray(Image.open(out / "images" / "01.png"))[LABEL_HEIGHT:]  # under the captions
+    panel = np.asarray(Image.open(out / "images" / "01.png"))[caption_height(256):]  # under the captions
     clean = np.asarray(Image.open(data / "Set12" / "01.png").convert("L"))
     assert panel.shape == (256, 3 * 256 + 2 * 4)
     np.testing.assert_array_equal(panel[:, :256], single2uint(denoise_input(clean[..., None], 25))[..., 0])
@@ -301,7 +301,7 @@ def _check_srresnet(out: Path, data: Path) -> None:
     ref = _official("official_converse_srresnet_CSet5_x4.csv", "butterfly.png")
     for column, tol in (("psnr", PSNR_TOL), ("psnr_y", PSNR_TOL), ("ssim", SSIM_TOL), ("ssim_y", SSIM_TOL)):
         assert float(rows[0][column]) == pytest.approx(float(ref[column]), abs=tol), column
-    panel = np.asarray(Image.open(out / "images" / "butterfly.png"))[LABEL_HEIGHT:]  # under the captions
+    panel = np.asarray(Image.open(out / "images" / "butterfly.png"))[caption_height(256):]  # under the captions
     hr = np.asarray(Image.open(data / "CSet5" / "butterfly.png").convert("RGB"))
     assert panel.shape == (256, 3 * 256 + 2 * 4, 3)
     np.testing.assert_array_equal(panel[::4, :256:4], single2uint(sr_input(hr, 4)[1]))

@@ -12,7 +12,8 @@ from conftest import shared_path
 from PIL import Image
 
 from converse_jax.cli.main import main
-from converse_jax.cli.showcase import CASES, GAP, caption_height
+from converse_jax.cli.showcase import CASES, GAP
+from converse_jax.utils.images import caption_height
 
 SIZE = 64
 LINE = re.compile(r"^(\w+): degraded (\d+\.\d\d) dB -> restored (\d+\.\d\d) dB$")
@@ -33,7 +34,7 @@ def test_showcase_writes_the_figure_and_every_network_improves_its_input(weights
     with Image.open(out) as figure:
         assert figure.format == "PNG" and figure.mode == "RGB"
         # 3 panels and 4 gaps across; 4 rows of caption + panel and 5 gaps down.
-        assert caption_height(SIZE) == 34
+        assert caption_height(SIZE, 3) == 34
         assert figure.size == (3 * SIZE + 4 * GAP, 4 * (SIZE + 34) + 5 * GAP) == (224, 432)
     assert [p.name for p in out.parent.iterdir()] == ["showcase.png"]  # no temporary file left
 

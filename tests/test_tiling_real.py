@@ -1,6 +1,6 @@
 """Tiled inference with the released Converse-DnCNN: accuracy and bounded memory.
 
-Accuracy: ``converse-jax restore --degrade --tile 128 --tile-overlap 32`` of Set12/01.png (the
+Accuracy: ``converse-jax restore --degrade --tile 128`` (32-px margins) of Set12/01.png (the
 protocol's sigma = 25 noise, seed 0) scores within 0.05 dB of the whole-image PSNR. The
 whole-image value is the official one (``shared/reference``), which ``evaluate`` reproduces to
 < 0.01 dB (``test_readme.py::test_evaluate_commands``), so no second whole-image forward is spent here.
@@ -8,7 +8,7 @@ whole-image value is the official one (``shared/reference``), which ``evaluate``
 Memory ("a 2048x2048 image denoises within 6 GB of resident memory"). Denoising a full 2048^2
 image with the 20-block network costs ~64x a 256^2 forward (~12 CPU-minutes), too slow for CI,
 so the claim is checked in two measured parts, each a fresh process running the real CLI
-(``converse-jax restore --tile 64 --tile-overlap 16``) and reporting its own peak RSS (``VmHWM``
+(``converse-jax restore --tile 64 --tile-margin 6``) and reporting its own peak RSS (``VmHWM``
 of ``/proc/self/status``; not ``ru_maxrss``, which Linux carries across ``exec`` from the forked
 parent, so a child of a large pytest worker would report the worker's high-water mark):
 
@@ -19,7 +19,7 @@ parent, so a child of a large pytest worker would report the worker's high-water
    a leak of one block activation per tile (64^2 x 128 channels x 4 B = 2 MiB, 20 blocks) would
    add ~960 MiB over the 24 extra tiles, and any leak of >= 8 MiB per tile fails the bound;
 2. the only memory that grows with the image is the host side (decoded image, float copies,
-   the blend accumulator and weights, the output): measured at the real 2048^2 size through the
+   the output accumulator and the output): measured at the real 2048^2 size through the
    same code path with a one-block, 4-feature Converse-DnCNN (same class, random weights, so its
    per-tile cost is negligible): peak(2048^2) - peak(64^2).
 
@@ -47,7 +47,7 @@ _PROBE = """
 import json, sys
 from converse_jax.cli.main import main
 rc = main(["restore", "--model", "converse_dncnn", "--weights", sys.argv[1], "--tile", "64",
-           "--tile-overlap", "16", "--quiet", sys.argv[2], sys.argv[3]])
+           "--tile-margin", "6", "--quiet", sys.argv[2], sys.argv[3]])
 with open("/proc/self/status") as f:
     hwm_kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
 print(json.dumps({"rc": rc, "peak_rss": hwm_kib * 1024}))
@@ -60,7 +60,7 @@ def test_tiled_restore_within_005_db_of_whole_image(tmp_path, capsys):
         whole_psnr = next(float(line.split(",")[6]) for line in f if ",01.png," in line)
     rc = main([
         "restore", "--model", "converse_dncnn", "--weights", str(shared_path("data/weights/converse_dncnn.pth")),
-        "--degrade", "--sigma", "25", "--tile", "128", "--tile-overlap", "32", "--quiet",
+        "--degrade", "--sigma", "25", "--tile", "128", "--quiet",
         str(clean_path), str(tmp_path / "out.png"),
     ])  # fmt: skip
     assert rc == 0, capsys.readouterr().err

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import flax.linen as nn
-import jax
 import numpy as np
 import pytest
 from conftest import REPO_ROOT, shared_path

@@ -9,6 +9,9 @@ everything else and the command line reports it (exit status 1).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+
+from converse_jax.utils.validate import check_int
 
 __all__ = ["build_parser"]
 
@@ -18,20 +21,16 @@ WEIGHTS_HELP = (
 )
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: the text as an int >= ``minimum`` (:func:`~converse_jax.utils.validate.check_int`)."""
 
+    def parse(text: str) -> int:
+        try:
+            return check_int(int(text), "value", minimum=minimum)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text}") from None
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
-    return value
-
-
+    return parse
 
 
 def _model_args(p: argparse.ArgumentParser, weights_required: bool = True) -> None:
@@ -58,8 +57,8 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--sigma", type=float, help="noise level on 0..255: denoising (default 25) or after the blur (default 2.55)"
     )
-    p.add_argument("--scale", type=_positive_int, help="SR factor (must be the model's; default: the model's)")
-    p.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N images")
+    p.add_argument("--scale", type=_int_at_least(1), help="SR factor (must be the model's; default: the model's)")
+    p.add_argument("--limit", type=_int_at_least(1), metavar="N", help="only the first N images")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (results.csv, summary.json, images/)")
     p.add_argument("--no-images", action="store_true", help="do not write the side-by-side PNGs")
 
@@ -70,6 +69,7 @@ def _add_restore_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--exported", metavar="FILE", help="run an artifact written by `export` instead (jax only; no --weights)"
     )
+    p.add_argument("--info", action="store_true", help="with --exported: print what the artifact holds and exit")
     p.add_argument(
         "--degrade",
         action="store_true",
@@ -77,15 +77,21 @@ def _add_restore_parser(sub: argparse._SubParsersAction) -> None:
         "also writes <name>_degraded.png",
     )
     p.add_argument("--sigma", type=float, help="noise level on 0..255 for --degrade (default 25, deblurring 2.55)")
-    p.add_argument("--tile", type=_positive_int, metavar="SIZE", help="tiled inference with SIZE x SIZE windows")
     p.add_argument(
-        "--tile-overlap",
-        type=_non_negative_int,
-        metavar="N",
-        help="overlap of the tiles in pixels, below SIZE (default: min(32, SIZE/4))",
+        "--tile",
+        type=_int_at_least(1),
+        metavar="SIZE",
+        help="restore in SIZE x SIZE windows (default: whole images, tiled automatically when they would not fit "
+        "in memory)",
     )
-    p.add_argument("input", metavar="INPUT", help="image file or folder of images")
-    p.add_argument("output", metavar="OUTPUT", help="output .png (or folder) for a file; folder for a folder")
+    p.add_argument(
+        "--tile-margin",
+        type=_int_at_least(0),
+        metavar="N",
+        help="context around each window's kept middle, below SIZE/2 (default: the network's)",
+    )
+    p.add_argument("input", metavar="INPUT", nargs="?", help="image file or folder of images")
+    p.add_argument("output", metavar="OUTPUT", nargs="?", help="output .png (or folder) for a file; folder for a folder")
 
 
 def _add_export_parser(sub: argparse._SubParsersAction) -> None:
@@ -93,9 +99,24 @@ def _add_export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", required=True, help=WEIGHTS_HELP)
     p.add_argument("--model", help="registry name the weights must hold (default: whatever they hold)")
     p.add_argument("--out", required=True, metavar="FILE", help="the artifact to write (its folder must exist)")
-    p.add_argument("--tile", type=_positive_int, default=256, metavar="SIZE", help="input tile side (>= 8; default 256)")
     p.add_argument(
-        "--kernel-size", type=_positive_int, default=7, metavar="K", help="blur kernel side for non-blind deblurring (7)"
+        "--shape",
+        action="append",
+        default=[],
+        metavar="HxW",
+        help="an input image shape to export whole (restored exactly; repeatable)",
+    )
+    p.add_argument(
+        "--tile",
+        type=_int_at_least(1),
+        metavar="SIZE",
+        help="window side for images of other shapes (>= 8; default: the library's, printed after the export)",
+    )
+    p.add_argument(
+        "--tile-margin", type=_int_at_least(0), metavar="N", help="context around each window's kept middle (default: the network's)"
+    )
+    p.add_argument(
+        "--kernel-size", type=_int_at_least(1), default=7, metavar="K", help="blur kernel side for non-blind deblurring (7)"
     )
 
 

@@ -35,7 +35,7 @@ from ml_collections import config_flags
 
 from converse_jax.utils.atomic import atomic_open
 from converse_jax.utils.host_memory import keep_freed_memory
-from converse_jax.utils.images import labelled_row
+from converse_jax.utils.images import captioned_grid, write_png
 
 FLAGS = flags.FLAGS
 
@@ -63,14 +63,6 @@ def scale_schedule(config, steps: int) -> None:
     config.eval_every_steps = max(1, round(config.eval_every_steps * ratio))
     config.log_every_steps = max(1, round(config.log_every_steps * ratio))
     config.checkpoint_every_steps = max(1, round(config.checkpoint_every_steps * ratio))
-
-
-def _save_png(path: Path, image: np.ndarray) -> None:
-    """uint8 (H, W) or (H, W, 3) -> PNG, written atomically."""
-    from PIL import Image
-
-    with atomic_open(path, "wb") as f:
-        Image.fromarray(image).save(f, format="PNG")
 
 
 def plot_psnr(records: list[dict], noisy_psnr: float, path: Path) -> None:
@@ -140,7 +132,7 @@ def main(argv: list[str]) -> None:
     psnr_noisy, psnr_restored = (calculate_psnr(img, clean, border) for img in (single2uint(noisy), restored))
     clean_u8, noisy_u8, restored_u8 = clean[..., 0], single2uint(noisy)[..., 0], restored[..., 0]
     labels = [f"noisy {psnr_noisy:.2f} dB", f"restored {psnr_restored:.2f} dB", "clean"]
-    _save_png(out_dir / "denoise.png", labelled_row([noisy_u8, restored_u8, clean_u8], labels, gap=8))
+    write_png(out_dir / "denoise.png", captioned_grid([[noisy_u8, restored_u8, clean_u8]], [labels], gap=8))
 
     val_noisy = float(np.mean([
         calculate_psnr(single2uint(ex["input"]), single2uint(ex["target"]), border) for ex in create_eval_set(config.data)

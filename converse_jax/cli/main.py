@@ -9,8 +9,9 @@ Examples (paths relative to a checkout with ``../shared`` beside it)::
     converse-jax restore --model converse_dncnn --weights ../shared/data/weights/converse_dncnn.pth \\
         --tile 256 noisy.png restored.png
     converse-jax showcase --weights ../shared/data/weights --out docs/restorations.png
-    converse-jax export --weights converse_dncnn --out dncnn.jax --tile 256
+    converse-jax export --weights converse_dncnn --out dncnn.jax --shape 481x321
     converse-jax restore --exported dncnn.jax noisy.png restored.png
+    converse-jax restore --exported dncnn.jax --info
     converse-jax train --config=converse_dncnn --workdir=runs/dncnn --config.batch_size=32
 
 ``--weights`` accepts an official checkpoint's name (``converse_dncnn``: downloaded once,
@@ -51,7 +52,9 @@ _FLAGS = {
     "out_dir": "--out",
     "out": "--out",
     "tile": "--tile",
-    "tile_overlap": "--tile-overlap",
+    "tile_margin": "--tile-margin",
+    "shapes": "--shape",
+    "shape": "--shape",
     "degrade": "--degrade",
     "overwrite": "--overwrite",
     "arch": "--arch",
@@ -66,7 +69,7 @@ _FLAGS = {
 def _error_line(err: BaseException) -> str:
     """``err`` as one line for the terminal, with Python parameter names replaced by CLI flags.
 
-    ``tile_overlap: ...`` -> ``--tile-overlap: ...``; ``(pass overwrite=True)`` -> ``(pass
+    ``tile_margin: ...`` -> ``--tile-margin: ...``; ``(pass overwrite=True)`` -> ``(pass
     --overwrite)``; an ``OSError`` with a file name -> ``CAUSE: PATH``; an unexpected exception
     type is named (``--debug`` shows its traceback).
     """
@@ -181,44 +184,53 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return _skipped_status(args.command, result.skipped, len(result.rows) + len(result.skipped))
 
 
-def _restore_exported(args: argparse.Namespace) -> list[Path]:
+def _restore_exported(args: argparse.Namespace) -> Any:
     """``restore --exported FILE``: runs the artifact with jax alone (no Flax, no model code)."""
-    from converse_jax.inference.export import restore_files
+    from converse_jax.inference.export import load_exported, restore_exported
 
-    options = {"--weights": args.weights, "--model": args.model, "--x8": args.x8 or None,
-               "--degrade": args.degrade or None, "--sigma": args.sigma, "--tile": args.tile}
+    options = {"--weights": args.weights, "--model": args.model, "--x8": args.x8 or None, "--tile": args.tile,
+               "--tile-margin": args.tile_margin}
     given = [flag for flag, value in options.items() if value is not None]
     if given:
         raise ValueError(f"exported: {', '.join(given)} cannot be combined with --exported (the artifact fixes the "
-                         "network and its tile; use --tile-overlap for the overlap)")
-    return restore_files(args.exported, args.input, args.output, kernel=args.kernel,
-                         overlap=args.tile_overlap, progress=not args.quiet)
+                         "network, its tile and margin)")
+    artifact = load_exported(args.exported)
+    if args.info:
+        print(artifact.info())
+        return None
+    return restore_exported(artifact, args.input, args.output, degrade=args.degrade, sigma=args.sigma,
+                            kernel=args.kernel, progress=not args.quiet)
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
+    if args.info and args.exported is None:
+        raise ValueError("--info: needs --exported FILE")
+    if not args.info and args.output is None:
+        raise ValueError("output_path: restore needs INPUT and OUTPUT")
     if args.exported is not None:
-        for path in _restore_exported(args):
-            print(path)
-        return 0
-    from converse_jax.inference.restore import restore_path
+        result = _restore_exported(args)
+        if result is None:
+            return 0
+    else:
+        from converse_jax.inference.restore import restore_path
 
-    if args.weights is None:
-        raise ValueError("weights: restore needs --weights (or --exported FILE)")
-    if args.tile is None and args.tile_overlap is not None:
-        raise ValueError("--tile-overlap: needs --tile")
-    result = restore_path(
-        _model_name(args),
-        args.weights,
-        args.input,
-        args.output,
-        degrade=args.degrade,
-        sigma=args.sigma,
-        kernel=args.kernel,
-        x8=args.x8,
-        tile=args.tile,
-        tile_overlap=args.tile_overlap,
-        progress=not args.quiet,
-    )
+        if args.weights is None:
+            raise ValueError("weights: restore needs --weights (or --exported FILE)")
+        if args.tile is None and args.tile_margin is not None:
+            raise ValueError("--tile-margin: needs --tile")
+        result = restore_path(
+            _model_name(args),
+            args.weights,
+            args.input,
+            args.output,
+            degrade=args.degrade,
+            sigma=args.sigma,
+            kernel=args.kernel,
+            x8=args.x8,
+            tile=args.tile,
+            tile_margin=args.tile_margin,
+            progress=not args.quiet,
+        )
     for path in result.written:
         print(path)
     return _skipped_status(args.command, result.skipped, len(result.written) + len(result.skipped))
@@ -236,12 +248,12 @@ def _skipped_status(command: str, skipped: Sequence[Any], total: int) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from converse_jax.inference.export import export_restorer, load_exported
+    from converse_jax.inference.export import export_restorer, load_exported, parse_shape
 
-    out = export_restorer(args.weights, args.out, tile=args.tile, kernel_size=args.kernel_size, model=args.model)
-    restorer = load_exported(out)
-    print(f"{out}: tile {restorer.tile}, x{restorer.scale}, {restorer.in_channels} channel(s), "
-          f"kernel {restorer.kernel_shape}, platforms {', '.join(restorer.platforms)}")
+    out = export_restorer(args.weights, args.out, tile=args.tile, tile_margin=args.tile_margin,
+                          shapes=[parse_shape(s) for s in args.shape], kernel_size=args.kernel_size, model=args.model)
+    print(f"{out}:")
+    print(load_exported(out).info())
     return 0
 
 

@@ -25,7 +25,8 @@ degraded input clipped and rounded to uint8 for display), each panel under a thr
 network, what the panel shows, PSNR. PSNR is computed as ``converse-jax evaluate`` does: on the
 uint8 images (gray for DnCNN, RGB otherwise) with the protocol's borders (0 px for denoising,
 4 for x4 SR, 1 for deblurring); the degraded PSNR is that of the panel as shown. The figure is
-``3*size + 4*GAP`` px wide and ``4*(size + caption_height(size)) + 5*GAP`` px tall, white
+``3*size + 4*GAP`` px wide and ``4*(size + caption_height(size, 3)) + 5*GAP`` px tall
+(:func:`converse_jax.utils.images.captioned_grid`: the caption font scales with ``size``), white
 background, written atomically.
 
 Images are NHWC throughout (the networks get ``(1, H, W, C)`` float32 in [0, 1]; the crops are
@@ -43,17 +44,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from converse_jax.inference.batch import check_writable_folder
-from converse_jax.data.sources import to_channels
+from converse_jax.inference.restorer import Restorer
 from converse_jax.models.registry import MODELS, ShowcaseRow, get_spec
 from converse_jax.protocol import calculate_psnr, random_blur_kernel, single2uint
-from converse_jax.inference.restore import Restorer, write_png
+from converse_jax.utils.images import captioned_grid, to_channels, write_png
 from converse_jax.utils.validate import check_int
 
-__all__ = ["CASES", "GAP", "Case", "ShowcaseResult", "caption_height", "make_showcase"]
+__all__ = ["CASES", "GAP", "Case", "ShowcaseResult", "make_showcase"]
 
 GAP = 8
 """White space in pixels around and between the panels."""
@@ -100,20 +100,6 @@ class ShowcaseResult:
         return f"{self.model}: degraded {self.degraded_psnr:.2f} dB -> restored {self.restored_psnr:.2f} dB"
 
 
-def _font_px(size: int) -> int:
-    """Nominal caption font size in pixels for ``size``-px panels."""
-    return max(8, size // 16)
-
-
-def caption_height(size: int) -> int:
-    """Height in pixels of the three-line caption above each ``size``-px panel.
-
-    >>> caption_height(256), caption_height(64)
-    (58, 34)
-    """
-    return 3 * (_font_px(size) + 2) + 4
-
-
 def _check_args(weights_dir: Path | None, out: Path, size: int, seed: int) -> None:
     if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 4:
         raise ValueError(f"size: expected a positive multiple of 4 that is >= 32, got {size!r}")
@@ -143,32 +129,6 @@ def _crop(case: Case, channels: int, size: int) -> np.ndarray:
     top = min(max(round(case.centre[0] * h) - size // 2, 0), h - size)
     left = min(max(round(case.centre[1] * w) - size // 2, 0), w - size)
     return photo[top : top + size, left : left + size]
-
-
-def _fit_font(lines: list[str], width: int, px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """Pillow's default font at the largest size <= ``px`` at which every line fits ``width``."""
-    while True:
-        font = ImageFont.load_default(size=px)
-        if px <= 4 or all(font.getlength(line) <= width for line in lines):
-            return font
-        px -= 1
-
-
-def _compose(rows: list[tuple[list[np.ndarray], list[list[str]]]], size: int) -> np.ndarray:
-    """Panels (uint8 ``(size, size, 3)``) and their captions, one row each, as one uint8 RGB image."""
-    band = caption_height(size)
-    canvas = Image.new("RGB", (3 * size + 4 * GAP, len(rows) * (size + band + GAP) + GAP), "white")
-    draw = ImageDraw.Draw(canvas)
-    font = _fit_font([line for _, captions in rows for caption in captions for line in caption], size, _font_px(size))
-    line_height = _font_px(size) + 2
-    for r, (panels, captions) in enumerate(rows):
-        top = GAP + r * (size + band + GAP)
-        for c, (panel, caption) in enumerate(zip(panels, captions)):
-            left = GAP + c * (size + GAP)
-            for i, line in enumerate(caption):
-                draw.text((left, top + 2 + i * line_height), line, fill="black", font=font)
-            canvas.paste(Image.fromarray(panel), (left, top + band))
-    return np.asarray(canvas)
 
 
 def make_showcase(
@@ -212,7 +172,8 @@ def make_showcase(
     crops = [_crop(case, get_spec(case.model).in_channels, size) for case in CASES]
     kernel = random_blur_kernel(np.random.default_rng(seed))
     results: list[ShowcaseResult] = []
-    rows: list[tuple[list[np.ndarray], list[list[str]]]] = []
+    rows: list[list[np.ndarray]] = []
+    captions: list[list[str]] = []
     bar = tqdm(list(zip(CASES, crops)), desc="showcase", unit="net", disable=not progress)
     for case, clean in bar:
         bar.set_postfix_str(case.model)
@@ -224,13 +185,12 @@ def make_showcase(
         border = task.border(restorer.scale)  # as converse-jax evaluate
         result = ShowcaseResult(case.model, calculate_psnr(shown, clean, border), calculate_psnr(restored, clean, border))
         results.append(result)
-        panels = [np.repeat(p, 3 // p.shape[2], axis=2) for p in (shown, restored, clean)]
-        captions = [
-            [case.title, case.degraded, f"PSNR {result.degraded_psnr:.2f} dB"],
-            [case.title, "restored", f"PSNR {result.restored_psnr:.2f} dB"],
-            [case.title, "clean", "reference"],
-        ]
-        rows.append((panels, captions))
+        rows.append([np.repeat(p, 3 // p.shape[2], axis=2) for p in (shown, restored, clean)])
+        captions.append([
+            f"{case.title}\n{case.degraded}\nPSNR {result.degraded_psnr:.2f} dB",
+            f"{case.title}\nrestored\nPSNR {result.restored_psnr:.2f} dB",
+            f"{case.title}\nclean\nreference",
+        ])
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_png(out, _compose(rows, size))
+    write_png(out, captioned_grid(rows, captions, gap=GAP, border=GAP))
     return results

@@ -31,12 +31,9 @@ from converse_jax.data.pipeline import (
 from converse_jax.data.sources import (
     EMBEDDED_TRAIN,
     EMBEDDED_VALIDATION,
-    IMAGE_EXTENSIONS,
     FolderImages,
     embedded_images,
     folder_images,
-    read_image,
-    to_channels,
 )
 from converse_jax.data.examples import TrainDegradation
 from converse_jax.data.tfds_folder import (
@@ -51,7 +48,6 @@ from converse_jax.data.tfds_folder import (
 __all__ = [
     "EMBEDDED_TRAIN",
     "EMBEDDED_VALIDATION",
-    "IMAGE_EXTENSIONS",
     "NUM_MODES",
     "SOURCES",
     "FolderImages",
@@ -71,6 +67,5 @@ __all__ = [
     "prepare_image_folder",
     "random_crop",
     "random_crop_aligned",
-    "read_image",
     "tfds_images",
 ]

@@ -3,11 +3,8 @@
 Every source yields ``(name, image)`` pairs where ``image`` is a uint8 numpy array of layout HWC
 with the requested channel count:
 
-* ``channels=1``: gray, converted from colour with ITU-R BT.601 luma exactly as PIL's ``'L'``
-  mode, ``L = (19595 R + 38470 G + 7471 B + 2**15) >> 16`` (i.e. 0.299 R + 0.587 G + 0.114 B,
-  rounded);
-* ``channels=3``: RGB; gray images are repeated over the three channels, an alpha channel is
-  dropped (PIL ``'RGB'`` conversion).
+``channels=1`` (gray, BT.601 luma) or ``channels=3`` (RGB), decoded and converted by
+:mod:`converse_jax.utils.images`.
 
 Three kinds of source:
 
@@ -30,9 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+from converse_jax.utils.images import check_channels, image_files, read_image, to_channels
 
 # scikit-image 0.26 sample images that load from the wheel without pooch or a download, are
 # natural photographs (no synthetic patterns, binary masks or alpha logos) and are at least
@@ -62,99 +58,6 @@ EMBEDDED_SPLITS: dict[str, tuple[str, ...]] = {
     "train": EMBEDDED_TRAIN,
     "validation": EMBEDDED_VALIDATION,
 }
-
-
-def check_channels(channels: int) -> int:
-    """Returns ``channels`` as an int after checking it is 1 (gray) or 3 (RGB)."""
-    try:
-        c = operator.index(channels)
-    except TypeError:
-        raise ValueError(f"channels must be 1 or 3, got {channels!r}") from None
-    if isinstance(channels, bool) or c not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
-    return c
-
-
-def pil_to_array(image: Image.Image, channels: int) -> np.ndarray:
-    """Converts a PIL image to a uint8 HWC array with ``channels`` (1 or 3) channels.
-
-    8-bit modes (``1``, ``L``, ``P``, ``LA``, ``RGB``, ``RGBA``, ``CMYK``, ...) are converted with
-    PIL (BT.601 luma for gray, channel repetition for RGB); 16-bit or float images are rejected.
-
-    Returns:
-      Array (H, W, channels), dtype uint8, C-contiguous.
-    """
-    channels = check_channels(channels)
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        raise ValueError(f"image mode {image.mode!r} (16-bit or float) is not supported; use 8-bit")
-    converted = image.convert("L" if channels == 1 else "RGB")
-    arr = np.asarray(converted, dtype=np.uint8)
-    if channels == 1:
-        arr = arr[:, :, None]
-    return np.ascontiguousarray(arr)
-
-
-def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
-    """Converts a uint8 image (HW, HW1, HW3 or HW4) to uint8 HWC with ``channels`` channels.
-
-    Same conversion as :func:`pil_to_array` (BT.601 luma like PIL ``'L'``; gray repeated to RGB;
-    alpha dropped).
-
-    >>> rgb = np.array([[[255, 0, 0], [10, 20, 30]]], dtype=np.uint8)
-    >>> to_channels(rgb, 1)[..., 0]
-    array([[76, 18]], dtype=uint8)
-    """
-    img = np.asarray(img)
-    if img.dtype != np.uint8:
-        raise ValueError(f"img must be uint8, got dtype {img.dtype}")
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
-    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
-        raise ValueError(f"img must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {img.shape}")
-    return pil_to_array(Image.fromarray(img), channels)
-
-
-def read_image(path: str | os.PathLike, channels: int) -> np.ndarray:
-    """Reads an image file into a uint8 (H, W, channels) array (see :func:`pil_to_array`).
-
-    Args:
-      path: an image file PIL can decode (8-bit modes).
-      channels: 1 (BT.601 gray) or 3 (RGB; gray files repeated).
-
-    Returns:
-      uint8 array (H, W, channels), C-contiguous.
-
-    Raises:
-      OSError: the file cannot be decoded (truncated, corrupt, not an image, unsupported mode);
-        the message names the file and the cause.  A missing file raises PIL's
-        ``FileNotFoundError`` (which names it too).
-
-    Example:
-      >>> import tempfile
-      >>> tmp = tempfile.TemporaryDirectory()
-      >>> rgb = np.zeros((4, 6, 3), np.uint8); rgb[..., 0] = 255  # a red 4x6 picture
-      >>> Image.fromarray(rgb).save(Path(tmp.name) / "red.png")
-      >>> img = read_image(Path(tmp.name) / "red.png", 3)
-      >>> img.shape, img.dtype, bool(np.array_equal(img, rgb))
-      ((4, 6, 3), dtype('uint8'), True)
-      >>> gray = read_image(Path(tmp.name) / "red.png", 1)  # BT.601 luma of pure red
-      >>> gray.shape, int(gray[0, 0, 0])
-      ((4, 6, 1), 76)
-      >>> data = (Path(tmp.name) / "red.png").read_bytes()
-      >>> _ = (Path(tmp.name) / "cut.png").write_bytes(data[: len(data) // 2])  # truncated
-      >>> read_image(Path(tmp.name) / "cut.png", 3)  # doctest: +ELLIPSIS
-      Traceback (most recent call last):
-      ...
-      OSError: cannot decode image '.../cut.png': ...
-      >>> tmp.cleanup()
-    """
-    try:
-        with Image.open(path) as image:
-            return pil_to_array(image, channels)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        if getattr(error, "filename", None):  # FileNotFoundError & co. already name the file
-            raise
-        raise OSError(f"cannot decode image {os.fspath(path)!r}: {error}") from error
 
 
 @functools.lru_cache(maxsize=None)
@@ -197,7 +100,7 @@ def embedded_images(split: str, channels: int) -> list[tuple[str, np.ndarray]]:
 class FolderImages(Sequence):
     """Lazy random-access sequence of ``(name, uint8 HWC image)`` over the image files of a folder.
 
-    Files (extensions :data:`IMAGE_EXTENSIONS`, case-insensitive; sub-folders are not searched)
+    Files (:func:`converse_jax.utils.images.image_files`: extensions case-insensitive; sub-folders are not searched)
     are sorted by file name; ``name`` is the file name without extension.  Each access decodes the
     file again (nothing is cached), so large folders such as DIV2K cost no memory.  Picklable.
 
@@ -207,6 +110,7 @@ class FolderImages(Sequence):
 
     Example:
       >>> import tempfile
+      >>> from PIL import Image
       >>> tmp = tempfile.TemporaryDirectory()
       >>> Image.fromarray(np.zeros((8, 6, 3), np.uint8)).save(Path(tmp.name) / "b.png")
       >>> Image.fromarray(np.zeros((4, 4), np.uint8)).save(Path(tmp.name) / "a.bmp")
@@ -219,20 +123,8 @@ class FolderImages(Sequence):
 
     def __init__(self, path: str | os.PathLike, channels: int):
         self.channels = check_channels(channels)
-        root = Path(path)
-        if not root.is_dir():
-            raise ValueError(f"path {str(root)!r} is not an existing folder of images")
-        self.files: tuple[Path, ...] = tuple(
-            sorted(
-                (p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
-                key=lambda p: p.name,
-            )
-        )
-        if not self.files:
-            raise ValueError(
-                f"path {str(root)!r} contains no image files (expected {', '.join(IMAGE_EXTENSIONS)})"
-            )
-        self.path = root
+        self.files: tuple[Path, ...] = image_files(path)
+        self.path = Path(path)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -261,6 +153,7 @@ def folder_images(path: str | os.PathLike, channels: int) -> FolderImages:
 
     Example:
       >>> import tempfile
+      >>> from PIL import Image
       >>> tmp = tempfile.TemporaryDirectory()
       >>> Image.fromarray(np.full((16, 12, 3), 200, np.uint8)).save(Path(tmp.name) / "x.png")
       >>> name, img = folder_images(tmp.name, 1)[0]
@@ -270,6 +163,6 @@ def folder_images(path: str | os.PathLike, channels: int) -> FolderImages:
       >>> folder_images(tmp.name, 1)  # the folder is gone  # doctest: +ELLIPSIS
       Traceback (most recent call last):
       ...
-      ValueError: path '...' is not an existing folder of images
+      ValueError: path: '...' is not an existing folder of images
     """
     return FolderImages(path, channels)

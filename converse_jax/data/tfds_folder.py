@@ -41,7 +41,8 @@ import tensorflow_datasets as tfds
 from etils import epath
 from PIL import Image
 
-from converse_jax.data.sources import check_channels, folder_images, pil_to_array
+from converse_jax.data.sources import folder_images
+from converse_jax.utils.images import check_channels, pil_to_array
 
 BUILDER_NAME = "restoration_image_folder"
 
@@ -143,7 +144,7 @@ def prepare_image_folder(
       name: dataset (builder config) name, lower case letters, digits and ``_``, e.g.
         ``'train400'`` or ``'div2k_hr'``.
       split_dirs: split name -> existing folder of image files (extensions
-        :data:`~converse_jax.data.sources.IMAGE_EXTENSIONS`, sorted by file name), e.g.
+        :data:`~converse_jax.utils.images.IMAGE_EXTENSIONS`, sorted by file name), e.g.
         ``{'train': '.../DIV2K_train_HR', 'validation': '.../DIV2K_valid_HR'}``.
       data_dir: TFDS data folder (created if missing).
 
@@ -198,7 +199,7 @@ class TfdsImages(Sequence):
 
     Built by :func:`tfds_images`.  ``name`` is the example's ``name`` feature when the dataset has
     one (decoded to ``str``), else ``f"{split}_{index:06d}"``.  The image bytes are decoded with
-    PIL on every access (see :func:`converse_jax.data.sources.pil_to_array`).  Picklable (the
+    PIL on every access (see :func:`converse_jax.utils.images.pil_to_array`).  Picklable (the
     data source is reopened on unpickling), so grain worker processes can use it.
 
     Example:

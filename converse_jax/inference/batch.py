@@ -25,15 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
-from converse_jax.data.sources import pil_to_array
+from converse_jax.utils.images import open_image
 
 __all__ = ["BatchReader", "Skipped", "check_collisions", "check_writable_folder", "notify"]
-
-_COLOUR_MODES = frozenset({"RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "P", "PA"})
-
 
 def notify(line: str) -> None:
     """Print one line on stderr without breaking a running tqdm progress bar.
@@ -65,11 +61,6 @@ class Skipped:
         return f"skipped {self.path}: {self.reason}"
 
 
-def _reason(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if isinstance(err, (OSError, ValueError)) else f"{type(err).__name__}: {text}"
-
-
 class BatchReader:
     """Reads the images of a batch as uint8 ``(H, W, channels)``, skipping those it cannot decode.
 
@@ -84,7 +75,8 @@ class BatchReader:
       >>> import contextlib, io, tempfile
       >>> tmp = tempfile.TemporaryDirectory()
       >>> good, bad = Path(tmp.name) / "good.png", Path(tmp.name) / "bad.png"
-      >>> Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(good)
+      >>> from converse_jax.utils.images import write_png
+      >>> _ = write_png(good, np.zeros((4, 4, 3), np.uint8))
       >>> _ = bad.write_bytes(good.read_bytes()[:40])  # a truncated PNG
       >>> reader = BatchReader(1, "converse_dncnn")
       >>> with contextlib.redirect_stderr(io.StringIO()) as err:
@@ -107,12 +99,9 @@ class BatchReader:
         """The image at ``path``, or None when it cannot be decoded (reported and recorded)."""
         path = Path(path)
         try:
-            with Image.open(path) as image:
-                colour = image.mode in _COLOUR_MODES
-                array = pil_to_array(image, self.channels)
-        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as err:
-            self.skipped.append(Skipped(path, _reason(err)))
-            notify(self.skipped[-1].line())
+            array, colour = open_image(path, self.channels)
+        except OSError as err:  # undecodable (UnreadableImageError) or unreadable (open's error)
+            self.skip(path, getattr(err, "reason", None) or err.strerror or str(err))
             return None
         if colour and self.channels == 1 and not self._noted:
             self._noted = True
@@ -121,6 +110,11 @@ class BatchReader:
                 f"(BT.601 luma), first {path}"
             )
         return array
+
+    def skip(self, path: str | os.PathLike[str], reason: str) -> None:
+        """Record ``path`` as skipped for ``reason`` (one line) and say so on stderr."""
+        self.skipped.append(Skipped(Path(path), reason))
+        notify(self.skipped[-1].line())
 
 
 def check_collisions(pairs: Iterable[tuple[Path, Path]], what: str = "output_path") -> None:

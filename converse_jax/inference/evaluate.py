@@ -25,9 +25,8 @@ deblurrer's kernel is flipped/rotated together with the image.
 
 Outputs in ``out_dir``: ``results.csv`` (one row per image, then an ``average`` row),
 ``summary.json`` (the settings and averages) and, with ``save_images``, one side-by-side PNG per
-image in ``out_dir/images`` (degraded input | restored | ground truth, under a caption strip of
-:data:`converse_jax.utils.images.LABEL_HEIGHT` pixels naming each panel with its PSNR; the SR input is
-enlarged by pixel repetition to the output size; the degraded input is clipped and rounded for
+image in ``out_dir/images`` (degraded input | restored | ground truth, under a caption naming each panel with its PSNR,
+:func:`converse_jax.utils.images.captioned_grid`; the SR input is enlarged by pixel repetition to the output size; the degraded input is clipped and rounded for
 display). All files are written atomically with the user's umask.
 
 Faults: before the weights are loaded, ``out_dir`` (and ``images/``) is created and proven
@@ -54,11 +53,10 @@ from tqdm import tqdm
 
 from converse_jax.utils.atomic import write_text
 from converse_jax.inference.batch import BatchReader, Skipped, check_collisions, check_writable_folder
-from converse_jax.data.sources import folder_images
 from converse_jax.models.registry import get_spec
-from converse_jax.utils.images import labelled_row
+from converse_jax.utils.images import captioned_grid, image_files, write_png
 from converse_jax.protocol import calculate_psnr
-from converse_jax.inference.restore import Restorer, load_kernel, write_png
+from converse_jax.inference.restorer import Restorer, load_kernel
 from converse_jax.tasks import Task, get_task, score_images
 from converse_jax.utils.validate import check_int
 
@@ -166,7 +164,7 @@ def _panel(task: Task, scale: int, x: np.ndarray, restored: np.ndarray, truth: n
         f"restored {calculate_psnr(restored, truth, border):.2f} dB",
         "ground truth",
     ]
-    return labelled_row([shown, restored, truth], labels, gap=_GAP)
+    return captioned_grid([[shown, restored, truth]], [labels], gap=_GAP)
 
 
 def _check_options(
@@ -179,11 +177,11 @@ def _check_options(
     return (None if kernel is None else load_kernel(kernel)), noise
 
 
-def _test_files(data_dir: object, out_dir: object, in_channels: int, limit: int | None, save_images: bool) -> tuple[list[Path], Path]:
+def _test_files(data_dir: object, out_dir: object, limit: int | None, save_images: bool) -> tuple[list[Path], Path]:
     """The test images (file-name order, the first ``limit``) and the output folder, checked writable."""
     if not Path(data_dir).is_dir():
         raise FileNotFoundError(f"data_dir: {data_dir} is not an existing folder of test images")
-    files = folder_images(data_dir, in_channels).files
+    files = image_files(data_dir, "data_dir")
     files = list(files[:limit] if limit is not None else files)
     if save_images:
         check_collisions(((f, Path(out_dir) / "images" / f"{f.stem}.png") for f in files), what="data_dir")
@@ -262,7 +260,7 @@ def evaluate(
     task = get_task(spec.task)
     k, noise = _check_options(model_name, task, spec.scale, sigma, scale, kernel, limit)
     setting = task.setting(spec.scale, noise, kernel, x8)
-    files, out = _test_files(data_dir, out_dir, spec.in_channels, limit, save_images)
+    files, out = _test_files(data_dir, out_dir, limit, save_images)
 
     restorer = Restorer(model_name, weights)
     if dtype is not None:

@@ -1,67 +1,110 @@
-"""Serving without Flax: a network's restore function as one serialized ``jax.export`` artifact.
+"""Serving without Flax: a network's restore function as one file of serialized ``jax.export`` modules.
 
 :func:`export_restorer` (``converse-jax export``) traces ``model.apply`` of any weights
 :func:`converse_jax.pretrained.load` takes -- with the variables baked in as constants, in
-evaluation mode, float32 matmuls at ``'highest'`` precision -- at a fixed tile shape and a
+evaluation mode, float32 matmuls at ``'highest'`` precision -- once per image shape, each with a
 symbolic batch size ``b``::
 
-    x (b, tile, tile, C) float32 [, kernel (b, kh, kw) float32]  ->  (b, s*tile, s*tile, C) float32
+    x (b, h, w, C) float32 [, kernel (b, kh, kw) float32]  ->  (b, s*h, s*w, C) float32
 
-(``kernel`` only for non-blind deblurring, ``s`` the SR factor), lowers it to StableHLO for
-``cpu``, ``cuda`` and ``tpu`` in one artifact (``jax.export``'s multi-platform lowering) and
-writes ``Exported.serialize()``. The one operation outside StableHLO's standard set is XLA's
-``LayoutConstraint`` (a layout hint of the Converse2D operator that XLA on every platform
-understands); the export allows it explicitly.
+(``kernel`` only for non-blind deblurring, ``s`` the SR factor). The shapes are the tile
+``(tile, tile)`` and every ``shapes`` entry (``--shape HxW``): the FFT sizes of the Converse2D
+solves are static, so one module serves one image shape. Each is lowered to StableHLO for
+``cpu``, ``cuda`` and ``tpu`` (``jax.export``'s multi-platform lowering). The one operation
+outside StableHLO's standard set is XLA's ``LayoutConstraint`` (a layout hint of the Converse2D
+operator that XLA on every platform understands); the export allows it explicitly.
 
-:func:`load_exported` and :class:`ExportedRestorer` need only ``jax`` and ``numpy`` (this
-module imports neither Flax nor model code; :func:`export_restorer` imports them when called):
-the restorer reads tile, channels, scale and kernel shape from the artifact itself and restores
-images of any size with :func:`converse_jax.inference.tiling.tiled_apply` (fixed-size overlapping
-tiles blended with sin^2 ramps, one compilation). :func:`restore_files` backs
-``converse-jax restore --exported``: image files in, PNG files out (uint8 with the official
-``round(clip(y, 0, 1) * 255)``; a colour file given to a gray network is converted with PIL's
-BT.601 luma, as everywhere in this project).
+The artifact is one file, written atomically::
+
+    converse-jax export\n        the magic line
+    {JSON header}\n              network, task, channels, scale, kernel shape, tile, tile margin,
+                                 platforms, and the byte size and shape of every module
+    module bytes ...             ``Exported.serialize()`` of each module, in the header's order
+
+:func:`load_exported` and :class:`ExportedRestorer` need only ``jax`` and ``numpy`` (this module
+imports neither Flax nor model code; :func:`export_restorer` imports them when called). An image
+whose shape was exported is restored whole -- the in-process result up to float32 rounding; any
+other image goes through :func:`converse_jax.inference.tiling.tiled_apply` with the artifact's
+tile and margin, as ``restore --tile`` does. Windows are never larger than the image and nothing
+is padded, so an image narrower than the tile in some axis needs its own shape
+(:class:`~converse_jax.inference.restore.ShapeError` otherwise, which ``restore`` reports as a
+skipped image). :func:`restore_exported` backs ``converse-jax restore --exported``: the restore
+loop of :func:`converse_jax.inference.restore.restore_images`, shared with ``--weights``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import export as jax_export
 
-from converse_jax.utils.atomic import write_bytes
+from converse_jax.inference.restore import Network, RestoreResult, ShapeError, restore_images
 from converse_jax.inference.tiling import tiled_apply
+from converse_jax.utils.atomic import write_bytes
+from converse_jax.utils.validate import check_int
 
-__all__ = ["ExportedRestorer", "export_restorer", "load_exported", "restore_files"]
+__all__ = ["ExportedRestorer", "export_restorer", "load_exported", "parse_shape", "restore_exported"]
 
 PLATFORMS = ("cpu", "cuda", "tpu")
-"""Platforms every artifact is lowered for (one serialized module serves all three)."""
+"""Platforms every module is lowered for (one serialized module serves all three)."""
+
+MAGIC = b"converse-jax export\n"
+"""First line of every artifact."""
+
+FORMAT = 1
+"""Version of the artifact layout (the header's ``format``)."""
+
+DEFAULT_TILE = 512
+"""Window side (input pixels) of an artifact when ``export`` is given none."""
 
 _ALLOWED_CUSTOM_CALLS = (jax_export.DisabledSafetyCheck.custom_call("LayoutConstraint"),)
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def parse_shape(text: str) -> tuple[int, int]:
+    """``'HxW'`` as ``(H, W)`` (positive ints).
+
+    >>> parse_shape("321x481")
+    (321, 481)
+    >>> parse_shape("321")
+    Traceback (most recent call last):
+    ...
+    ValueError: shape: expected HxW with positive integers (e.g. 480x320), got '321'
+    """
+    parts = str(text).lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"shape: expected HxW with positive integers (e.g. 480x320), got {text!r}")
+    return int(parts[0]), int(parts[1])
 
 
 def export_restorer(
     weights: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
-    tile: int = 256,
+    tile: int | None = None,
+    tile_margin: int | None = None,
+    shapes: Sequence[tuple[int, int]] = (),
     kernel_size: int = 7,
     platforms: Sequence[str] = PLATFORMS,
     model: str | None = None,
 ) -> Path:
-    """Write the serialized ``jax.export`` artifact of ``weights``' network at a tile shape.
+    """Write the artifact of ``weights``' network for the tile and for each of ``shapes``.
 
     Args:
       weights: anything :func:`converse_jax.pretrained.load` takes (official name, ``.pth``,
         converted folder, training workdir).
       out: the artifact file to write (atomically; its folder must exist).
-      tile: input tile side in pixels (>= 8); SR networks output ``scale * tile``.
+      tile: window side in input pixels (>= 8) for images of other shapes; SR networks output
+        ``scale * tile``. None: :data:`DEFAULT_TILE`.
+      tile_margin: context around each window's kept middle (``2 * tile_margin < tile``); None:
+        the network's (:attr:`converse_jax.inference.restorer.Restorer.tile_margin`).
+      shapes: ``(H, W)`` input shapes to export as whole images too (restored exactly).
       kernel_size: side of the blur kernel input of non-blind deblurring networks.
       platforms: lowering platforms (default cpu, cuda and tpu).
       model: registry name the weights must hold (refused otherwise, naming both), or None.
@@ -81,96 +124,139 @@ def export_restorer(
       >>> tmp = tempfile.TemporaryDirectory()
       >>> store = save_variables(Path(tmp.name) / "w", variables, arch="converse_dncnn",
       ...                        metadata={"model_kwargs": kwargs})
-      >>> path = export_restorer(store, Path(tmp.name) / "dncnn.jax", tile=16)
+      >>> path = export_restorer(store, Path(tmp.name) / "dncnn.jax", tile=16, tile_margin=4, shapes=[(10, 12)])
       >>> restorer = load_exported(path)
-      >>> restorer.tile, restorer.in_channels, restorer.scale, restorer.kernel_shape, restorer.platforms
-      (16, 1, 1, None, ('cpu', 'cuda', 'tpu'))
-      >>> restorer.restore(np.zeros((1, 40, 24, 1), np.float32)).shape  # any size: tiled
+      >>> restorer.network, restorer.tile, restorer.tile_margin, restorer.shapes, restorer.kernel_shape
+      ('converse_dncnn', 16, 4, ((16, 16), (10, 12)), None)
+      >>> restorer.restore(np.zeros((1, 40, 24, 1), np.float32)).shape  # any size >= the tile: tiled
       (1, 40, 24, 1)
+      >>> restorer.restore(np.zeros((1, 10, 12, 1), np.float32)).shape  # an exported shape: whole
+      (1, 10, 12, 1)
       >>> tmp.cleanup()
     """
-    from converse_jax.models.registry import spec_of
-    from converse_jax.pretrained.load import load
-    from converse_jax.tasks import get_task
-    from converse_jax.utils.validate import check_int
+    from converse_jax.inference.restorer import Restorer
+    from converse_jax.pretrained.load import weights_arch
 
-    tile, kernel_size = check_int(tile, "tile", minimum=8), check_int(kernel_size, "kernel_size")
+    tile = DEFAULT_TILE if tile is None else check_int(tile, "tile", minimum=8)
+    kernel_size = check_int(kernel_size, "kernel_size")
     out = Path(out).expanduser().absolute()
     if not out.parent.is_dir():
         raise ValueError(f"out: folder {out.parent} does not exist")
-    module, variables = load(weights, arch=model)
-    spec = spec_of(module)
-    channels = int(spec.data_values(module)["channels"])
-    task = get_task(spec.task)
-    nonblind = task.takes_kernel
+    sizes = list(dict.fromkeys([(tile, tile), *(tuple(check_int(d, "shapes") for d in s) for s in shapes)]))
+    restorer = Restorer(weights_arch(weights) if model is None else model, weights)
+    margin = restorer.tile_margin if tile_margin is None else tile_margin
+    margin = check_int(margin, "tile_margin", minimum=0, below=(tile + 1) // 2)
+    module, variables, task = restorer.module, restorer.variables, restorer.kind
 
     def restore(x, *kernel):
         return task.apply(module, variables, x, *kernel, train=False)
 
     (b,) = jax_export.symbolic_shape("b")
-    specs = [jax.ShapeDtypeStruct((b, tile, tile, channels), jnp.float32)]
-    if nonblind:
-        specs.append(jax.ShapeDtypeStruct((b, kernel_size, kernel_size), jnp.float32))
-    with jax.default_matmul_precision("highest"):
-        exported = jax_export.export(
-            jax.jit(restore), platforms=tuple(platforms), disabled_checks=_ALLOWED_CUSTOM_CALLS
-        )(*specs)
-    write_bytes(out, bytes(exported.serialize()))
+    blobs = []
+    for h, w in sizes:
+        specs = [jax.ShapeDtypeStruct((b, h, w, restorer.in_channels), jnp.float32)]
+        if task.takes_kernel:
+            specs.append(jax.ShapeDtypeStruct((b, kernel_size, kernel_size), jnp.float32))
+        with jax.default_matmul_precision("highest"):
+            exported = jax_export.export(
+                jax.jit(restore), platforms=tuple(platforms), disabled_checks=_ALLOWED_CUSTOM_CALLS
+            )(*specs)
+        blobs.append(bytes(exported.serialize()))
+    header = {
+        "format": FORMAT,
+        "network": restorer.name,
+        "task": restorer.task,
+        "in_channels": restorer.in_channels,
+        "scale": restorer.scale,
+        "kernel_shape": [kernel_size, kernel_size] if task.takes_kernel else None,
+        "tile": tile,
+        "tile_margin": margin,
+        "platforms": list(platforms),
+        "modules": [{"shape": list(size), "bytes": len(blob)} for size, blob in zip(sizes, blobs)],
+    }
+    write_bytes(out, MAGIC + json.dumps(header).encode() + b"\n" + b"".join(blobs))
     return out
 
 
 class ExportedRestorer:
-    """A deserialized restore function: applies it to tiles and tiles images of any size.
+    """A loaded artifact: its network on exported shapes, and images of any size through them.
 
     Args:
-      exported: a ``jax.export.Exported`` written by :func:`export_restorer`.
+      header: the artifact's JSON header (see the module docstring).
+      modules: one ``jax.export.Exported`` per header module, in order.
 
     Attributes:
-      tile: input tile side. in_channels: image channels (1 gray, 3 RGB). scale: output/input
-      size ratio. kernel_shape: ``(kh, kw)`` of the blur kernel input, or None for networks
-      without one. platforms: the platforms the artifact runs on.
+      network, task: the registry name and task of the network exported. in_channels: image
+      channels (1 gray, 3 RGB). scale: output/input size ratio. kernel_shape: ``(kh, kw)`` of the
+      blur kernel input, or None. tile, tile_margin: the tiling of other shapes. shapes: the
+      ``(H, W)`` input shapes exported (the tile's first). platforms: where the modules run.
+      header: the JSON header as read.
 
     Example:
-      >>> ExportedRestorer(object())  # doctest: +ELLIPSIS
+      >>> ExportedRestorer({"format": 2}, [])
       Traceback (most recent call last):
       ...
-      ValueError: exported: expected a jax.export.Exported, got object
+      ValueError: exported: artifact format 2 is not supported (this converse-jax reads format 1)
     """
 
-    def __init__(self, exported: jax_export.Exported):
-        if not isinstance(exported, jax_export.Exported):
-            raise ValueError(f"exported: expected a jax.export.Exported, got {type(exported).__name__}")
-        x_aval, out_aval = exported.in_avals[0], exported.out_avals[0]
-        self.exported = exported
-        self.tile = int(x_aval.shape[1])
-        self.in_channels = int(x_aval.shape[3])
-        self.scale = int(out_aval.shape[1]) // self.tile
-        self.kernel_shape = tuple(int(d) for d in exported.in_avals[1].shape[1:]) if len(exported.in_avals) > 1 else None
-        self.platforms = tuple(exported.platforms)
-        self._call = jax.jit(exported.call)
+    def __init__(self, header: dict[str, Any], modules: Sequence[jax_export.Exported]):
+        if header.get("format") != FORMAT:
+            raise ValueError(
+                f"exported: artifact format {header.get('format')} is not supported (this converse-jax reads format {FORMAT})"
+            )
+        self.header = header
+        self.network: str = header["network"]
+        self.task: str = header["task"]
+        self.in_channels: int = header["in_channels"]
+        self.scale: int = header["scale"]
+        self.kernel_shape = None if header["kernel_shape"] is None else tuple(header["kernel_shape"])
+        self.tile: int = header["tile"]
+        self.tile_margin: int = header["tile_margin"]
+        self.platforms = tuple(header["platforms"])
+        self.shapes = tuple(tuple(m["shape"]) for m in header["modules"])
+        self._calls = {shape: jax.jit(m.call) for shape, m in zip(self.shapes, modules)}
+
+    def info(self) -> str:
+        """What the artifact holds, one fact per line (``restore --exported FILE --info``)."""
+        shapes = ", ".join(f"{h}x{w}" for h, w in self.shapes[1:]) or "none"
+        lines = [
+            f"network      {self.network} ({self.task}, x{self.scale}, {self.in_channels} channel(s))",
+            f"kernel       {'x'.join(map(str, self.kernel_shape)) if self.kernel_shape else 'none'}",
+            f"tile         {self.tile} px, margin {self.tile_margin} px (images of other shapes)",
+            f"shapes       {shapes} (restored whole)",
+            f"platforms    {', '.join(self.platforms)}",
+        ]
+        return "\n".join(lines)
 
     def __call__(self, x: np.ndarray | jax.Array, kernel: np.ndarray | None = None) -> jax.Array:
-        """The network on a batch of tiles ``(B, tile, tile, C)`` -> ``(B, s*tile, s*tile, C)``."""
+        """The network on a batch ``(B, H, W, C)`` of an exported shape -> ``(B, s*H, s*W, C)``."""
+        call = self._calls.get(tuple(np.shape(x)[1:3]))
+        if call is None:
+            raise ShapeError(f"x: {np.shape(x)[1]}x{np.shape(x)[2]} is not an exported shape ({self._shape_list()})")
         args = [jnp.asarray(x, jnp.float32)]
         if self.kernel_shape is not None:
             args.append(jnp.broadcast_to(jnp.asarray(kernel, jnp.float32), (args[0].shape[0], *self.kernel_shape)))
-        return self._call(*args)
+        return call(*args)
+
+    def _shape_list(self) -> str:
+        return ", ".join(f"{h}x{w}" for h, w in self.shapes)
 
     def restore(
-        self,
-        x: np.ndarray | jax.Array,
-        kernel: np.ndarray | None = None,
-        *,
-        overlap: int | None = None,
-        progress: bool = False,
+        self, x: np.ndarray | jax.Array, kernel: np.ndarray | None = None, *, progress: bool = False
     ) -> jax.Array:
-        """Restore NHWC float32 images ``(N, H, W, C)`` of any size -> ``(N, s*H, s*W, C)`` (not clipped).
+        """Restore NHWC float32 images ``(N, H, W, C)`` -> ``(N, s*H, s*W, C)`` (not clipped).
+
+        An exported shape runs whole; any other image runs in ``tile`` x ``tile`` windows with
+        ``tile_margin`` px of context (:func:`~converse_jax.inference.tiling.tiled_apply`), which
+        needs ``H, W >= tile``.
 
         Args:
           x: degraded images in [0, 1].
           kernel: ``(kh, kw)`` blur kernel, required exactly when :attr:`kernel_shape` is set.
-          overlap: tile overlap in input pixels (default ``min(32, tile // 4)``).
           progress: tqdm bar over the tiles.
+
+        Raises:
+          ShapeError: the image is neither an exported shape nor at least the tile on both sides.
         """
         if (kernel is None) != (self.kernel_shape is None):
             need = f"needs a {self.kernel_shape} blur kernel" if self.kernel_shape else "takes no blur kernel"
@@ -182,9 +268,16 @@ class ExportedRestorer:
         x = np.asarray(x, np.float32)
         if x.ndim != 4 or x.shape[3] != self.in_channels:
             raise ValueError(f"x: expected (N, H, W, {self.in_channels}) images, got shape {x.shape}")
-        overlap = min(32, self.tile // 4) if overlap is None else overlap
+        h, w = x.shape[1:3]
+        if (h, w) in self._calls:
+            return self(x, kernel)
+        if min(h, w) < self.tile:
+            raise ShapeError(
+                f"{h}x{w} is neither an exported shape ({self._shape_list()}) nor at least the {self.tile}-px tile; "
+                f"export it with --shape {h}x{w}"
+            )
         return tiled_apply(
-            lambda t: self(t, kernel), x, tile=self.tile, overlap=overlap, scale=self.scale, progress=progress
+            lambda t: self(t, kernel), x, tile=self.tile, margin=self.tile_margin, scale=self.scale, progress=progress
         )
 
 
@@ -200,88 +293,58 @@ def load_exported(path: str | os.PathLike[str]) -> ExportedRestorer:
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"exported: {path} does not exist")
+    data = path.read_bytes()
+    if not data.startswith(MAGIC):
+        raise ValueError(f"exported: {path} is not a converse-jax export artifact (it does not start with {MAGIC!r})")
+    line_end = data.find(b"\n", len(MAGIC))
     try:
-        exported = jax_export.deserialize(bytearray(path.read_bytes()))
+        header = json.loads(data[len(MAGIC) : line_end])
+        sizes = [int(m["bytes"]) for m in header["modules"]]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"exported: {path} has a damaged header ({err})") from None
+    offsets = np.cumsum([line_end + 1, *sizes])
+    if offsets[-1] != len(data):
+        raise ValueError(f"exported: {path} is truncated or damaged ({len(data)} bytes, the header says {offsets[-1]})")
+    try:
+        modules = [jax_export.deserialize(bytearray(data[a:b])) for a, b in zip(offsets[:-1], offsets[1:])]
     except Exception as err:  # the flatbuffer reader raises assorted errors on foreign bytes
-        raise ValueError(f"exported: {path} is not a serialized jax.export artifact ({err})") from err
-    return ExportedRestorer(exported)
+        raise ValueError(f"exported: {path} holds a damaged module ({err})") from err
+    return ExportedRestorer(header, modules)
 
 
-def _read(path: Path, channels: int) -> np.ndarray:
-    """Image file -> float32 (H, W, channels) in [0, 1] (PIL 'L' = BT.601 luma for gray)."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        arr = np.asarray(image.convert("L" if channels == 1 else "RGB"), np.uint8)
-    return (arr.reshape(*arr.shape[:2], channels) / 255.0).astype(np.float32)
-
-
-def _png_bytes(y: np.ndarray) -> bytes:
-    """float (H, W, C) -> PNG of ``uint8(round(clip(y, 0, 1) * 255))``."""
-    import io
-
-    from PIL import Image
-
-    img = np.uint8((np.clip(y, 0, 1) * 255.0).round())
-    buf = io.BytesIO()
-    Image.fromarray(img[..., 0] if img.shape[2] == 1 else img).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def restore_files(
+def restore_exported(
     exported: str | os.PathLike[str] | ExportedRestorer,
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
     *,
+    degrade: bool = False,
+    sigma: float | None = None,
     kernel: str | os.PathLike[str] | np.ndarray | None = None,
-    overlap: int | None = None,
     progress: bool = True,
-) -> list[Path]:
-    """Restore an image file, or every image of a folder, with an exported network; write PNGs.
+) -> RestoreResult:
+    """Restore image files with an exported network: :func:`~converse_jax.inference.restore.restore_images`.
 
     Args:
       exported: an artifact path or a loaded :class:`ExportedRestorer`.
-      input_path: an image file or a folder of images (not recursive).
-      output_path: for a file, the ``.png`` to write (or an existing folder); for a folder, a
-        folder (created) receiving ``<stem>.png`` per image.
-      kernel: the blur kernel (``.npy`` path or array) for a non-blind deblurring network.
-      overlap: tile overlap (default ``min(32, tile // 4)``). progress: tqdm bar over the images.
-
-    Returns:
-      the written paths.
+      input_path, output_path, degrade, sigma, kernel, progress: as
+        :func:`~converse_jax.inference.restore.restore_images`. Images of a shape the artifact
+        cannot restore (see :meth:`ExportedRestorer.restore`) are skipped like unreadable ones.
 
     Example:
-      >>> restore_files("missing.jax", "in.png", "out.png")
+      >>> restore_exported("missing.jax", "in.png", "out.png")
       Traceback (most recent call last):
       ...
       FileNotFoundError: exported: missing.jax does not exist
     """
-    from tqdm import tqdm
+    from converse_jax.tasks import get_task
 
-    restorer = exported if isinstance(exported, ExportedRestorer) else load_exported(exported)
-    if isinstance(kernel, (str, os.PathLike)):
-        kernel = np.load(Path(kernel), allow_pickle=False)
-    source, target = Path(input_path), Path(output_path)
-    if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
-        if not files:
-            raise ValueError(f"input_path: folder {source} holds no image ({', '.join(_IMAGE_SUFFIXES)})")
-        target.mkdir(parents=True, exist_ok=True)
-        outputs = [target / f"{f.stem}.png" for f in files]
-    elif source.is_file():
-        files = [source]
-        out = target / f"{source.stem}.png" if target.is_dir() else target
-        if out.suffix.lower() != ".png":
-            raise ValueError(f"output_path: outputs are PNG files; got {out.name}")
-        if not out.parent.is_dir():
-            raise ValueError(f"output_path: folder {out.parent} does not exist")
-        outputs = [out]
-    else:
-        raise FileNotFoundError(f"input_path: {source} does not exist")
-    for file, out in tqdm(list(zip(files, outputs)), unit="img", disable=not progress):
-        if out.exists() and out.resolve() == file.resolve():
-            raise ValueError(f"output_path: writing {out} would overwrite the input image; choose another output")
-        x = _read(file, restorer.in_channels)[None]
-        y = np.asarray(restorer.restore(x, kernel, overlap=overlap))[0]
-        write_bytes(out, _png_bytes(y))
-    return outputs
+    artifact = exported if isinstance(exported, ExportedRestorer) else load_exported(exported)
+    network = Network(artifact.network, get_task(artifact.task), artifact.in_channels, artifact.scale)
+
+    def load(k: np.ndarray | None, single: bool):
+        if k is not None and k.shape != artifact.kernel_shape:
+            raise ValueError(f"kernel: the artifact takes {artifact.kernel_shape} kernels, got {k.shape}")
+        return network, lambda x: artifact.restore(x, k, progress=progress and single)
+
+    return restore_images(network, load, input_path, output_path, degrade=degrade, sigma=sigma, kernel=kernel,
+                          progress=progress)

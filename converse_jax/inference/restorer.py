@@ -23,11 +23,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from converse_jax.inference.tiling import self_ensemble_x8, tiled_apply
-from converse_jax.models.registry import ModelSpec, get_spec
+from converse_jax.inference.batch import notify
+from converse_jax.inference.memory import free_bytes, program_bytes
+from converse_jax.inference.tiling import DEFAULT_TILE_MARGIN, self_ensemble_x8, tiled_apply
 from converse_jax.tasks import Task, get_task
 
-__all__ = ["Restorer", "default_tile_overlap", "load_kernel"]
+__all__ = ["Restorer", "load_kernel"]
 
 
 def load_kernel(kernel: str | os.PathLike[str] | np.ndarray) -> np.ndarray:
@@ -78,6 +79,10 @@ class Restorer:
         ``kind``: its :class:`~converse_jax.tasks.Task`.
       in_channels, scale: image channels (1 gray, 3 RGB) and output/input size ratio.
       module, variables: the Flax module and its variables (on the default device).
+      tile_margin: context in input pixels each tile needs for tiled inference to keep the
+        whole-image result: the module's ``tile_margin`` attribute (its receptive-field radius,
+        or for networks with global solves the margin measured by ``benchmarks/tiling.py``), else
+        :data:`~converse_jax.inference.tiling.DEFAULT_TILE_MARGIN`.
 
     Calling the restorer applies the network once under ``jax.jit`` (one compilation per
     distinct input shape) with float32 matmul precision ``'highest'`` (so GPU results do not
@@ -115,10 +120,11 @@ class Restorer:
     """
 
     def __init__(self, model_name: str, weights: str | os.PathLike[str]):
+        from converse_jax.models.registry import get_spec  # deferred: the restore loop imports no Flax
         from converse_jax.pretrained import load  # deferred: orbax is slow to import
 
         module, variables = load(weights, arch=model_name)  # first: a run imports the module of its network
-        self.spec: ModelSpec = get_spec(model_name)
+        self.spec = get_spec(model_name)
         self.name = model_name
         self.module = module
         self.variables = jax.device_put(variables)
@@ -127,6 +133,8 @@ class Restorer:
         values = self.spec.data_values(module)
         self.in_channels: int = int(values["channels"])
         self.scale: int = int(values["scale"])
+        self.tile_margin: int = int(getattr(module, "tile_margin", DEFAULT_TILE_MARGIN))
+        self._noted: set[int] = set()
 
     def __call__(self, x: jax.Array | np.ndarray, kernel: jax.Array | np.ndarray | None = None) -> jax.Array:
         """Apply the network to ``x`` (N, H, W, in_channels) float32 in [0, 1].
@@ -157,8 +165,8 @@ class Restorer:
         kernel: np.ndarray | None = None,
         *,
         x8: bool = False,
-        tile: int | None = None,
-        tile_overlap: int | None = None,
+        tile: int | str | None = None,
+        tile_margin: int | None = None,
         progress: bool = False,
     ) -> Callable[[jax.Array], jax.Array]:
         """The restorer as ``fn(x) -> y`` on NHWC float32 batches, with inference options.
@@ -168,11 +176,14 @@ class Restorer:
           x8: average over the 8 flips/rotations of the input (x8 self-ensemble). For
             ``deblur_nonblind`` models the kernel is flipped/rotated together with the image
             (the blur of a transformed image is the transformed kernel's blur).
-          tile: apply the network to overlapping ``tile`` x ``tile`` windows (fixed shape: one
-            compilation) blended with sin^2 ramps (:func:`converse_jax.inference.tiling.tiled_apply`);
-            None = whole image. With ``x8`` each tile is self-ensembled.
-          tile_overlap: overlap of neighbouring windows in input pixels (``< tile``); None:
-            :func:`default_tile_overlap` (``min(32, tile // 4)``).
+          tile: None: the whole image at once. An int: ``tile`` x ``tile`` windows kept on their
+            middle (:func:`converse_jax.inference.tiling.tiled_apply`, one compilation); with
+            ``x8`` each window is self-ensembled. ``"auto"``: the whole image when XLA's memory
+            analysis of the compiled network says it fits in the device's free memory
+            (:meth:`whole_image_bytes`, :func:`~converse_jax.inference.memory.free_bytes`), else
+            the largest tiles that fit (:meth:`fitting_tile`), announced by one line on stderr.
+          tile_margin: context around each window's kept middle in input pixels; None:
+            :meth:`margin_for` the tile.
           progress: show a tqdm bar over the tiles.
 
         Returns:
@@ -189,11 +200,75 @@ class Restorer:
                 return self_ensemble_x8(self, x)
             return _self_ensemble_x8_with_kernel(self, x, kernel)
 
+        def tiled(x: jax.Array, size: int) -> jax.Array:
+            margin = self.margin_for(size) if tile_margin is None else tile_margin
+            return tiled_apply(base, x, tile=size, margin=margin, scale=self.scale, progress=progress)
+
+        def auto(x: jax.Array) -> jax.Array:
+            shape, kernel_shape = np.shape(x), None if kernel is None else kernel.shape
+            need, free = self.whole_image_bytes(shape, kernel_shape), free_bytes(jax.devices()[0])
+            if need is None or need <= free:
+                return base(x)
+            size = self.fitting_tile(shape, need, free, kernel_shape)
+            notify(f"note: a {shape[1]}x{shape[2]} image needs {need / 2**30:.1f} GiB for whole-image inference, "
+                   f"{free / 2**30:.1f} GiB are free: restoring it in {size}-px tiles")
+            return tiled(x, size)
+
         if tile is None:
             return base
-        if tile_overlap is None:
-            tile_overlap = default_tile_overlap(tile)
-        return lambda x: tiled_apply(base, x, tile=tile, overlap=tile_overlap, scale=self.scale, progress=progress)
+        if tile == "auto":
+            return auto
+        return lambda x: tiled(x, tile)
+
+    def margin_for(self, tile: int) -> int:
+        """The margin used with ``tile``-px windows when none is given: :attr:`tile_margin`, at most
+        ``tile // 4`` (so half of each window is kept). A smaller margin than the network's costs
+        accuracy (``docs/tiling.md``), so a note on stderr says so once per tile size.
+
+        >>> import types
+        >>> restorer = types.SimpleNamespace(name="net", tile_margin=64, _noted=set())
+        >>> Restorer.margin_for(restorer, 512), Restorer.margin_for(restorer, 128)  # doctest: +ELLIPSIS
+        (64, 32)
+        """
+        margin = min(self.tile_margin, tile // 4)
+        if margin < self.tile_margin and tile not in self._noted:
+            self._noted.add(tile)
+            notify(f"note: {tile}-px tiles leave room for {margin}-px margins, less than the {self.tile_margin} px "
+                   f"{self.name} needs to match its whole-image result closely (docs/tiling.md)")
+        return margin
+
+    def fitting_tile(
+        self, shape: tuple[int, ...], need: int, free: int, kernel_shape: tuple[int, ...] | None = None
+    ) -> int:
+        """The largest window side (a multiple of 32) whose network call fits in ``free`` bytes.
+
+        Starts from the whole image's ``need`` bytes for ``shape`` scaled by area (activations
+        dominate), keeps a fifth of ``free`` spare, and shrinks by a quarter until XLA's analysis
+        of the window agrees.
+
+        Raises:
+          MemoryError: not even a 64-px window fits.
+        """
+        smallest = 64
+        size = int((0.8 * free * shape[1] * shape[2] / need) ** 0.5) // 32 * 32
+        while size >= smallest:
+            window = (shape[0], min(size, shape[1]), min(size, shape[2]), shape[3])
+            if (self.whole_image_bytes(window, kernel_shape) or 0) <= free:
+                return size
+            size = size * 3 // 4 // 32 * 32
+        raise MemoryError(f"{self.name}: not even a {smallest}-px tile fits in the {free / 2**30:.2f} GiB free")
+
+    def whole_image_bytes(self, shape: tuple[int, ...], kernel_shape: tuple[int, ...] | None = None) -> int | None:
+        """Peak bytes XLA plans for one network call on float32 ``shape`` = (N, H, W, C), or None
+        when the backend gives no memory analysis (:func:`~converse_jax.inference.memory.program_bytes`).
+
+        The program is compiled (not run); a later call on the same shape reuses the compilation.
+        """
+        x = jax.ShapeDtypeStruct(tuple(shape), jnp.float32)
+        k = None if kernel_shape is None else jax.ShapeDtypeStruct(tuple(kernel_shape), jnp.float32)
+        with jax.default_matmul_precision("highest"):
+            compiled = _jitted_apply.lower(self.module, self.kind, self.variables, x, k).compile()
+        return program_bytes(compiled)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -223,13 +298,3 @@ def _self_ensemble_x8_with_kernel(fn: Callable[[jax.Array, np.ndarray], jax.Arra
             y = y[:, :, ::-1] if flip else y
             total = y if total is None else total + y
     return total / 8.0
-
-
-def default_tile_overlap(tile: int) -> int:
-    """The overlap used when none is given: ``min(32, tile // 4)``, valid for every tile >= 8.
-
-    >>> default_tile_overlap(256), default_tile_overlap(30), default_tile_overlap(8)
-    (32, 7, 2)
-    """
-    return min(32, tile // 4)
-

@@ -4,7 +4,7 @@ Both take ``fn``, any callable mapping a float32 NHWC :class:`jax.Array` ``(B, h
 float32 NHWC array ``(B, h*scale, w*scale, C_out)`` (e.g. a jitted ``model.apply`` with its
 variables bound), and both return a :class:`jax.Array`, so they compose either way round::
 
-    restored = tiled_apply(lambda t: self_ensemble_x8(model_fn, t), noisy, tile=256, overlap=32)
+    restored = tiled_apply(lambda t: self_ensemble_x8(model_fn, t), noisy, tile=512, margin=64)
 
 Layout is NHWC throughout (spatial axes 1 and 2).
 """
@@ -18,16 +18,14 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-__all__ = ["self_ensemble_x8", "tiled_apply"]
+from converse_jax.utils.validate import check_int, check_nhwc
+
+__all__ = ["DEFAULT_TILE_MARGIN", "self_ensemble_x8", "tiled_apply"]
+
+DEFAULT_TILE_MARGIN = 64
+"""Tile margin (input pixels) of a network that states none (no ``tile_margin`` attribute)."""
 
 ArrayFn = Callable[[jax.Array], jax.Array]
-
-
-def _check_nhwc(x: np.ndarray | jax.Array, name: str = "x") -> None:
-    if getattr(x, "ndim", None) != 4:
-        raise ValueError(f"{name}: expected an NHWC array of shape (N, H, W, C), got shape {getattr(x, 'shape', None)}")
-    if min(x.shape) < 1:
-        raise ValueError(f"{name}: every dimension must be >= 1, got shape {x.shape}")
 
 
 def self_ensemble_x8(fn: ArrayFn, x: np.ndarray | jax.Array) -> jax.Array:
@@ -60,14 +58,14 @@ def self_ensemble_x8(fn: ArrayFn, x: np.ndarray | jax.Array) -> jax.Array:
       >>> y.shape, y.dtype, bool(jnp.array_equal(y, up2(x)))
       ((1, 4, 6, 1), dtype('float32'), True)
     """
-    _check_nhwc(x)
+    check_nhwc(x, "x")
     x = jnp.asarray(x, jnp.float32)
     partial_sums: list[tuple[int, jax.Array]] = []  # pairwise summation: (number of terms as log2, sum)
     for flip in (False, True):
         flipped = x[:, :, ::-1] if flip else x
         for k in range(4):
             y = jnp.asarray(fn(jnp.rot90(flipped, k, axes=(1, 2))), jnp.float32)
-            _check_nhwc(y, "fn output")
+            check_nhwc(y, "fn output")
             y = jnp.rot90(y, -k, axes=(1, 2))
             y = y[:, :, ::-1] if flip else y
             if partial_sums and y.shape != partial_sums[0][1].shape:
@@ -83,32 +81,31 @@ def self_ensemble_x8(fn: ArrayFn, x: np.ndarray | jax.Array) -> jax.Array:
     return total / 8.0
 
 
-def _tile_starts(size: int, tile: int, stride: int) -> list[int]:
-    """Window starts along one axis: every ``stride`` px, the last one flush with the end."""
-    if size <= tile:
-        return [0]
-    return [*range(0, size - tile, stride), size - tile]
+def _axis_windows(size: int, tile: int, margin: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Windows along one axis: ``(indices, kept, core)`` per window.
 
-
-def _blend_window(length: int, ramp: int, taper_start: bool, taper_end: bool) -> np.ndarray:
-    """1-D weights: 1 inside, a Hann ramp sin^2(pi/2 (i+1/2)/ramp) > 0 over ``ramp`` px at tapered ends.
-
-    Two ramps of adjacent tiles overlapping by exactly ``ramp`` px sum to one (sin^2 + cos^2).
+    ``indices`` are the image rows (or columns) a window holds, in order: the periodic range
+    ``[start - margin, start + core + margin)`` taken modulo ``size`` and sorted, so a window
+    that reaches over the image border starts at row 0 and ends at row ``size - 1`` exactly as
+    the image does (the network's own border handling applies there) and its cut lies inside
+    the image, ``margin`` rows from the core. ``kept`` are the positions in the window of the
+    ``core`` rows, whose outputs are kept. An axis no longer than ``tile`` is one window.
     """
-    w = np.ones(length, np.float32)
-    if ramp > 0:
-        rise = (np.sin(0.5 * np.pi * (np.arange(ramp) + 0.5) / ramp) ** 2).astype(np.float32)
-        if taper_start:
-            w[:ramp] = np.minimum(w[:ramp], rise)
-        if taper_end:
-            w[-ramp:] = np.minimum(w[-ramp:], rise[::-1])
-    return w
+    if size <= tile:
+        everything = np.arange(size)
+        return [(everything, everything, everything)]
+    core = tile - 2 * margin
+    windows = []
+    for start in [*range(0, size - core, core), size - core]:
+        indices = np.sort((start - margin + np.arange(tile)) % size)
+        rows = np.arange(start, start + core)
+        windows.append((indices, np.searchsorted(indices, rows), rows))
+    return windows
 
 
-def _check_int(value: object, name: str, minimum: int) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
-    return int(value)
+def _scaled(positions: np.ndarray, scale: int) -> np.ndarray:
+    """Output positions of input positions under ``scale``x up-sampling."""
+    return (scale * positions[:, None] + np.arange(scale)).ravel()
 
 
 def tiled_apply(
@@ -116,35 +113,33 @@ def tiled_apply(
     x: np.ndarray | jax.Array,
     *,
     tile: int,
-    overlap: int,
+    margin: int,
     scale: int = 1,
     batch_tiles: int = 1,
     progress: bool = False,
 ) -> jax.Array:
-    """Apply ``fn`` to overlapping fixed-size tiles of ``x`` and blend the outputs.
+    """Apply ``fn`` to ``tile`` x ``tile`` windows of ``x`` and keep the middle of each output.
 
-    Along each spatial axis, windows of ``tile`` px start every ``tile - overlap`` px and the
-    last one is placed flush with the border (so it may overlap its neighbour by more). An image
-    axis shorter than ``tile`` is first reflect-padded at the bottom/right to ``tile`` px (a 1-px
-    axis is repeated; the padding is cropped from the output). Hence every call of ``fn`` gets exactly
-    ``(batch_tiles * N, tile, tile, C)``: a jitted ``fn`` compiles once. When the number of
-    windows is not a multiple of ``batch_tiles`` the last call is filled up with repeats of its
-    last window (their outputs are discarded).
-
-    Each ``(scale*tile)``-px output tile is weighted by the outer product of two 1-D windows that
-    are 1 in the middle and rise as sin^2 over ``scale*overlap`` px at each edge that borders
-    another tile (never at the image border; never zero), accumulated on the host, and divided
-    by the summed weights: ``out = sum_t w_t * y_t / sum_t w_t``. Where ``fn`` is local with a
-    receptive-field radius ``r <= overlap / 2``, pixels farther than ``r`` from every inner tile
-    edge are exact, and a tile's inexact pixels within ``r`` of its inner edges enter the blend
-    with a relative weight of about ``sin^2(pi r / (2 overlap))`` or less.
-    Device memory holds only one call's input and output.
+    Overlap-save, as block FFT filtering does it: each window holds a core of
+    ``tile - 2 * margin`` px and ``margin`` px of context on every side; the network's output
+    is kept on the core only, and the cores tile the image (the last one along an axis flush
+    with the image's end). Context that would lie beyond the image border is taken from the
+    opposite border, and the window's rows and columns are then put in image order (see
+    :func:`_axis_windows`): a window touching the border begins with the image's first row and
+    ends with its last, so the network's padding -- circular, replicate or zero, per layer --
+    meets the image border just as it does on the whole image, and the window's cut lies
+    ``margin`` px inside the image. A network whose receptive-field radius is at most
+    ``margin`` is thus reproduced exactly; a global one (FFT solves) up to the influence of
+    what lies beyond ``margin`` px. Nothing is padded: an axis no longer than ``tile`` is one
+    window of the image's own length. Every call of ``fn`` gets
+    ``(batch_tiles * N, min(H, tile), min(W, tile), C)`` (a jitted ``fn`` compiles once per
+    image shape class); the last call is filled up with repeats of its last window.
 
     Args:
-      fn: maps float32 ``(B, tile, tile, C)`` to ``(B, scale*tile, scale*tile, C_out)`` jax arrays.
+      fn: maps float32 ``(B, h, w, C)`` to ``(B, scale*h, scale*w, C_out)`` jax arrays.
       x: ``(N, H, W, C)`` image batch (NumPy or JAX), cast to float32.
-      tile: window size in input pixels, ``>= 8``.
-      overlap: overlap of neighbouring windows in input pixels, ``0 <= overlap < tile``.
+      tile: window side in input pixels, ``>= 8``.
+      margin: context kept around each core in input pixels, ``0 <= 2 * margin < tile``.
       scale: spatial up-scaling factor of ``fn`` (1 for restoration, 2/3/4 for SR).
       batch_tiles: windows per call of ``fn`` (stacked along the batch axis), ``>= 1``.
       progress: show a tqdm progress bar over the calls of ``fn``.
@@ -154,62 +149,51 @@ def tiled_apply(
 
     Example:
       >>> calls = []
-      >>> def double(t):  # records the shape of each call
+      >>> def box3(t):  # a 3x3 box filter with zero padding: receptive-field radius 1
       ...     calls.append(t.shape)
-      ...     return 2 * t
+      ...     p = jnp.pad(t, ((0, 0), (1, 1), (1, 1), (0, 0)))
+      ...     return sum(p[:, i : i + t.shape[1], j : j + t.shape[2]] for i in range(3) for j in range(3)) / 9
       >>> x = np.random.default_rng(0).random((1, 20, 20, 3), np.float32)
-      >>> y = tiled_apply(double, x, tile=8, overlap=4)
-      >>> y.shape, bool(jnp.allclose(y, 2 * x))  # the blend weights sum to one
+      >>> y = tiled_apply(box3, x, tile=8, margin=1)
+      >>> y.shape, bool(jnp.allclose(y, box3(x), atol=1e-6))  # margin >= radius: exact
       ((1, 20, 20, 3), True)
-      >>> len(calls), set(calls)  # 4 x 4 windows, every call the same shape
+      >>> len(calls) - 1, set(calls[:-1])  # 4 x 4 windows of 8 x 8 (the last call was the check)
       (16, {(1, 8, 8, 3)})
       >>> up2 = lambda t: jnp.repeat(jnp.repeat(t, 2, axis=1), 2, axis=2)
-      >>> tiled_apply(up2, x, tile=8, overlap=2, scale=2, batch_tiles=4).shape
+      >>> tiled_apply(up2, x, tile=8, margin=2, scale=2, batch_tiles=4).shape
       (1, 40, 40, 3)
     """
     if not callable(fn):
         raise ValueError(f"fn: expected a callable, got {type(fn).__name__}")
-    _check_nhwc(x)
-    tile = _check_int(tile, "tile", 8)
-    overlap = _check_int(overlap, "overlap", 0)
-    if overlap >= tile:
-        raise ValueError(f"overlap: must be smaller than tile ({tile}), got {overlap}")
-    scale = _check_int(scale, "scale", 1)
-    batch_tiles = _check_int(batch_tiles, "batch_tiles", 1)
+    check_nhwc(x, "x")
+    tile = check_int(tile, "tile", minimum=8)
+    margin = check_int(margin, "margin", minimum=0)
+    if 2 * margin >= tile:
+        raise ValueError(f"margin: must be less than half the tile ({tile}), got {margin}")
+    scale = check_int(scale, "scale")
+    batch_tiles = check_int(batch_tiles, "batch_tiles")
 
     image = np.asarray(x, dtype=np.float32)
     n, h, w, _ = image.shape
-    ph, pw = max(h, tile), max(w, tile)
-    if (ph, pw) != (h, w):
-        image = np.pad(image, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="reflect")
-    stride = tile - overlap
-    rows, cols = _tile_starts(ph, tile, stride), _tile_starts(pw, tile, stride)
-    windows = [(i, j) for i in rows for j in cols]
-    out_tile, ramp = scale * tile, scale * overlap
-
-    def weight(start: int, size: int) -> np.ndarray:
-        return _blend_window(out_tile, ramp, start > 0, start + tile < size)
-
-    acc: np.ndarray | None = None
-    weight_sum = np.zeros((scale * ph, scale * pw), np.float32)
+    windows = [(r, c) for r in _axis_windows(h, tile, margin) for c in _axis_windows(w, tile, margin)]
+    shape = (min(h, tile), min(w, tile))
+    out: np.ndarray | None = None
     groups = [windows[g : g + batch_tiles] for g in range(0, len(windows), batch_tiles)]
     for group in tqdm(groups, desc="tiles", unit="call", disable=not progress):
         filled = group + [group[-1]] * (batch_tiles - len(group))
-        batch = np.concatenate([image[:, i : i + tile, j : j + tile] for i, j in filled], axis=0)
+        batch = np.concatenate([image[:, r[0][:, None], c[0][None, :]] for r, c in filled], axis=0)
         y = np.asarray(fn(jnp.asarray(batch)), dtype=np.float32)
-        expected = (batch_tiles * n, out_tile, out_tile)
+        expected = (batch_tiles * n, scale * shape[0], scale * shape[1])
         if y.ndim != 4 or y.shape[:3] != expected:
             raise ValueError(
                 f"fn: returned shape {y.shape} for input {batch.shape}; expected {expected + ('C_out',)} "
                 f"(scale={scale})"
             )
-        if acc is None:
-            acc = np.zeros((n, scale * ph, scale * pw, y.shape[-1]), np.float32)
-        y = y.reshape(batch_tiles, n, out_tile, out_tile, y.shape[-1])
-        for t, (i, j) in enumerate(group):
-            wt = np.outer(weight(i, ph), weight(j, pw))
-            rs, cs = slice(scale * i, scale * i + out_tile), slice(scale * j, scale * j + out_tile)
-            acc[:, rs, cs] += y[t] * wt[None, :, :, None]
-            weight_sum[rs, cs] += wt
-    out = acc / weight_sum[None, :, :, None]
-    return jnp.asarray(out[:, : scale * h, : scale * w])
+        if out is None:
+            out = np.zeros((n, scale * h, scale * w, y.shape[-1]), np.float32)
+        y = y.reshape(batch_tiles, n, *y.shape[1:])
+        for t, (r, c) in enumerate(group):
+            rows_in, cols_in = _scaled(r[1], scale), _scaled(c[1], scale)
+            rows_out, cols_out = _scaled(r[2], scale), _scaled(c[2], scale)
+            out[:, rows_out[:, None], cols_out[None, :]] = y[t][:, rows_in[:, None], cols_in[None, :]]
+    return jnp.asarray(out)

@@ -29,6 +29,7 @@ import numpy as np
 from converse_jax.nn.converse import ConverseBlock, dense_init
 from converse_jax.nn.precision import compute_dtype, precision
 from converse_jax.ops.validation import PADDING_MODES, pad_spatial
+from converse_jax.utils.validate import check_nhwc
 
 Initializer = Callable[..., jax.Array]
 
@@ -53,11 +54,6 @@ def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
     if len(pair) != 2 or any(not isinstance(v, int) or v < 1 for v in pair):
         raise ValueError(f"{name} must be a positive int or a pair of them, got {value!r}")
     return pair  # type: ignore[return-value]
-
-
-def _check_nhwc(x: jax.Array, channels: int, who: str) -> None:
-    if x.ndim != 4 or x.shape[-1] != channels:
-        raise ValueError(f"{who} expects (N, H, W, {channels}) NHWC input, got shape {x.shape}")
 
 
 def pixel_shuffle(x: jax.Array, r: int) -> jax.Array:
@@ -249,7 +245,7 @@ class DepthwiseConvTranspose2D(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         kh, kw = _pair(self.kernel_size, "kernel_size")
-        _check_nhwc(x, self.features, "DepthwiseConvTranspose2D")
+        check_nhwc(x, "DepthwiseConvTranspose2D", self.features)
         if not isinstance(self.stride, int) or self.stride < 1:
             raise ValueError(f"stride must be a positive int, got {self.stride!r}")
         if self.padding < 0:
@@ -390,7 +386,7 @@ class ResidualBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        _check_nhwc(x, self.features, "ResidualBlock")
+        check_nhwc(x, "ResidualBlock", self.features)
         x = x.astype(compute_dtype(self.dtype, x))
         y = Conv2D(self.features, 3, padding=1, name="conv1", **precision(self))(x)
         y = Conv2D(self.features, 3, padding=1, name="conv2", **precision(self))(jax.nn.relu(y))

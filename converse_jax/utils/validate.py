@@ -1,4 +1,4 @@
-"""Argument validators shared by the library and the tools: integers and noise levels.
+"""Argument validators shared by the library and the tools: integers, noise levels, NHWC arrays.
 
 Each returns the value as a plain Python ``int`` / ``float`` or raises ``ValueError`` whose
 message starts with the argument's name (``'tile: expected an int >= 8, got 4'``), so the
@@ -12,7 +12,7 @@ import math
 import numbers
 import operator
 
-__all__ = ["check_int", "check_level", "check_level_range"]
+__all__ = ["check_int", "check_level", "check_level_range", "check_nhwc"]
 
 
 def check_int(value: object, name: str, minimum: int = 1, below: int | None = None) -> int:
@@ -24,10 +24,10 @@ def check_int(value: object, name: str, minimum: int = 1, below: int | None = No
     Traceback (most recent call last):
     ...
     ValueError: scale: expected an int >= 1, got True
-    >>> check_int(8, "tile_overlap", minimum=0, below=8)
+    >>> check_int(8, "tile_margin", minimum=0, below=8)
     Traceback (most recent call last):
     ...
-    ValueError: tile_overlap: expected an int >= 0 and < 8, got 8
+    ValueError: tile_margin: expected an int >= 0 and < 8, got 8
     """
     expected = f"an int >= {minimum}" + ("" if below is None else f" and < {below}")
     try:
@@ -72,3 +72,24 @@ def check_level_range(value: object, name: str) -> tuple[float, float]:
     if low > high:
         raise ValueError(f"{name}: expected low <= high, got {value!r}")
     return low, high
+
+
+def check_nhwc(x: object, name: str, channels: int | None = None) -> None:
+    """Raise ``ValueError`` unless ``x`` is an NHWC array ``(N, H, W, C)`` with every dimension
+    >= 1 (and ``C == channels`` when given).
+
+    >>> import numpy as np
+    >>> check_nhwc(np.zeros((1, 4, 4, 3)), "x", channels=3)
+    >>> check_nhwc(np.zeros((4, 4, 3)), "x")
+    Traceback (most recent call last):
+    ...
+    ValueError: x: expected an NHWC array of shape (N, H, W, C), got shape (4, 4, 3)
+    >>> check_nhwc(np.zeros((1, 4, 4, 2)), "ConvBlock", channels=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: ConvBlock: expected an NHWC array of shape (N, H, W, 3), got shape (1, 4, 4, 2)
+    """
+    shape = getattr(x, "shape", None)
+    c = "C" if channels is None else channels
+    if getattr(x, "ndim", None) != 4 or (channels is not None and shape[-1] != channels) or min(shape) < 1:
+        raise ValueError(f"{name}: expected an NHWC array of shape (N, H, W, {c}), got shape {shape}")

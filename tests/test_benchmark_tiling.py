@@ -1,0 +1,36 @@
+"""``benchmarks/tiling.py --quick``: the released Converse-DnCNN on a 64x96 cut of Set12 08.png,
+whole and in 48-px windows, in a subprocess; checks the JSON it writes.
+
+The whole-image row is the reference (no change, no difference); a tiled row with margins
+restores the same picture within the issue's bound (0.05 dB, mean absolute difference below 0.5
+grey levels), and XLA's memory estimate of one window is below that of the whole image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REPO_ROOT, shared_path
+
+
+def test_tiling_benchmark_quick(tmp_path):
+    shared = shared_path("data/weights/converse_dncnn.pth").parents[2]
+    out = tmp_path / "tiling.json"
+    cmd = [sys.executable, str(REPO_ROOT / "benchmarks" / "tiling.py"), "--quick", "--shared", str(shared), "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"results: {out}" in proc.stdout
+    report = json.loads(out.read_text())
+    assert report["benchmark"] == "tiling" and report["quick"] is True and report["output_side"] == 256
+    (result,) = report["results"]
+    assert result["network"] == "converse_dncnn" and result["input_shape"] == [64, 96, 1]
+    whole, *tiled = result["rows"]
+    assert whole["setting"] == "whole" and whole["delta_db"] == 0 and whole["max_abs"] == 0
+    assert [(r["tile"], r["margin"]) for r in tiled] == [(48, 12), (48, 8)]  # the network's 64 px, at most 48/4
+    for row in tiled:
+        assert abs(row["delta_db"]) <= 0.05 and row["mean_abs"] < 0.5, row
+        assert 0 < row["bytes"] < whole["bytes"]
