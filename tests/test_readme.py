@@ -404,7 +404,7 @@ def test_multi_host_command(tmp_path):
     _assert_trained(workdir)
     for pid, log in enumerate(logs):
         assert f"jax.distributed: process {pid} of 2, 1 local / 2 global devices" in log, log[-2000:]
-        assert "on 2 devices, 2 processes" in log
+        assert "devices: 2 x cpu, 2 processes" in log
 
 
 def test_cli_synopsis_matches_the_parser():
