@@ -292,3 +292,13 @@ def test_resident_memory_stays_flat_over_a_run(tmp_path):
     assert samples and samples[0][0] < 60 and samples[-1][0] >= 150, samples[:3] + samples[-3:]
     first, highest = samples[0][1], max(rss for _, rss in samples)
     assert (highest - first) / 1024 < RSS_MARGIN_MIB, (first, highest, samples[::20])
+
+
+def test_docs_name_every_config_field():
+    """``docs/training.md`` (where ``train --help`` sends the user) documents every top-level field of
+    the recipes' configs."""
+    from converse_jax.configs import get_config
+
+    text = (REPO_ROOT / "docs" / "training.md").read_text()
+    missing = [field for field in get_config("converse_dncnn") if f"`{field}`" not in text]
+    assert not missing, missing
