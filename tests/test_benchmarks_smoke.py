@@ -124,3 +124,14 @@ def test_pointwise_benchmark_quick(tmp_path):
     for work in works.values():
         assert work["max_abs_diff"] <= 1e-4 and len(work["timing"]) == 2
         assert all(s["median_s"] > 0 and s["median_page_faults"] >= 0 for s in work["timing"].values())
+
+
+def test_train_memory_benchmark_quick(tmp_path):
+    """``benchmarks/train_memory.py``: the demo recipe, tiny, estimated and timed in what fits."""
+    report = _run("train_memory.py", tmp_path / "train_memory.json", "--time")
+    assert report["benchmark"] == "train_memory" and report["quick"] is True
+    demo = report["recipes"]["demo"]
+    assert demo["batch"] == 4 and demo["estimate"]["recipe"] > 0 and demo["estimate"]["remat"] > 0
+    assert set(demo["fits"]) == {"16", "12", "4.0"} and demo["fits"]["4.0"]["grad_accum_steps"] == 1
+    assert demo["time"]["s_per_step"] > 0 and len(demo["time"]["samples"]) == 1
+    assert report["table"].startswith("| recipe | batch | patch | step GiB | remat GiB |")

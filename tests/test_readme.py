@@ -51,7 +51,7 @@ WHERE_EXERCISED: dict[str, str] = {
     r"converse-jax (convert|evaluate|restore|export|showcase|train)": "tests/test_readme.py::test_cli_synopsis_matches_the_parser",
     r"python -m converse_jax": "tests/test_cli.py::test_python_dash_m_runs_the_cli",
     r"python train\.py .*--coordinator_address=.*": "tests/test_readme.py::test_multi_host_command",
-    r"(python train\.py --config=configs/\S+\.py(:\w+)?|converse-jax train --config=\w+) --workdir=\S+( --config\..*)?": (
+    r"(python train\.py --config=configs/\S+\.py(:\w+)?|converse-jax train --config=\w+) --workdir=\S+( --steps=\d+)?( --config\..*)?": (
         "tests/test_readme.py::test_train_commands"
     ),
     r"tensorboard --logdir WORKDIR": "tests/test_train_outputs.py::test_tensorboard_events_written",
@@ -355,9 +355,10 @@ def _assert_trained(workdir: Path, steps: int = 2) -> None:
 
 def test_train_commands(tmp_path):
     """The single-host training commands, literally, with tiny-network overrides appended: each from
-    its own folder with the README's relative paths (``runs/...``; the data folders made relative);
-    ``python train.py`` from a folder laid out like a clone (``train.py`` and ``configs/``)."""
-    pattern = r"(python train\.py --config=configs/\S+\.py(:\w+)?|converse-jax train --config=\w+) --workdir=\S+( --config\..*)?"
+    its own folder with the README's relative paths (``runs/...``; the data folders made relative;
+    ``--steps=N`` made 2, the tiny run's length); ``python train.py`` from a folder laid out like a
+    clone (``train.py`` and ``configs/``)."""
+    pattern = r"(python train\.py --config=configs/\S+\.py(:\w+)?|converse-jax train --config=\w+) --workdir=\S+( --steps=\d+)?( --config\..*)?"
     commands = _commands_for(pattern)
     assert {c.split()[0] for c in commands} == {"python", "converse-jax"}, commands
     for i, command in enumerate(commands):
@@ -369,7 +370,7 @@ def test_train_commands(tmp_path):
         if command.startswith("python train.py"):
             for name in ("train.py", "configs"):
                 (cwd / name).symlink_to(REPO_ROOT / name)
-        command = command.replace("/data/", "data/")
+        command = re.sub(r"--steps=\d+", "--steps=2", command.replace("/data/", "data/"))
         patch = 24 if "srresnet" in command else 12
         _run(" ".join([command, *TINY_TRAINING, f"--config.data.patch_size={patch}"]), cwd)
         _assert_trained(cwd / re.search(r"--workdir=(\S+)", command)[1])
@@ -404,7 +405,7 @@ def test_multi_host_command(tmp_path):
     _assert_trained(workdir)
     for pid, log in enumerate(logs):
         assert f"jax.distributed: process {pid} of 2, 1 local / 2 global devices" in log, log[-2000:]
-        assert "on 2 devices, 2 processes" in log
+        assert "devices: 2 x cpu, 2 processes" in log
 
 
 def test_cli_synopsis_matches_the_parser():

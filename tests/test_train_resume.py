@@ -98,6 +98,7 @@ def test_sigterm_then_sigkill_then_resume_is_bit_identical(tmp_path):
     proc.send_signal(signal.SIGTERM)
     rc, log = _finish(proc)
     assert rc == 0, log[-3000:]
+    assert f"latest checkpoint: step 1 (no validation scores), {run_b}/checkpoints/1; evaluate it: " in log, log[-3000:]
     ckpt = Checkpointer(run_b, keep=2)
     assert ckpt.all_steps() == [1]
     ckpt.close()

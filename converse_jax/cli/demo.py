@@ -49,20 +49,13 @@ def _define_flags(argv: list[str]) -> None:
     )
     flags.DEFINE_string("workdir", "demo_out/run", "Training folder (deleted at the start).")
     flags.DEFINE_string("out_dir", "demo_out", "Folder for denoise.png and val_psnr.png.")
-    flags.DEFINE_integer("steps", None, "Train this many steps instead (milestones and eval interval scaled).")
+    flags.DEFINE_integer(
+        "steps", None, "Train this many steps instead (milestones and intervals scaled: converse_jax.train.shorten).",
+        lower_bound=1,
+    )
     flags.DEFINE_string("image", "camera", "Held-out embedded image to denoise at the end.")
 
 
-def scale_schedule(config, steps: int) -> None:
-    """Sets ``config.num_train_steps = steps`` and scales milestones, eval and log intervals alike."""
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    ratio = steps / config.num_train_steps
-    config.num_train_steps = steps
-    config.lr_milestones = tuple(sorted({max(1, round(m * ratio)) for m in config.lr_milestones if m * ratio < steps}))
-    config.eval_every_steps = max(1, round(config.eval_every_steps * ratio))
-    config.log_every_steps = max(1, round(config.log_every_steps * ratio))
-    config.checkpoint_every_steps = max(1, round(config.checkpoint_every_steps * ratio))
 
 
 def plot_psnr(records: list[dict], noisy_psnr: float, path: Path) -> None:
@@ -106,12 +99,13 @@ def main(argv: list[str]) -> None:
         to_host,
         train_and_evaluate,
     )
+    from converse_jax.train.shorten import shorten
 
     quiet_orbax_logs()
 
     config = FLAGS.config
     if FLAGS.steps is not None:
-        scale_schedule(config, FLAGS.steps)
+        shorten(config, FLAGS.steps)
     if FLAGS.image not in EMBEDDED_VALIDATION:
         raise app.UsageError(f"--image must be a held-out image {EMBEDDED_VALIDATION}, got {FLAGS.image!r}")
     workdir, out_dir = Path(FLAGS.workdir), Path(FLAGS.out_dir)

@@ -1,13 +1,20 @@
 """The training program: ``converse-jax train`` (and ``python train.py`` in a clone, the same program).
 
-    converse-jax train --config=NAME_OR_FILE --workdir=DIR [--config.FIELD=VALUE ...]
+    converse-jax train --config=NAME_OR_FILE --workdir=DIR [--steps=N] [--config.FIELD=VALUE ...]
 
 ``--config`` is a packaged recipe's name (``demo``, ``converse_dncnn``, ... :
 :func:`converse_jax.configs.config_names`) or a config file (a ``get_config()``); any field is
-overridable with ``--config.FIELD=VALUE``.  Every path (the config file, ``--workdir``, data
-folders in the config) is taken relative to the current directory.  The run resumes from the
+overridable with ``--config.FIELD=VALUE``; the fields are documented in ``docs/training.md`` and
+in ``converse_jax/configs/default.py`` (``base_config``).  ``--steps=N`` shortens (or lengthens)
+the recipe to N steps with its learning-rate milestones and intervals scaled
+(:mod:`converse_jax.train.shorten`).  Every path (the config file, ``--workdir``, data
+folders in the config) is taken relative to the current directory.  Before the first step the
+train step's memory is compared with the device's (:mod:`converse_jax.train.memory`: a step
+that does not fit stops the run with the setting that would, unless
+``--config.fit_memory=auto`` applies it).  The run resumes from the
 latest checkpoint in ``--workdir`` and writes ``metrics.jsonl`` and TensorBoard events there
-(:mod:`converse_jax.train.loop`).  Multi-host jobs: one process per host with
+(:mod:`converse_jax.train.loop`); it ends with a line naming its best checkpoint and the
+command that evaluates it.  Multi-host jobs: one process per host with
 ``--coordinator_address=HOST:PORT --num_processes=N --process_id=I`` (or the environment
 variables ``JAX_COORDINATOR_ADDRESS``/``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID``); Slurm, Open MPI
 and Cloud TPU pods are detected automatically.
@@ -24,7 +31,7 @@ from collections.abc import Sequence
 from absl import app, flags
 from ml_collections import config_flags
 
-from converse_jax.configs import config_file
+from converse_jax.configs import config_file, config_names
 from converse_jax.utils.host_memory import keep_freed_memory
 
 __all__ = ["define_flags", "main", "resolve_config_argv"]
@@ -54,7 +61,7 @@ def resolve_config_argv(argv: Sequence[str]) -> list[str]:
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS, sys_argv: Sequence[str] | None = None) -> None:
-    """Defines the program's flags (``--config``, ``--workdir`` and the multi-host ones) on ``flag_values``.
+    """Defines the program's flags (``--config``, ``--workdir``, ``--steps`` and the multi-host ones) on ``flag_values``.
 
     ``sys_argv``: the full command line (program name first) that ``--config.FIELD`` overrides are
     read from (default ``sys.argv``; ``ml_collections`` needs it at definition time).
@@ -63,13 +70,17 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS, sys_argv: Sequence
       >>> fv = flags.FlagValues()
       >>> define_flags(fv, ["prog"])
       >>> sorted(fv)
-      ['config', 'coordinator_address', 'num_processes', 'process_id', 'workdir']
+      ['config', 'coordinator_address', 'num_processes', 'process_id', 'steps', 'workdir']
     """
     config_flags.DEFINE_config_file(
         "config", None, "Training recipe: a packaged config's name (e.g. demo, converse_dncnn) or a config file.",
         flag_values=flag_values, lock_config=True, sys_argv=None if sys_argv is None else list(sys_argv),
     )  # fmt: skip
     flags.DEFINE_string("workdir", None, "Folder for checkpoints, metrics and TensorBoard events.", flag_values=flag_values)
+    flags.DEFINE_integer(
+        "steps", None, "Train N steps instead of the recipe's num_train_steps; the learning-rate milestones and the "
+        "log/eval/checkpoint intervals are scaled with the run.", lower_bound=1, flag_values=flag_values,
+    )  # fmt: skip
     flags.DEFINE_string(
         "coordinator_address", None, "host:port of process 0 in a multi-process job.", flag_values=flag_values
     )
@@ -83,8 +94,11 @@ def _train(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     # Imported here so that flag errors are reported without loading JAX and the data stack.
     from converse_jax.train import TrainingError, maybe_initialize_distributed, quiet_orbax_logs, train_and_evaluate
+    from converse_jax.train.shorten import shorten
 
     FLAGS = flags.FLAGS
+    if FLAGS.steps is not None:
+        shorten(FLAGS.config, FLAGS.steps)
     quiet_orbax_logs()
     maybe_initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     try:
@@ -111,7 +125,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "converse-jax train") ->
     if {"-h", "--help", "-help", "--helpshort"} & set(argv):
         help_flags = flags.FlagValues()
         define_flags(help_flags, [prog])
-        print(f"usage: {prog} --config=NAME_OR_FILE --workdir=DIR [--config.FIELD=VALUE ...]\n\n{__doc__}")
+        print(f"usage: {prog} --config=NAME_OR_FILE --workdir=DIR [--steps=N] [--config.FIELD=VALUE ...]\n\n{__doc__}")
+        print(f"Recipes (--config=NAME): {', '.join(config_names())}.")
+        print("Config fields (--config.FIELD=VALUE): docs/training.md; converse_jax/configs/default.py (base_config).\n")
         print(help_flags.get_help())
         raise SystemExit(0)
     try:

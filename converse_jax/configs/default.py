@@ -108,4 +108,8 @@ def base_config(
     # computation dtype of the network (None: the data's float32; "bfloat16": mixed precision with
     # float32 parameters and optimizer state); a typed placeholder so --config.dtype=bfloat16 works
     config.dtype = placeholder(str)
+    # memory of the train step (converse_jax.train.memory), compared with the device's before the first step
+    config.grad_accum_steps = 1  # the global batch runs as this many micro-batches, their gradients averaged
+    config.fit_memory = "stop"  # a step too large: 'stop' (one line with the fix), 'auto' (apply it), 'off'
+    config.memory_limit_gb = 0.0  # plan for at most this many GiB per device (0: what the device has)
     return config

@@ -7,7 +7,11 @@ calls :func:`maybe_initialize_distributed` and :func:`train_and_evaluate`.  Modu
   opt_state, ema_params, rng);
 * :mod:`~converse_jax.train.optim` -- Adam, KAIR step schedule, gradient clipping, EMA;
 * :mod:`~converse_jax.train.mesh` -- 1-D device mesh, shardings, global batches, multi-host;
-* :mod:`~converse_jax.train.step` -- jitted train step, per-task model call, evaluation;
+* :mod:`~converse_jax.train.step` -- jitted train step (with gradient accumulation), per-task
+  model call, evaluation;
+* :mod:`~converse_jax.train.memory` -- the step's memory estimate against the device's, settings that fit;
+* :mod:`~converse_jax.train.shorten` -- ``--steps N``: a recipe shortened with its schedule;
+* :mod:`~converse_jax.train.report` -- what a run says at start and at the end;
 * :mod:`~converse_jax.train.checkpoint` -- orbax checkpoints with data-iterator state;
 * :mod:`~converse_jax.train.integrity` -- checksums of checkpoints, verified at restore;
 * :mod:`~converse_jax.train.resume` -- resuming from the newest intact checkpoint;

@@ -12,7 +12,16 @@ What one run does, on every device of every process (see :mod:`converse_jax.trai
    uninterrupted run would have; damaged checkpoints are reported and set aside, see
    :mod:`converse_jax.train.resume`), else initialises from
    ``config.seed``.
-3. Runs the jitted train step until ``config.num_train_steps``; every ``log_every_steps`` it
+3. Compiles the train step ahead of time for the first batch and compares XLA's memory estimate
+   of it with what the device has (:mod:`converse_jax.train.memory`): a step that does not fit
+   stops the run before its first step with one line giving both numbers and the setting that
+   fits (``config.remat``, ``config.grad_accum_steps`` micro-batches), or, with
+   ``config.fit_memory='auto'``, runs in that setting.  Then it logs one block: network, parameter
+   count, batch (global, per device, micro-batches), steps and milestones, the memory estimate,
+   the devices (:func:`converse_jax.train.report.start_block`); a learning-rate milestone at or
+   past the end of the run is a warning.
+4. Runs the train step until ``config.num_train_steps``, the host at most
+   :data:`MAX_STEPS_AHEAD` steps ahead of the device; every ``log_every_steps`` it
    writes ``{'step', 'loss' (mean over the finite steps since the previous record),
    'learning_rate', 'steps_per_sec'[, 'nonfinite_steps']}`` to ``workdir/metrics.jsonl`` and
    TensorBoard; a non-finite loss or gradient is handled as ``config.on_nonfinite`` says
@@ -24,19 +33,24 @@ What one run does, on every device of every process (see :mod:`converse_jax.trai
    ``psnr_y``/``ssim_y`` for RGB SR), adds them to that step's record, and saves a checkpoint
    ranked by the task's :attr:`~converse_jax.tasks.Task.best_metric` (Y PSNR for SR, PSNR
    otherwise); it also saves every ``checkpoint_every_steps`` and at the end.
-4. On SIGTERM (preemption) it finishes the current step, saves a checkpoint and returns (the
+5. On SIGTERM (preemption) it finishes the current step, saves a checkpoint and returns (the
    program then exits with status 0); on multi-process jobs the processes agree on the step
    through JAX's preemption sync point.
+6. At the end, and after a SIGTERM, it logs one line: the best checkpoint's step, its score and
+   folder, and the ``converse-jax evaluate`` command for it (:func:`converse_jax.train.report.end_line`).
 
 A tqdm progress bar (process 0, stderr) shows steps/s and the last logged loss.
 """
 
 from __future__ import annotations
 
+import collections
 import importlib.util
+import itertools
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grain
@@ -52,10 +66,13 @@ from converse_jax.models import ModelSpec, get_model, get_spec, spec_of
 from converse_jax.tasks import Task, get_task
 from converse_jax.train.checkpoint import Checkpointer
 from converse_jax.train.faults import PendingSteps, Preemption, check_policy
+from converse_jax.train.memory import FIT_POLICIES, Setting, capped, check_setting, fit_step, mesh_memory
 from converse_jax.train.metrics import MetricWriter
 from converse_jax.train.mesh import check_batch_size, create_mesh, global_batch, replicated_sharding, to_host
 from converse_jax.train.optim import lr_schedule, make_optimizer
+from converse_jax.train.report import end_line, start_block
 from converse_jax.train.resume import resume_from_intact
+from converse_jax.train.shorten import milestones_past_end
 from converse_jax.train.state import TrainState, create_train_state
 from converse_jax.train.step import evaluate, init_variables, make_predict_fn, make_train_step
 
@@ -78,7 +95,9 @@ REQUIRED_FIELDS = (
     "remat",
 )
 """Fields every training config has (see ``configs/default.py``).  Optional: ``on_nonfinite``
-(``'stop'`` when absent; :data:`converse_jax.train.faults.NONFINITE_POLICIES`)."""
+(``'stop'`` when absent; :data:`converse_jax.train.faults.NONFINITE_POLICIES`), ``grad_accum_steps``
+(1), ``fit_memory`` (``'stop'``; :data:`converse_jax.train.memory.FIT_POLICIES`) and
+``memory_limit_gb`` (0: none)."""
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
@@ -87,8 +106,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     Checks that every field of :data:`REQUIRED_FIELDS` is present, the step counts, batch size
     and ``keep_checkpoints`` are positive integers, ``eval_every_steps`` and ``seed`` are
     non-negative integers, ``ema_decay`` is in [0, 1), ``on_nonfinite`` (if present) is
-    ``'stop'`` or ``'skip'`` and ``remat`` is not hidden in ``model_overrides``.  Returns None
-    for a valid config.
+    ``'stop'`` or ``'skip'``, ``grad_accum_steps`` (if present) is a positive integer,
+    ``fit_memory`` (if present) one of ``'stop'``, ``'auto'``, ``'off'``, and ``remat`` is not
+    hidden in ``model_overrides``.  Returns None for a valid config.
 
     Example:
       A complete config for a tiny run (``configs/*.py`` build them with
@@ -128,6 +148,14 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if not 0 <= config.ema_decay < 1:
         raise ValueError(f"config.ema_decay must be in [0, 1), got {config.ema_decay!r}")
     check_policy(config.get("on_nonfinite", "stop"))
+    accum = config.get("grad_accum_steps", 1)
+    if isinstance(accum, bool) or not isinstance(accum, int) or accum < 1:
+        raise ValueError(f"config.grad_accum_steps must be a positive integer, got {accum!r}")
+    if config.get("fit_memory", "stop") not in FIT_POLICIES:
+        raise ValueError(f"config.fit_memory must be one of {FIT_POLICIES}, got {config.fit_memory!r}")
+    limit = config.get("memory_limit_gb", 0.0)
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit >= 0:
+        raise ValueError(f"config.memory_limit_gb must be a number >= 0 (0: the device's memory), got {limit!r}")
     if "remat" in config.model_overrides:
         raise ValueError("set config.remat, not config.model_overrides.remat")
 
@@ -292,7 +320,14 @@ def _train(
     check_model_data(model, config.data)
     mesh = create_mesh()
     check_batch_size(config.batch_size, mesh)
-    logging.info("%s (%s) on %d devices, %d processes", config.model, task.name, mesh.devices.size, jax.process_count())
+    check_setting(Setting(config.remat, config.get("grad_accum_steps", 1)), config.batch_size, mesh.devices.size)
+    past = milestones_past_end(config)
+    if past and is_main:
+        logging.warning(
+            "config.lr_milestones %s: at or past the end of the run (%s steps), never applied "
+            "(--steps N shortens a recipe with its milestones)", ", ".join(f"{m:,}" for m in past),
+            f"{config.num_train_steps:,}",
+        )  # fmt: skip
 
     tx = make_optimizer(config.learning_rate, config.lr_milestones, config.lr_decay, config.grad_clip_norm)
     init_key, state_key = jax.random.split(jax.random.PRNGKey(config.seed))
@@ -318,12 +353,20 @@ def _train(
         state = resume_from_intact(ckpt, abstract, train_iter)
         resumed = state is not None
         state = state if resumed else fresh_state()
-        train_step = make_train_step(model, tx, task=task, ema_decay=config.ema_decay, mesh=mesh)
+        train_step, config, first = _fit_step(config, model, task, tx, mesh, state, train_iter, workdir)
         writer = MetricWriter(workdir, enabled=is_main, resume_step=int(to_host(state.step)) if resumed else None)
+        batches = itertools.chain([first], (global_batch(batch, mesh) for batch in train_iter))
         try:
-            return _run_steps(config, state, train_step, train_iter, ckpt, writer, model, task, mesh, preemption)
+            state = _run_steps(config, state, train_step, batches, train_iter, ckpt, writer, model, task, mesh,
+                               preemption)  # fmt: skip
         finally:
             writer.close()
+        ckpt.wait()
+        if is_main:
+            best = ckpt.best_step()
+            metrics = None if best is None else ckpt.metrics(best)
+            logging.info("%s", end_line(workdir, task, config.data, best, ckpt.latest_step(), metrics))
+        return state
     finally:
         ckpt.close()
         close = getattr(train_iter, "close", None)
@@ -331,8 +374,88 @@ def _train(
             close()
 
 
-def _run_steps(config, state, train_step, train_iter, ckpt, writer, model, task, mesh, preemption) -> TrainState:
-    """Steps from ``state.step`` to ``config.num_train_steps`` with logging, evaluation, saves."""
+def step_compiler(
+    model: Any, tx: Any, task: Task, ema_decay: float, mesh: Any, state: TrainState, batch: dict[str, jax.Array]
+) -> Callable[[Setting], jax.stages.Compiled]:
+    """``setting -> make_train_step(...)`` compiled ahead of time for ``state`` and ``batch``.
+
+    The network is ``model`` with ``remat=setting.remat``; the step accumulates
+    ``setting.grad_accum_steps`` micro-batches.  ``state`` and ``batch`` may be arrays or
+    ``jax.ShapeDtypeStruct`` with shardings (replicated state, batch sharded on ``'data'``).
+
+    Example:
+      >>> import jax, numpy as np
+      >>> from converse_jax.models import get_model
+      >>> from converse_jax.tasks import get_task
+      >>> from converse_jax.train import create_mesh, create_train_state, global_batch, make_optimizer
+      >>> from converse_jax.train.memory import StepMemory
+      >>> mesh, tx = create_mesh(), make_optimizer(1e-3, [], 0.5)
+      >>> model = get_model("converse_dncnn", features=4, num_blocks=1)
+      >>> zeros = np.zeros((2 * jax.device_count(), 8, 8, 1), np.float32)
+      >>> variables = init_variables(model, "denoise", {"input": zeros}, jax.random.PRNGKey(0), mesh)
+      >>> state = jax.eval_shape(lambda: create_train_state(variables, tx, jax.random.PRNGKey(1)))
+      >>> state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated_sharding(mesh)), state)
+      >>> compile_step = step_compiler(model, tx, get_task("denoise"), 0.999, mesh, state,
+      ...                              global_batch({"input": zeros, "target": zeros}, mesh))
+      >>> memory = [StepMemory.of(compile_step(Setting(False, k))) for k in (1, 2)]
+      >>> memory[1].temp < memory[0].temp  # two micro-batches: fewer activations alive at once
+      True
+    """
+
+    def compile_step(setting: Setting) -> jax.stages.Compiled:
+        step = make_train_step(
+            model.clone(remat=setting.remat), tx, task=task.name, ema_decay=ema_decay, mesh=mesh,
+            grad_accum_steps=setting.grad_accum_steps,
+        )  # fmt: skip
+        return step.lower(state, batch).compile()
+
+    return compile_step
+
+
+def _fit_step(config, model, task, tx, mesh, state, train_iter, workdir):
+    """The train step compiled ahead of time in a memory setting that fits (:func:`fit_step`).
+
+    Compiled for ``state`` and the next batch of ``train_iter``.  Returns ``(compiled step, config,
+    that batch)``: the config with the setting applied (a copy, written to ``config.json`` again)
+    when ``config.fit_memory='auto'`` changed it; the batch is the first step's.
+    Logs the run's :func:`start_block` (every process: each has its own devices and memory).
+    """
+    batch = global_batch(next(train_iter), mesh)
+    current = Setting(config.remat, config.get("grad_accum_steps", 1))
+    have = capped(mesh_memory(mesh), config.get("memory_limit_gb", 0.0))
+    compile_step = step_compiler(model, tx, task, config.ema_decay, mesh, state, batch)
+    compiled, setting, memory = fit_step(
+        compile_step, current, per_device_batch=config.batch_size // mesh.devices.size, have=have,
+        policy=config.get("fit_memory", "stop"),
+    )  # fmt: skip
+    is_main = jax.process_index() == 0
+    if setting != current:
+        config = config.copy_and_resolve_references()
+        with config.unlocked():
+            config.remat, config.grad_accum_steps = setting.remat, setting.grad_accum_steps
+        if is_main:
+            _write_config(config, workdir)
+    logging.info("%s", start_block(config, task, mesh, state.params, setting, memory, have, int(to_host(state.step))))
+    if is_main and state.batch_stats and setting.grad_accum_steps > 1:
+        logging.warning(
+            "%s has BatchNorm: with %d micro-batches each is normalised by its own statistics (%d examples)",
+            config.model, setting.grad_accum_steps, config.batch_size // setting.grad_accum_steps,
+        )  # fmt: skip
+    return compiled, config, batch
+
+
+MAX_STEPS_AHEAD = 2
+"""How many dispatched steps the host may be ahead of the finished ones (it then waits on the
+oldest step's metrics), so that pending batches and buffers stay bounded and the progress bar's
+rate is the device's."""
+
+
+def _run_steps(config, state, train_step, batches, train_iter, ckpt, writer, model, task, mesh, preemption) -> TrainState:
+    """Steps from ``state.step`` to ``config.num_train_steps`` with logging, evaluation, saves.
+
+    ``batches``: the global batches, drawn one per step from ``train_iter`` (whose position the
+    checkpoints save).  The host runs at most :data:`MAX_STEPS_AHEAD` steps ahead of the device.
+    """
     is_main = jax.process_index() == 0
     eval_set = create_eval_set(config.data) if config.eval_every_steps else []
     scale = _scale(config.data)
@@ -348,10 +471,14 @@ def _run_steps(config, state, train_step, train_iter, ckpt, writer, model, task,
                desc=config.model)  # fmt: skip
     try:
         t_last = time.perf_counter()
+        in_flight: collections.deque[dict[str, jax.Array]] = collections.deque()
         while step < config.num_train_steps:
-            state, step_metrics = train_step(state, global_batch(next(train_iter), mesh))
+            state, step_metrics = train_step(state, next(batches))
             step += 1
             pending.add(step, step_metrics)
+            in_flight.append(step_metrics)
+            if len(in_flight) > MAX_STEPS_AHEAD:
+                jax.block_until_ready(in_flight.popleft())
             bar.update(1)
             last = step == config.num_train_steps
             do_eval = bool(config.eval_every_steps) and (step % config.eval_every_steps == 0 or last)

@@ -22,12 +22,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from converse_jax.train.losses import l1_loss
 from converse_jax.protocol.degradations import single2uint
 from converse_jax.tasks import get_task, mean_scores, score_images, takes_train_flag
-from converse_jax.train.mesh import batch_sharding, replicate, replicated_sharding, to_host
+from converse_jax.train.mesh import DATA_AXIS, batch_sharding, replicate, replicated_sharding, to_host
 from converse_jax.train.optim import ema_update
 from converse_jax.train.state import TrainState
 
@@ -136,6 +137,7 @@ def make_train_step(
     task: str,
     ema_decay: float,
     mesh: Mesh,
+    grad_accum_steps: int = 1,
 ) -> Callable[[TrainState, dict[str, jax.Array]], tuple[TrainState, dict[str, jax.Array]]]:
     """One jitted optimisation step over the mesh; the input state is donated.
 
@@ -150,9 +152,20 @@ def make_train_step(
     State and metrics are replicated.
 
     ``batch``: ``'input'`` (B, h, w, C), ``'target'`` (B, H, W, C) (H = scale * h for SR) and
-    for ``'deblur_nonblind'`` ``'kernel'`` (B, k, k), B a multiple of the device count (e.g.
-    from :func:`converse_jax.train.mesh.global_batch`).  Pass the state replicated over
-    ``mesh`` (as the returned one is), else the second call compiles the step again.
+    for ``'deblur_nonblind'`` ``'kernel'`` (B, k, k), B a multiple of the device count times
+    ``grad_accum_steps`` (e.g. from :func:`converse_jax.train.mesh.global_batch`).  Pass the
+    state replicated over ``mesh`` (as the returned one is), else the second call compiles the
+    step again.
+
+    Gradient accumulation (``grad_accum_steps`` = k > 1): the batch is split into k micro-batches
+    of B/k (every device keeps B/(k·devices) examples of each), a ``jax.lax.scan`` runs the
+    forward and backward pass of one micro-batch at a time, and the loss and gradients are the
+    means of the k micro-batches' -- the global batch's mean loss and its gradient, up to float32
+    rounding, with about 1/k of the activations alive at once.  One optimizer update per step, as
+    without accumulation.  BatchNorm (``dncnn``) normalises each micro-batch by its own
+    statistics, so its losses differ from the whole batch's; its running statistics move once per
+    step by the mean of the k micro-batches' updates (the running mean as without accumulation,
+    the running variance by the mean within-micro-batch variance).
 
     Example:
       Five steps of a tiny Converse-DnCNN on one batch of two 8x8 gray patches:
@@ -190,17 +203,24 @@ def make_train_step(
     if not 0 <= ema_decay < 1:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
 
+    if isinstance(grad_accum_steps, bool) or not isinstance(grad_accum_steps, int) or grad_accum_steps < 1:
+        raise ValueError(f"grad_accum_steps must be a positive integer, got {grad_accum_steps!r}")
+
     def step(state: TrainState, batch: dict[str, jax.Array]):
         rng, dropout_rng = jax.random.split(state.rng)
 
-        def loss_fn(params):
+        def loss_fn(params, micro_batch, key):
             variables = {"params": params}
             if state.batch_stats:
                 variables["batch_stats"] = state.batch_stats
-            pred, new_stats = apply_model(model, variables, batch, task, train=True, rng=dropout_rng)
-            return l1_loss(pred, batch["target"]), new_stats
+            pred, new_stats = apply_model(model, variables, micro_batch, task, train=True, rng=key)
+            return l1_loss(pred, micro_batch["target"]), new_stats
 
-        (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        if grad_accum_steps == 1:
+            (loss, new_stats), grads = grad_fn(state.params, batch, dropout_rng)
+        else:
+            (loss, new_stats), grads = _accumulated(grad_fn, state.params, batch, dropout_rng, grad_accum_steps, mesh)
         grad_norm = optax.tree.norm(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -220,6 +240,33 @@ def make_train_step(
     return jax.jit(
         step, in_shardings=(repl, batch_sharding(mesh)), out_shardings=(repl, repl), donate_argnums=0
     )
+
+
+def _accumulated(grad_fn, params: PyTree, batch: dict[str, jax.Array], key: jax.Array, k: int, mesh: Mesh):
+    """``grad_fn(params, micro_batch, key) -> ((loss, stats), grads)`` averaged over ``k`` micro-batches.
+
+    Micro-batch ``i`` holds the examples ``b`` with ``b % k == i``: each device's block of B/devices
+    examples splits into k equal parts, so every micro-batch stays spread over all devices.
+    """
+    size = batch["input"].shape[0]
+    if size % (k * mesh.devices.size):
+        raise ValueError(
+            f"the batch of {size} must be a multiple of grad_accum_steps ({k}) x devices ({mesh.devices.size})"
+        )
+    split = NamedSharding(mesh, P(None, DATA_AXIS))
+
+    def micro(x):  # (B, ...) -> (k, B/k, ...)
+        x = jnp.swapaxes(x.reshape(size // k, k, *x.shape[1:]), 0, 1)
+        return jax.lax.with_sharding_constraint(x, split)
+
+    def body(total, xs):
+        micro_batch, micro_key = xs
+        return jax.tree.map(jnp.add, total, grad_fn(params, micro_batch, micro_key)), None
+
+    first = jax.eval_shape(grad_fn, params, jax.tree.map(lambda x: x[: size // k], batch), key)
+    zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), first)
+    total, _ = jax.lax.scan(body, zeros, (jax.tree.map(micro, batch), jax.random.split(key, k)))
+    return jax.tree.map(lambda t: t / k, total)
 
 
 def make_predict_fn(
