@@ -124,3 +124,21 @@ def test_pointwise_benchmark_quick(tmp_path):
     for work in works.values():
         assert work["max_abs_diff"] <= 1e-4 and len(work["timing"]) == 2
         assert all(s["median_s"] > 0 and s["median_page_faults"] >= 0 for s in work["timing"].values())
+
+
+def test_fft_in_jit_benchmark_quick(tmp_path):
+    """``benchmarks/fft_in_jit.py``: every program timed, each combination's extra cost is its
+    time less its parts', and the training step's four FFTs are found next to the two alone."""
+    report = _run("fft_in_jit.py", tmp_path / "fft.json")
+    assert report["benchmark"] == "fft_in_jit" and report["quick"] is True and report["threads"] == 1
+    res = report["shapes"]["quick"]
+    timing, extra = res["timing"], res["extra_s"]
+    assert all(stats["median_s"] > 0 for stats in timing.values())
+    t = {name: stats["median_s"] for name, stats in timing.items()}
+    assert extra["irfft2(Y·M)"] == t["irfft2(Y·M)"] - t["irfft2"] - t["Y·M"]
+    assert extra["rfft2 on (C,N,H,W)"] == t["rfft2 on (C,N,H,W)"] - t["rfft2"]
+    kinds = sorted(name.split()[1] for name in res["in_step"] if name.startswith("step "))
+    assert kinds == ["IRFFT", "IRFFT", "RFFT", "RFFT"]  # forward pair and its transpose
+    assert {"alone RFFT", "alone IRFFT"} <= set(res["in_step"])
+    assert all(0 < ev["min_s"] <= ev["median_s"] for ev in res["in_step"].values())
+    assert "| quick | whole forward |" in report["table"]
