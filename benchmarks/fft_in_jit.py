@@ -21,6 +21,9 @@ Two measurements per shape, in one worker process pinned to ``--threads`` CPUs:
    complex ``fft2`` of jax#39081's reproducer (input scaled, then multiplied by a kernel);
    ``irfft2`` fed by the spectral product and feeding the crop + move back to NHWC; the whole
    scale-1 forward against the sum of its parts; batch and channel axes swapped, (C, N, H, W).
+   And the move itself fed by a block's GELU, fused (XLA puts the GELU inside the transpose's
+   loop) or kept apart by a conditional on the data whose two branches are the identity (a
+   fusion boundary that ``optimization_barrier`` is not on the CPU).
 2. **Inside a training step**: one :class:`~converse_jax.nn.converse.ConverseBlock` (C/2
    features, k7, p6 circular as in Converse-DnCNN), value and gradient of an L1 loss, traced
    with ``jax.profiler`` alternately with ``rfft2`` and ``irfft2`` compiled alone on the same
@@ -49,7 +52,7 @@ from benchmarks import common  # noqa: E402
 # case -> (N, H, W, C, padding): the activations entering Converse-DnCNN's solves.
 SHAPES = {"train b8 40²": (8, 40, 40, 128, 6), "inference 256²": (1, 256, 256, 128, 6)}
 QUICK_SHAPES = {"quick": (2, 8, 8, 4, 2)}
-# combined program -> (the FFT alone, the other operation alone)
+# combined program -> the programs it is made of, each compiled alone
 PAIRS = {
     "rfft2(move+pad)": ("rfft2", "move+pad"),
     "rfft2(barrier(move+pad))": ("rfft2", "move+pad"),
@@ -57,7 +60,10 @@ PAIRS = {
     "fft2(2·z)·k": ("fft2", "2·z, ·k"),
     "irfft2(Y·M)": ("irfft2", "Y·M"),
     "crop+move(irfft2)": ("irfft2", "crop+move"),
-    "rfft2 on (C,N,H,W)": ("rfft2", None),
+    "rfft2 on (C,N,H,W)": ("rfft2",),
+    "move+pad(gelu)": ("gelu", "move+pad"),
+    "move+pad(cond(gelu))": ("gelu", "move+pad"),
+    "whole forward": ("move+pad", "rfft2", "Y·M", "irfft2", "crop+move"),
 }
 
 
@@ -67,6 +73,8 @@ def _programs(shape: tuple[int, ...]) -> dict:
 
     import jax
     import jax.numpy as jnp
+
+    from converse_jax.nn.converse import gelu
 
     op = importlib.import_module("converse_jax.ops.converse2d")  # the module, not the function
     n, h, w, c, p = shape
@@ -79,6 +87,8 @@ def _programs(shape: tuple[int, ...]) -> dict:
     z = yp.astype(jnp.complex64)
     k = jax.lax.complex(*jax.random.normal(keys[2], (2, hp, wp)))
     move_pad = lambda a: op._to_nchw_padded(a, p, "circular")  # noqa: E731
+    # a fusion boundary: a conditional on the data (both branches the identity)
+    cond = lambda a: jax.lax.cond(a[0, 0, 0, 0] == a[0, 0, 0, 0], lambda t: t, lambda t: t * 1, a)  # noqa: E731
     irfft2 = lambda a: jnp.fft.irfft2(a, s=(hp, wp))  # noqa: E731
     crop_move = lambda a: op._from_nchw_cropped(a, p)  # noqa: E731
     fns = {
@@ -97,6 +107,9 @@ def _programs(shape: tuple[int, ...]) -> dict:
         "irfft2(Y·M)": (lambda a: irfft2(a * m), spec),
         "crop+move(irfft2)": (lambda a: crop_move(irfft2(a)), spec),
         "rfft2 on (C,N,H,W)": (jnp.fft.rfft2, jnp.swapaxes(yp, 0, 1) + 0.0),
+        "gelu": (gelu, x),
+        "move+pad(gelu)": (lambda a: move_pad(gelu(a)), x),
+        "move+pad(cond(gelu))": (lambda a: move_pad(cond(gelu(a))), x),
         "whole forward": (lambda a: crop_move(irfft2(jnp.fft.rfft2(move_pad(a)) * m)), x),
     }
     calls = {}
@@ -107,11 +120,9 @@ def _programs(shape: tuple[int, ...]) -> dict:
 
 
 def _extras(timing: dict, key: str) -> dict:
-    """combined − parts (seconds per call) by :data:`PAIRS`, and for the whole forward."""
+    """combined − the sum of its parts (seconds per call), per entry of :data:`PAIRS`."""
     t = {name: stats[key] for name, stats in timing.items()}
-    out = {name: t[name] - t[fft] - (t[other] if other else 0.0) for name, (fft, other) in PAIRS.items()}
-    out["whole forward"] = t["whole forward"] - sum(t[s] for s in ("move+pad", "rfft2", "Y·M", "irfft2", "crop+move"))
-    return out
+    return {name: t[name] - sum(t[part] for part in parts) for name, parts in PAIRS.items()}
 
 
 def _in_step(shape: tuple[int, ...], calls: int) -> dict:
@@ -171,12 +182,9 @@ def tables(shapes: dict) -> tuple[str, str]:
     rows = []
     for case, res in shapes.items():
         t = {k: v["median_cpu_s"] for k, v in res["timing"].items()}
-        for name, (fft, other) in PAIRS.items():
-            parts = f"{common.ms(t[fft]):.3g}" + (f" + {common.ms(t[other]):.3g}" if other else "")
-            rows.append([case, name, parts, f"{common.ms(t[name]):.3g}", f"{common.ms(res['extra_cpu_s'][name]):+.2f}"])
-        parts = ("move+pad", "rfft2", "Y·M", "irfft2", "crop+move")
-        rows.append([case, "whole forward", " + ".join(f"{common.ms(t[s]):.3g}" for s in parts),
-                     f"{common.ms(t['whole forward']):.3g}", f"{common.ms(res['extra_cpu_s']['whole forward']):+.2f}"])
+        for name, parts in PAIRS.items():
+            rows.append([case, name, " + ".join(f"{common.ms(t[part]):.3g}" for part in parts),
+                         f"{common.ms(t[name]):.3g}", f"{common.ms(res['extra_cpu_s'][name]):+.2f}"])
     programs = common.format_table(["shape", "program", "parts alone (CPU ms)", "combined (CPU ms)", "extra (ms)"], rows)
     rows = []
     for case, res in shapes.items():

@@ -137,6 +137,7 @@ def test_fft_in_jit_benchmark_quick(tmp_path):
     t = {name: stats["median_s"] for name, stats in timing.items()}
     assert extra["irfft2(Y·M)"] == t["irfft2(Y·M)"] - t["irfft2"] - t["Y·M"]
     assert extra["rfft2 on (C,N,H,W)"] == t["rfft2 on (C,N,H,W)"] - t["rfft2"]
+    assert extra["move+pad(cond(gelu))"] == t["move+pad(cond(gelu))"] - t["gelu"] - t["move+pad"]
     kinds = sorted(name.split()[1] for name in res["in_step"] if name.startswith("step "))
     assert kinds == ["IRFFT", "IRFFT", "RFFT", "RFFT"]  # forward pair and its transpose
     assert {"alone RFFT", "alone IRFFT"} <= set(res["in_step"])
