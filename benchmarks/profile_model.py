@@ -141,10 +141,11 @@ def classify(inst: dict[str, Any], depends_on_data: bool, model: str) -> str:
 # --------------------------------------------------------------------------- worker side
 
 
-def _trace_times(fn, calls: int, module: str) -> tuple[dict[str, float], float]:
-    """Runs ``fn`` ``calls`` times under the profiler; returns (seconds per call per HLO
-    instruction of ``module``: the median over the calls of its summed events, robust to a
-    preemption on a shared machine; wall seconds per call)."""
+def trace_events(fns, calls: int, modules) -> dict[str, dict[str, list[float]]]:
+    """Runs the zero-argument callables ``fns`` ``calls`` times each, in turn, under the
+    profiler; returns, per module name of ``modules`` and per HLO instruction of it, the seconds
+    it took in each call (its events of one call summed). Also the key ``"wall_s"``: per callable
+    index, the wall seconds per call of the traced calls."""
     import glob
     import tempfile
     import time
@@ -152,27 +153,38 @@ def _trace_times(fn, calls: int, module: str) -> tuple[dict[str, float], float]:
     import jax
     from jax.profiler import ProfileData
 
+    wall = [0.0] * len(fns)
     with tempfile.TemporaryDirectory() as tmp:
         with jax.profiler.trace(tmp):
-            t0 = time.perf_counter()
             for _ in range(calls):
-                common.block(fn())
-            wall = (time.perf_counter() - t0) / calls
+                for i, fn in enumerate(fns):
+                    t0 = time.perf_counter()
+                    common.block(fn())
+                    wall[i] += (time.perf_counter() - t0) / calls
         (path,) = glob.glob(f"{tmp}/**/*.xplane.pb", recursive=True)
         data = ProfileData.from_file(path)
-    events: dict[str, list[float]] = defaultdict(list)
+    events: dict[str, dict[str, list[float]]] = {m: defaultdict(list) for m in modules}
     for plane in data.planes:
         for line in plane.lines:
             for event in line.events:
                 stats = dict(event.stats)
-                if stats.get("hlo_module") == module and "hlo_op" in stats:
-                    events[stats["hlo_op"]].append(event.duration_ns / 1e9)
-    times = {}
-    for name, durations in events.items():
-        per = max(1, len(durations) // calls)  # events of one instruction in one call
-        sums = [sum(durations[i:i + per]) for i in range(0, len(durations) - per + 1, per)]
-        times[name] = statistics.median(sums)
-    return times, wall
+                if stats.get("hlo_module") in events and "hlo_op" in stats:
+                    events[stats["hlo_module"]][stats["hlo_op"]].append(event.duration_ns / 1e9)
+    out: dict[str, dict[str, list[float]]] = {"wall_s": dict(enumerate(wall))}
+    for module, per_inst in events.items():
+        out[module] = {}
+        for name, durations in per_inst.items():
+            per = max(1, len(durations) // calls)  # events of one instruction in one call
+            out[module][name] = [sum(durations[i:i + per]) for i in range(0, len(durations) - per + 1, per)]
+    return out
+
+
+def _trace_times(fn, calls: int, module: str) -> tuple[dict[str, float], float]:
+    """Runs ``fn`` ``calls`` times under the profiler; returns (seconds per call per HLO
+    instruction of ``module``: the median over the calls of its summed events, robust to a
+    preemption on a shared machine; wall seconds per call)."""
+    events = trace_events([fn], calls, [module])
+    return {name: statistics.median(sums) for name, sums in events[module].items()}, events["wall_s"][0]
 
 
 def worker(payload: dict) -> dict:

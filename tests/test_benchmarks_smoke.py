@@ -135,3 +135,22 @@ def test_train_memory_benchmark_quick(tmp_path):
     assert set(demo["fits"]) == {"16", "12", "4.0"} and demo["fits"]["4.0"]["grad_accum_steps"] == 1
     assert demo["time"]["s_per_step"] > 0 and len(demo["time"]["samples"]) == 1
     assert report["table"].startswith("| recipe | batch | patch | step GiB | remat GiB |")
+
+
+def test_fft_in_jit_benchmark_quick(tmp_path):
+    """``benchmarks/fft_in_jit.py``: every program timed, each combination's extra cost is its
+    time less its parts', and the training step's four FFTs are found next to the two alone."""
+    report = _run("fft_in_jit.py", tmp_path / "fft.json")
+    assert report["benchmark"] == "fft_in_jit" and report["quick"] is True and report["threads"] == 1
+    res = report["shapes"]["quick"]
+    timing, extra = res["timing"], res["extra_s"]
+    assert all(stats["median_s"] > 0 for stats in timing.values())
+    t = {name: stats["median_s"] for name, stats in timing.items()}
+    assert extra["irfft2(Y·M)"] == t["irfft2(Y·M)"] - t["irfft2"] - t["Y·M"]
+    assert extra["rfft2 on (C,N,H,W)"] == t["rfft2 on (C,N,H,W)"] - t["rfft2"]
+    assert extra["move+pad(cond(gelu))"] == t["move+pad(cond(gelu))"] - t["gelu"] - t["move+pad"]
+    kinds = sorted(name.split()[1] for name in res["in_step"] if name.startswith("step "))
+    assert kinds == ["IRFFT", "IRFFT", "RFFT", "RFFT"]  # forward pair and its transpose
+    assert {"alone RFFT", "alone IRFFT"} <= set(res["in_step"])
+    assert all(0 < ev["min_s"] <= ev["median_s"] for ev in res["in_step"].values())
+    assert "| quick | whole forward |" in report["table"]
