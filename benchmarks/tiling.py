@@ -129,8 +129,8 @@ def main(argv: list[str] | None = None) -> dict:
             table.append([name, "x".join(map(str, reply["input_shape"][:2])), row["setting"], f"{row['psnr']:.3f}",
                           f"{row['delta_db']:+.3f}", f"{row['mean_abs']:.3f}", row["max_abs"],
                           None if gib is None else f"{gib:.2f}", f"{row['seconds']:.0f}"])
-        print(common.format_table(["network", "input", "setting", "PSNR dB", "change dB", "mean |diff|",
-                                   "max |diff|", f"GiB ({side}² whole / one tile)", "s"], table), flush=True)
+        print(common.format_table(["network", "input", "setting", "PSNR dB", "change dB", "mean abs diff",
+                                   "max abs diff", f"GiB ({side}² whole / one tile)", "s"], table), flush=True)
     data = {"benchmark": "tiling", "quick": args.quick, "output_side": side, "machine": common.machine_info(),
             "jax": common.jax_info(), "results": results}
     print(f"results: {common.write_json(Path(args.out), data)}")

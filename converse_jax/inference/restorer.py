@@ -80,8 +80,8 @@ class Restorer:
       in_channels, scale: image channels (1 gray, 3 RGB) and output/input size ratio.
       module, variables: the Flax module and its variables (on the default device).
       tile_margin: context in input pixels each tile needs for tiled inference to keep the
-        whole-image result: the module's ``tile_margin`` attribute (its receptive-field radius,
-        or for networks with global solves the margin measured by ``benchmarks/tiling.py``), else
+        whole-image result: the record's :attr:`~converse_jax.models.registry.ModelSpec.tile_margin`
+        (for networks with global solves, the margin measured by ``benchmarks/tiling.py``), else
         :data:`~converse_jax.inference.tiling.DEFAULT_TILE_MARGIN`.
 
     Calling the restorer applies the network once under ``jax.jit`` (one compilation per
@@ -133,7 +133,7 @@ class Restorer:
         values = self.spec.data_values(module)
         self.in_channels: int = int(values["channels"])
         self.scale: int = int(values["scale"])
-        self.tile_margin: int = int(getattr(module, "tile_margin", DEFAULT_TILE_MARGIN))
+        self.tile_margin: int = DEFAULT_TILE_MARGIN if self.spec.tile_margin is None else self.spec.tile_margin
         self._noted: set[int] = set()
 
     def __call__(self, x: jax.Array | np.ndarray, kernel: jax.Array | np.ndarray | None = None) -> jax.Array:

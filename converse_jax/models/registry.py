@@ -113,6 +113,9 @@ class ModelSpec:
       showcase: its row of the showcase figure (:class:`ShowcaseRow`), or None.
       data_hparams: data-config field -> the hyper-parameter of the module that must equal it
         (``{'channels': 'in_channels', 'scale': 'upscale'}``); see :meth:`data_values`.
+      tile_margin: context in input pixels each window of tiled inference keeps around its core
+        (None: :data:`~converse_jax.inference.tiling.DEFAULT_TILE_MARGIN`); networks with global
+        solves need more than their local layers suggest (measured: ``benchmarks/tiling.py``).
       recipe: training-recipe settings that differ from the task's
         (:attr:`converse_jax.tasks.Task.recipe`; keyword arguments of
         :func:`converse_jax.configs.default.base_config`).
@@ -137,6 +140,7 @@ class ModelSpec:
     torch_names: TorchNames | None = None
     showcase: ShowcaseRow | None = None
     data_hparams: Mapping[str, str] = field(default_factory=dict)
+    tile_margin: int | None = None
     recipe: Mapping[str, Any] = field(default_factory=dict)
 
     @property
