@@ -223,8 +223,14 @@ def test_checkpoints_of_another_network_are_not_taken_for_damaged(reference, tmp
     before = tree_digest(run / "checkpoints")
     config = tiny_config(data_root)
     config.model_overrides.features = 8
+    saved = (run / "config.json").read_text()
+    with pytest.raises(ValueError, match=r"holds checkpoints of another network: --config.model_overrides.features=8 "
+                                         r"\(the checkpoints: 4\)"):  # fmt: skip
+        train_and_evaluate(config, run)  # refused by its config.json, before anything is written
+    assert tree_digest(run / "checkpoints") == before and (run / "config.json").read_text() == saved
+    (run / "config.json").write_text(saved.replace('"features": 4', '"features": 8'))  # a config.json edited by hand
     with pytest.raises(TrainingError, match=r"checkpoint 6 at .* holds another train state than this config builds"):
-        train_and_evaluate(config, run)
+        train_and_evaluate(config, run)  # the checkpoints themselves are checked too
     assert tree_digest(run / "checkpoints") == before
 
 

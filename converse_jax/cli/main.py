@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
 import re
 import sys
 from collections.abc import Sequence
@@ -116,9 +117,11 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_convert(args: argparse.Namespace) -> int:
     from converse_jax.models.registry import count_params
     from converse_jax.pretrained import from_torch, infer_arch, read_pth, save_variables
+    from converse_jax.pretrained.pth import check_finite
 
     source = Path(args.input)
     state_dict = read_pth(source)
+    check_finite(state_dict, source)
     arch = args.arch if args.arch is not None else infer_arch(state_dict)
     try:
         variables = from_torch(state_dict, arch)
@@ -279,6 +282,25 @@ _COMMANDS = {
 """Sub-command name -> the function that runs its parsed arguments (exit status)."""
 
 
+class _StderrHandler(logging.Handler):
+    """Writes records to whatever ``sys.stderr`` is when they are emitted."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr)
+
+
+def _show_weights_log(command: str) -> None:
+    """Shows on stderr which checkpoint of a run was loaded, and a damaged one passed over (one line each)."""
+    logger = logging.getLogger("converse_jax.pretrained.runs")
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter(f"converse-jax {command}: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``converse-jax`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
@@ -301,11 +323,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:  # run as a program: before JAX starts, see converse_jax.utils.host_memory
         keep_freed_memory()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["train"]:  # absl flags (ml_collections' --config.FIELD overrides): its own parser
+    if "train" in argv[:2] and argv[: argv.index("train")] in ([], ["--debug"]):  # absl flags: its own parser
         from converse_jax.cli.train import main as train_main
 
-        train_main(argv[1:])
+        train_main(argv[: argv.index("train")] + argv[argv.index("train") + 1 :])
     args = build_parser().parse_args(argv)
+    _show_weights_log(args.command)
     try:
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt:

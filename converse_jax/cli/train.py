@@ -25,8 +25,12 @@ module defines nothing.
 
 from __future__ import annotations
 
+import difflib
+import importlib.util
+import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -34,7 +38,7 @@ from ml_collections import config_flags
 from converse_jax.configs import config_file, config_names
 from converse_jax.utils.host_memory import keep_freed_memory
 
-__all__ = ["define_flags", "main", "resolve_config_argv"]
+__all__ = ["define_flags", "error_line", "main", "resolve_config_argv"]
 
 
 def resolve_config_argv(argv: Sequence[str]) -> list[str]:
@@ -93,7 +97,7 @@ def _train(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     # Imported here so that flag errors are reported without loading JAX and the data stack.
-    from converse_jax.train import TrainingError, maybe_initialize_distributed, quiet_orbax_logs, train_and_evaluate
+    from converse_jax.train import maybe_initialize_distributed, quiet_orbax_logs, train_and_evaluate
     from converse_jax.train.shorten import shorten
 
     FLAGS = flags.FLAGS
@@ -101,17 +105,80 @@ def _train(argv: list[str]) -> None:
         shorten(FLAGS.config, FLAGS.steps)
     quiet_orbax_logs()
     maybe_initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-    try:
-        train_and_evaluate(FLAGS.config, FLAGS.workdir)
-    except TrainingError as error:  # a non-finite step or no intact checkpoint: one line, exit status 1
-        raise SystemExit(f"{argv[0]}: error: {error}") from None
+    train_and_evaluate(FLAGS.config, FLAGS.workdir)
+
+
+def error_line(err: BaseException) -> str:
+    """A training error as one line, naming ``--config.FIELD`` where the message names a config field.
+
+    Example:
+      >>> error_line(ValueError("config.batch_size must be a positive integer, got 0"))
+      '--config.batch_size must be a positive integer, got 0'
+      >>> error_line(ValueError("data_cfg.train_dir: 'x' is not an existing folder of images"))
+      "--config.data.train_dir: 'x' is not an existing folder of images"
+      >>> error_line(OSError(28, "No space left on device", "run/checkpoints"))
+      'No space left on device: run/checkpoints'
+    """
+    if isinstance(err, OSError) and err.strerror and err.filename:
+        text = f"{err.strerror}: {err.filename}"
+    else:
+        text = " ".join(str(err).split()) or type(err).__name__
+    text = re.sub(r"\bdata_cfg\.", "config.data.", text)
+    text = re.sub(r"(?<![\w.-])config\.(?=\w)", "--config.", text)
+    from converse_jax.train.faults import TrainingError  # deferred: imports JAX
+
+    if not isinstance(err, (ValueError, OSError, TrainingError)):
+        text = f"{type(err).__name__}: {text} (--debug shows the traceback)"
+    return text
+
+
+def _fields(config: Any, prefix: str = "") -> list[str]:
+    """Every field of a config, dotted (``data.patch_size``)."""
+    out = []
+    for key, value in config.items():
+        out.append(prefix + key)
+        if hasattr(value, "items"):
+            out += _fields(value, f"{prefix}{key}.")
+    return out
+
+
+def _load_config(argv: Sequence[str]) -> Any:
+    """The config ``--config=FILE[:ARG]`` names (its ``get_config([ARG])``), or None if it cannot be loaded."""
+    for arg in argv:
+        if arg.startswith("--config="):
+            path, _, config_arg = arg.partition("=")[2].partition(":")
+            try:
+                spec = importlib.util.spec_from_file_location("_converse_jax_config", path)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                return module.get_config(*([config_arg] if config_arg else []))
+            except Exception:  # the flag parser reports a config file that does not load
+                return None
+    return None
+
+
+def _flag_error(err: Exception, argv: Sequence[str]) -> str:
+    """A flag-parsing error as one line; an unknown ``--config.FIELD`` gets the closest field (difflib)."""
+    config = _load_config(argv) if isinstance(err, (AttributeError, KeyError)) else None
+    if config is not None:
+        known = set(_fields(config))
+        for arg in argv:
+            name = arg[2:].partition("=")[0]
+            if name.startswith("config.") and name[len("config."):] not in known:
+                field = name[len("config."):]
+                close = difflib.get_close_matches(field, sorted(known), n=1)
+                hint = f"; did you mean --config.{close[0]}?" if close else ""
+                return f"--config.{field}: no such config field{hint}"
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "converse-jax train") -> None:
     """Runs the program on ``argv`` (default ``sys.argv[1:]``) and exits (``absl.app.run``).
 
-    Exit status 0 when training finished (or stopped on SIGTERM after saving), 1 on an error,
-    2 for a bad ``--config`` value.
+    Exit status 0 when training finished (or stopped on SIGTERM or SIGINT after saving), 1 on an
+    error (one line on stderr naming the ``--config.FIELD``, flag or path; ``--debug`` shows the
+    traceback instead), 2 for a bad flag or ``--config`` value.
 
     Example:
       >>> main(["--config=no_such_recipe", "--workdir=run"])  # the message goes to stderr
@@ -122,10 +189,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "converse-jax train") ->
     if argv is None:  # run as a program: before JAX starts, see converse_jax.utils.host_memory
         keep_freed_memory()
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [arg for arg in argv if arg != "--debug"]
     if {"-h", "--help", "-help", "--helpshort"} & set(argv):
         help_flags = flags.FlagValues()
         define_flags(help_flags, [prog])
-        print(f"usage: {prog} --config=NAME_OR_FILE --workdir=DIR [--steps=N] [--config.FIELD=VALUE ...]\n\n{__doc__}")
+        print(f"usage: {prog} --config=NAME_OR_FILE --workdir=DIR [--steps=N] [--debug] [--config.FIELD=VALUE ...]\n\n{__doc__}")
         print(f"Recipes (--config=NAME): {', '.join(config_names())}.")
         print("Config fields (--config.FIELD=VALUE): docs/training.md; converse_jax/configs/default.py (base_config).\n")
         print(help_flags.get_help())
@@ -136,4 +205,25 @@ def main(argv: Sequence[str] | None = None, prog: str = "converse-jax train") ->
         print(f"{prog}: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     define_flags(flags.FLAGS, argv)
-    app.run(_train, argv=argv)
+
+    def parse(args: list[str]) -> list[str]:
+        try:
+            return flags.FLAGS(args)
+        except Exception as err:  # absl's flag errors and ml_collections' unknown or mistyped fields
+            if debug:
+                raise
+            print(f"{prog}: error: {_flag_error(err, args[1:])}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    def run(args: list[str]) -> None:
+        try:
+            _train(args)
+        except (app.UsageError, KeyboardInterrupt):
+            raise
+        except Exception as err:
+            if debug:
+                raise
+            print(f"{prog}: error: {error_line(err)}", file=sys.stderr)
+            raise SystemExit(1) from None
+
+    app.run(run, argv=argv, flags_parser=parse)

@@ -128,15 +128,30 @@ def _images(cfg: ml_collections.ConfigDict, split: str) -> Sequence[tuple[str, n
         field = "train_dir" if split == "train" else "val_dir"
         if not cfg[field]:
             raise ValueError(f"data_cfg.{field} must be a folder of images for source='folder'")
-        return folder_images(cfg[field], cfg.channels)
+        try:
+            return folder_images(cfg[field], cfg.channels)
+        except ValueError as err:
+            raise ValueError(f"data_cfg.{field}: {str(err).removeprefix('path: ')}") from None
     if not cfg.tfds_name:
         raise ValueError("data_cfg.tfds_name must name a prepared TFDS dataset for source='tfds'")
     tfds_split = cfg.tfds_train_split if split == "train" else cfg.tfds_val_split
     return tfds_images(cfg.tfds_name, tfds_split, cfg.tfds_data_dir, cfg.image_key, cfg.channels)
 
 
-def _image_only(item: tuple[str, np.ndarray]) -> np.ndarray:
-    return item[1]
+@dataclasses.dataclass(frozen=True)
+class _UsableImage:
+    """``(name, image) -> image``, or ``ValueError`` naming the image when it is smaller than a patch (picklable)."""
+
+    patch_size: int
+
+    def __call__(self, item: tuple[str, np.ndarray]) -> np.ndarray:
+        name, image = item
+        if min(image.shape[:2]) < self.patch_size:
+            raise ValueError(
+                f"training image {name} is {image.shape[1]}x{image.shape[0]}, smaller than "
+                f"data_cfg.patch_size={self.patch_size}; remove it or lower the patch size"
+            )
+        return image
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,7 +237,7 @@ def create_train_iterator(
     images = _images(cfg, "train")
     ds = (
         grain.MapDataset.source(images)
-        .map(_image_only)
+        .map(_UsableImage(cfg.patch_size))
         .shuffle(seed=seed)
         .repeat(None)  # infinite; each epoch reshuffled
         .map_with_index(_DegradeWithIndex(degradation, seed))

@@ -31,7 +31,8 @@ display). All files are written atomically with the user's umask.
 
 Faults: before the weights are loaded, ``out_dir`` (and ``images/``) is created and proven
 writable, and test images whose side-by-side PNGs would collide (``x.png`` and ``x.bmp``) are
-refused. An image that cannot be decoded is skipped with one line on stderr; ``results.csv``
+refused. An image that cannot be decoded, degraded or restored (too small for the network's
+padding or scale) is skipped with one line on stderr; ``results.csv``
 then gains a ``skipped`` column and lists it after the ``average`` row with the reason
 (``summary.json`` under ``"skipped"``), and :attr:`EvalResult.skipped` names it.
 """
@@ -56,7 +57,7 @@ from converse_jax.inference.batch import BatchReader, Skipped, check_collisions,
 from converse_jax.models.registry import get_spec
 from converse_jax.utils.images import captioned_grid, image_files, write_png
 from converse_jax.protocol import calculate_psnr
-from converse_jax.inference.restorer import Restorer, load_kernel
+from converse_jax.inference.restorer import Restorer, ShapeError, load_kernel
 from converse_jax.tasks import Task, get_task, score_images
 from converse_jax.utils.validate import check_int
 
@@ -271,15 +272,22 @@ def evaluate(
     rows: list[ImageResult] = []
     bar = tqdm(files, desc=f"{model_name} {setting}", unit="img", disable=not progress)
 
-    def examples():
+    def examples():  # restored here, so that an image the degradation or the network cannot take is skipped by name
         for file in bar:
             img = reader.read(file)
-            if img is not None:
+            if img is None:
+                continue
+            try:
                 truth, x = task.degrade(img, scale=restorer.scale, sigma=noise, kernel=k)
-                yield {"name": file.name, "file": file, "input": x, "truth": truth}
+                restored = np.asarray(fn(jnp.asarray(x[None])))[0]
+            except ValueError as err:  # too small for the degradation's or the network's padding, or its scale
+                reason = str(err) if isinstance(err, ShapeError) else f"{img.shape[1]}x{img.shape[0]} image: {err}"
+                reader.skip(file, reason)
+                continue
+            yield {"name": file.name, "file": file, "input": x, "truth": truth, "restored": restored}
 
     def restore(ex):
-        return np.asarray(fn(jnp.asarray(ex["input"][None])))[0]
+        return ex["restored"]
 
     for scored in score_images(task, restore, examples(), scale=restorer.scale):
         rows.append(ImageResult(scored.name, **scored.scores))
@@ -292,6 +300,7 @@ def evaluate(
     result = _result(model_name, task.name, setting, rows, with_y, out, time.perf_counter() - start, tuple(reader.skipped))
     settings = {
         "weights": str(Path(weights).expanduser().absolute()),
+        "step": restorer.step,
         "data": str(Path(data_dir).expanduser().absolute()),
         "sigma": noise,
         "scale": restorer.scale,
@@ -312,6 +321,7 @@ def _write_outputs(result: EvalResult, with_y: bool, settings: dict[str, object]
         "model": result.model,
         "task": result.task,
         "weights": settings["weights"],
+        "step": settings["step"],
         "data": settings["data"],
         "setting": result.setting,
         **{key: settings[key] for key in ("sigma", "scale", "kernel", "x8", "border")},

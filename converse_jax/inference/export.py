@@ -18,7 +18,8 @@ The artifact is one file, written atomically::
 
     converse-jax export\n        the magic line
     {JSON header}\n              network, task, channels, scale, kernel shape, tile, tile margin,
-                                 platforms, and the byte size and shape of every module
+                                 platforms, the byte size, shape and CRC-32 of every
+                                 module, and a CRC-32 of the header itself
     module bytes ...             ``Exported.serialize()`` of each module, in the header's order
 
 :func:`load_exported` and :class:`ExportedRestorer` need only ``jax`` and ``numpy`` (this module
@@ -27,7 +28,7 @@ whose shape was exported is restored whole -- the in-process result up to float3
 other image goes through :func:`converse_jax.inference.tiling.tiled_apply` with the artifact's
 tile and margin, as ``restore --tile`` does. Windows are never larger than the image and nothing
 is padded, so an image narrower than the tile in some axis needs its own shape
-(:class:`~converse_jax.inference.restore.ShapeError` otherwise, which ``restore`` reports as a
+(:class:`~converse_jax.inference.restorer.ShapeError` otherwise, which ``restore`` reports as a
 skipped image). :func:`restore_exported` backs ``converse-jax restore --exported``: the restore
 loop of :func:`converse_jax.inference.restore.restore_images`, shared with ``--weights``.
 """
@@ -45,9 +46,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import export as jax_export
 
-from converse_jax.inference.restore import Network, RestoreResult, ShapeError, restore_images
+from converse_jax.inference.restore import Network, RestoreResult, restore_images
+from converse_jax.inference.restorer import ShapeError
 from converse_jax.inference.tiling import tiled_apply
 from converse_jax.utils.atomic import write_bytes
+from converse_jax.utils.checksum import crc32
 from converse_jax.utils.validate import check_int
 
 __all__ = ["ExportedRestorer", "export_restorer", "load_exported", "parse_shape", "restore_exported"]
@@ -172,8 +175,10 @@ def export_restorer(
         "tile": tile,
         "tile_margin": margin,
         "platforms": list(platforms),
-        "modules": [{"shape": list(size), "bytes": len(blob)} for size, blob in zip(sizes, blobs)],
+        "modules": [{"shape": list(size), "bytes": len(blob), "crc32": crc32(np.frombuffer(blob, np.uint8))}
+                    for size, blob in zip(sizes, blobs)],
     }
+    header["crc32"] = _header_crc(header)
     write_bytes(out, MAGIC + json.dumps(header).encode() + b"\n" + b"".join(blobs))
     return out
 
@@ -281,8 +286,27 @@ class ExportedRestorer:
         )
 
 
+def _header_crc(header: dict[str, Any]) -> int:
+    """CRC-32 of a header's canonical JSON without its own ``crc32`` entry."""
+    fields = {key: value for key, value in header.items() if key != "crc32"}
+    return crc32(np.frombuffer(json.dumps(fields, sort_keys=True).encode(), np.uint8))
+
+
+def _check_crcs(path: Path, header: dict[str, Any], blobs: list[bytes]) -> None:
+    """``ValueError`` naming ``path`` if the header or a module differs from the checksums written at export."""
+    if "crc32" in header and header["crc32"] != _header_crc(header):
+        raise ValueError(f"exported: {path} is damaged: its header differs from its checksum")
+    for i, (entry, blob) in enumerate(zip(header["modules"], blobs)):
+        if "crc32" in entry and entry["crc32"] != crc32(np.frombuffer(blob, np.uint8)):
+            raise ValueError(f"exported: {path} is damaged: module {i} (shape {entry.get('shape')}) differs from its checksum")
+
+
 def load_exported(path: str | os.PathLike[str]) -> ExportedRestorer:
-    """Read an artifact written by :func:`export_restorer` (or ``converse-jax export``).
+    """Read an artifact written by :func:`export_restorer` (or ``converse-jax export``), verified.
+
+    The header and every module are checked against the CRC-32 written at export (artifacts
+    written before the checksums existed are read unverified); a mismatch, a truncated file or
+    a module that does not deserialize is a ``ValueError`` naming the file.
 
     Example:
       >>> load_exported("missing.jax")
@@ -305,8 +329,10 @@ def load_exported(path: str | os.PathLike[str]) -> ExportedRestorer:
     offsets = np.cumsum([line_end + 1, *sizes])
     if offsets[-1] != len(data):
         raise ValueError(f"exported: {path} is truncated or damaged ({len(data)} bytes, the header says {offsets[-1]})")
+    blobs = [data[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+    _check_crcs(path, header, blobs)
     try:
-        modules = [jax_export.deserialize(bytearray(data[a:b])) for a, b in zip(offsets[:-1], offsets[1:])]
+        modules = [jax_export.deserialize(bytearray(blob)) for blob in blobs]
     except Exception as err:  # the flatbuffer reader raises assorted errors on foreign bytes
         raise ValueError(f"exported: {path} holds a damaged module ({err})") from err
     return ExportedRestorer(header, modules)

@@ -40,24 +40,16 @@ import numpy as np
 from tqdm import tqdm
 
 from converse_jax.inference.batch import BatchReader, Skipped, check_collisions, check_writable_folder
-from converse_jax.inference.restorer import Restorer, load_kernel
+from converse_jax.inference.restorer import Restorer, ShapeError, load_kernel
 from converse_jax.protocol import single2uint, uint2single
 from converse_jax.tasks import Task, get_task
 from converse_jax.utils.images import IMAGE_EXTENSIONS, image_files, write_png
 from converse_jax.utils.validate import check_int
 
-__all__ = ["Network", "RestoreResult", "ShapeError", "restore_images", "restore_path"]
+__all__ = ["Network", "RestoreResult", "restore_images", "restore_path"]
 
 ImageFn = Callable[[np.ndarray], np.ndarray]
 """A loaded network on one image: float32 ``(1, H, W, C)`` -> ``(1, s*H, s*W, C)``."""
-
-
-class ShapeError(ValueError):
-    """An image whose size the network cannot restore; :func:`restore_images` skips it.
-
-    >>> str(ShapeError("150x200 is not an exported shape"))
-    '150x200 is not an exported shape'
-    """
 
 
 @dataclass(frozen=True)

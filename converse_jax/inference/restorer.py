@@ -28,7 +28,7 @@ from converse_jax.inference.memory import free_bytes, program_bytes
 from converse_jax.inference.tiling import DEFAULT_TILE_MARGIN, self_ensemble_x8, tiled_apply
 from converse_jax.tasks import Task, get_task
 
-__all__ = ["Restorer", "load_kernel"]
+__all__ = ["Restorer", "ShapeError", "load_kernel"]
 
 
 def load_kernel(kernel: str | os.PathLike[str] | np.ndarray) -> np.ndarray:
@@ -58,6 +58,14 @@ def load_kernel(kernel: str | os.PathLike[str] | np.ndarray) -> np.ndarray:
         raise ValueError("kernel: must be finite")
     return arr
 
+class ShapeError(ValueError):
+    """An image whose size the network cannot restore; :func:`~converse_jax.inference.restore.restore_images`
+    and ``evaluate`` skip it (``skipped PATH: REASON``).
+
+    >>> str(ShapeError("150x200 is not an exported shape"))
+    '150x200 is not an exported shape'
+    """
+
 
 class Restorer:
     """A registry network with weights checked to belong to it, as an NHWC float32 function.
@@ -79,6 +87,7 @@ class Restorer:
         ``kind``: its :class:`~converse_jax.tasks.Task`.
       in_channels, scale: image channels (1 gray, 3 RGB) and output/input size ratio.
       module, variables: the Flax module and its variables (on the default device).
+      step: for a training workdir, the checkpoint loaded (the best intact one); else None.
       tile_margin: context in input pixels each tile needs for tiled inference to keep the
         whole-image result: the record's :attr:`~converse_jax.models.registry.ModelSpec.tile_margin`
         (for networks with global solves, the margin measured by ``benchmarks/tiling.py``), else
@@ -123,7 +132,9 @@ class Restorer:
         from converse_jax.models.registry import get_spec  # deferred: the restore loop imports no Flax
         from converse_jax.pretrained import load  # deferred: orbax is slow to import
 
-        module, variables = load(weights, arch=model_name)  # first: a run imports the module of its network
+        loaded: dict[str, Any] = {}
+        module, variables = load(weights, arch=model_name, loaded=loaded)  # first: a run imports the module of its network
+        self.step = loaded.get("step")
         self.spec = get_spec(model_name)
         self.name = model_name
         self.module = module
@@ -135,6 +146,7 @@ class Restorer:
         self.scale: int = int(values["scale"])
         self.tile_margin: int = DEFAULT_TILE_MARGIN if self.spec.tile_margin is None else self.spec.tile_margin
         self._noted: set[int] = set()
+        self._size_problems: dict[tuple, str | None] = {}
 
     def __call__(self, x: jax.Array | np.ndarray, kernel: jax.Array | np.ndarray | None = None) -> jax.Array:
         """Apply the network to ``x`` (N, H, W, in_channels) float32 in [0, 1].
@@ -150,8 +162,22 @@ class Restorer:
         x = jnp.asarray(x, jnp.float32)
         self._check_kernel(kernel)
         kernel = None if kernel is None else jnp.asarray(kernel, jnp.float32)
+        self._check_size(x, kernel)
         with jax.default_matmul_precision("highest"):
             return _jitted_apply(self.module, self.kind, self.variables, x, kernel)
+
+    def _check_size(self, x: jax.Array, kernel: jax.Array | None) -> None:
+        """:class:`ShapeError` if the network cannot take an image of ``x``'s size (traced once per shape, not run)."""
+        key = (x.shape, None if kernel is None else kernel.shape)
+        if key not in self._size_problems:
+            spec = [jax.ShapeDtypeStruct(a.shape, jnp.float32) if a is not None else None for a in (x, kernel)]
+            try:
+                jax.eval_shape(lambda *a: _jitted_apply(self.module, self.kind, self.variables, *a), *spec)
+                self._size_problems[key] = None
+            except ValueError as err:
+                self._size_problems[key] = " ".join(str(err).split())
+        if self._size_problems[key] is not None:
+            raise ShapeError(f"{x.shape[1]}x{x.shape[2]} is too small for {self.name} ({self._size_problems[key]})")
 
     def _check_kernel(self, kernel: object) -> None:
         """A kernel exactly when the task's network takes one."""
@@ -205,6 +231,7 @@ class Restorer:
             return tiled_apply(base, x, tile=size, margin=margin, scale=self.scale, progress=progress)
 
         def auto(x: jax.Array) -> jax.Array:
+            self._check_size(x, kernel)
             shape, kernel_shape = np.shape(x), None if kernel is None else kernel.shape
             need, free = self.whole_image_bytes(shape, kernel_shape), free_bytes(jax.devices()[0])
             if need is None or need <= free:

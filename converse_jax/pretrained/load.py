@@ -32,7 +32,7 @@ import flax.linen as nn
 from converse_jax.models.registry import get_model, list_models
 from converse_jax.pretrained.convert import check_variables, from_torch, infer_arch
 from converse_jax.pretrained.hub import fetch
-from converse_jax.pretrained.pth import read_pth
+from converse_jax.pretrained.pth import check_finite, read_pth
 from converse_jax.pretrained.runs import is_run, read_run, run_arch
 from converse_jax.pretrained.store import load_metadata, load_variables, stored_arch
 
@@ -80,6 +80,7 @@ def load(
     *,
     step: int | None = None,
     progress: bool = True,
+    loaded: dict[str, Any] | None = None,
     **model_kwargs: Any,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Load a network and its variables from a name, a ``.pth``, a variable store or a training run.
@@ -94,6 +95,9 @@ def load(
       step: for a training workdir, the checkpoint to read (default: the best by validation
         PSNR); refused for the other forms.
       progress: progress bar while downloading an official checkpoint.
+      loaded: a dict that, for a training workdir, receives ``{'step': N}``, the checkpoint
+        actually loaded (a damaged one is passed over for the newest intact one, see
+        :func:`~converse_jax.pretrained.runs.read_run`).
       **model_kwargs: hyper-parameters of a non-default variant; for a store or a run they
         update the saved ones (store metadata ``"model_kwargs"``, run ``model_overrides``).
 
@@ -139,12 +143,15 @@ def load(
         path = fetch(str(weights), progress=progress)
     if path.is_dir() and is_run(path):
         run = read_run(path, step)
+        if loaded is not None:
+            loaded["step"] = run.step
         _check_arch(weights, run.arch, arch)
         kwargs = {**run.model_kwargs, **model_kwargs}
         check_variables(run.variables, run.arch, **kwargs)
         return get_model(run.arch, **kwargs), run.variables
     if path.is_dir():
         held, variables = load_variables(path)
+        check_finite(variables, path)
         _check_arch(weights, held, arch)
         saved = load_metadata(path).get(MODEL_KWARGS_KEY, {})
         if not isinstance(saved, dict):
@@ -153,6 +160,7 @@ def load(
         check_variables(variables, held, **kwargs)
         return get_model(held, **kwargs), variables
     state_dict = read_pth(path)
+    check_finite(state_dict, path)
     if arch is None:
         arch = infer_arch(state_dict)
     try:

@@ -41,8 +41,9 @@ from typing import Any
 import numpy as np
 
 from converse_jax.pretrained.unpickler import UnsafeCheckpointError, _SafeUnpickler, _Tensor
+from converse_jax.utils.checksum import weights_problem
 
-__all__ = ["UnsafeCheckpointError", "read_pth", "WRAPPER_KEYS"]
+__all__ = ["UnsafeCheckpointError", "check_finite", "read_pth", "WRAPPER_KEYS"]
 
 
 # Keys under which training frameworks commonly nest the state dict (BasicSR/KAIR use
@@ -181,3 +182,19 @@ def read_pth(path: str | os.PathLike[str], *, key: str | None = None) -> dict[st
             EOFError, TypeError, KeyError, IndexError, AttributeError, OSError) as err:
         raise ValueError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}") from err
     return _select_state_dict(obj, key, path)
+
+
+def check_finite(state_dict: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """``ValueError`` naming ``path`` and the tensors if a floating-point array of ``state_dict``
+    (a ``.pth`` state dict, or nested variables: names joined with ``/``) holds NaN or infinity.
+
+    Example:
+      >>> check_finite({"w": np.ones(2, np.float32)}, "a.pth")  # fine: returns None
+      >>> check_finite({"w": np.array([1, np.nan], np.float32)}, "a.pth")
+      Traceback (most recent call last):
+      ...
+      ValueError: path: a.pth: w holds NaN or infinity; non-finite weights are refused
+    """
+    problem = weights_problem(state_dict, None)
+    if problem:
+        raise ValueError(f"path: {path}: {problem}; non-finite weights are refused")

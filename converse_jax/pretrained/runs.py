@@ -24,13 +24,12 @@ that module must be importable (on ``PYTHONPATH``), else one ``ValueError`` line
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,11 +37,14 @@ from typing import Any
 from converse_jax.models.registry import MODELS, get_spec
 from converse_jax.pretrained.store import restore_item
 from converse_jax.tasks import get_task, rank_value
+from converse_jax.utils.checksum import root_cause, weights_problem
+from converse_jax.utils.quiet import quiet_closed_loop_noise, quiet_orbax
 
 __all__ = ["RunWeights", "is_run", "read_run", "run_arch"]
 
 CONFIG_NAME = "config.json"
 CHECKPOINT_DIR = "checkpoints"
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -124,20 +126,16 @@ def run_arch(workdir: str | os.PathLike[str]) -> str:
     return _config(Path(workdir))[0]
 
 
-@contextlib.contextmanager
-def _quiet_orbax() -> Iterator[None]:
-    """Silences orbax's warnings about read-only managers and absent optional metadata files."""
-    logger = logging.getLogger("absl")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+def _metrics(directory: Path, step: int) -> dict[str, float] | None:
+    """The validation metrics saved with checkpoint ``step`` (None if saved without)."""
     try:
-        yield
-    finally:
-        logger.setLevel(level)
+        return json.loads((directory / str(step) / "metrics" / "metrics").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
-def _pick_step(directory: Path, step: int | None, best_metric: str) -> tuple[int, dict[str, float] | None]:
-    """``step`` (checked) or the best by ``best_metric`` (else the latest), and its metrics.
+def _pick_step(directory: Path, step: int | None, best_metric: str) -> tuple[int, list[int], dict[str, float] | None]:
+    """``step`` (checked) or the best by ``best_metric`` (else the latest), all steps, and its metrics.
 
     Ranked as the training run's :class:`~converse_jax.train.checkpoint.Checkpointer` ranks: the
     task's :attr:`~converse_jax.tasks.Task.best_metric` read with :func:`converse_jax.tasks.rank_value`.
@@ -155,11 +153,18 @@ def _pick_step(directory: Path, step: int | None, best_metric: str) -> tuple[int
             step = steps[-1] if step is None else step
         elif step not in steps:
             raise ValueError(f"step: {step} is not a checkpoint in {directory}; have {steps}")
-        return int(step), manager.metrics(step)
+        return int(step), [int(s) for s in steps], manager.metrics(step)
 
 
 def read_run(workdir: str | os.PathLike[str], step: int | None = None) -> RunWeights:
-    """The EMA weights of one checkpoint of a training workdir (read-only).
+    """The EMA weights of one checkpoint of a training workdir (read-only), verified.
+
+    The weights read back are checked against the CRC-32 of each array that training recorded
+    when it saved the checkpoint (its ``integrity`` item) and for NaN/infinity.  When the chosen
+    checkpoint fails (flipped bytes, truncated files, or one that a running training is deleting
+    as it is read), the newest other checkpoint that passes is loaded instead and a warning line
+    says so (logger ``converse_jax.pretrained.runs``, which also logs the step loaded at INFO
+    level; the command-line tools show both); with an explicit ``step`` there is no fallback.
 
     Args:
       workdir: the run's folder (``WORKDIR/config.json``, ``WORKDIR/checkpoints``).
@@ -167,11 +172,13 @@ def read_run(workdir: str | os.PathLike[str], step: int | None = None) -> RunWei
         latest when no checkpoint was saved with metrics).
 
     Returns:
-      :class:`RunWeights` (arch and hyper-parameters from ``config.json``, the EMA variables).
+      :class:`RunWeights` (arch and hyper-parameters from ``config.json``, the EMA variables,
+      the step actually loaded).
 
     Raises:
       FileNotFoundError: ``workdir`` is not a training workdir. ValueError: unreadable config,
-      no checkpoint, or ``step`` is not one of the checkpoints (the message lists them).
+      no checkpoint, ``step`` is not one of the checkpoints (the message lists them), or no
+      intact checkpoint (the message names the damage).
 
     Example:
       >>> read_run("no/such/run")  # doctest: +ELLIPSIS
@@ -184,12 +191,64 @@ def read_run(workdir: str | os.PathLike[str], step: int | None = None) -> RunWei
         raise FileNotFoundError(f"weights: {workdir} is not a training workdir (no {CONFIG_NAME} and {CHECKPOINT_DIR}/ inside)")
     arch, model_kwargs = _config(path)
     directory = path.absolute() / CHECKPOINT_DIR
-    with _quiet_orbax():
-        step, metrics = _pick_step(directory, step, get_task(get_spec(arch).task).best_metric)
-        state = restore_item(directory / str(step) / "state")
+    with quiet_orbax():
+        chosen, steps, metrics = _pick_step(directory, step, get_task(get_spec(arch).task).best_metric)
+        order = [chosen] if step is not None else [chosen, *(s for s in reversed(steps) if s != chosen)]
+        damage = []
+        for candidate in order:
+            try:
+                variables = _verified_variables(directory / str(candidate))
+            except ValueError as err:
+                damage.append(str(err))
+                continue
+            if damage:
+                _LOG.warning("%s; loaded checkpoint %d instead", damage[0], candidate)
+                metrics = _metrics(directory, candidate)
+            _LOG.info("weights: %s: checkpoint %d", workdir, candidate)
+            return RunWeights(arch, dict(model_kwargs), variables, candidate, None if metrics is None else dict(metrics))
+    more = f" (and {len(damage) - 1} other checkpoints)" if len(damage) > 1 else ""
+    raise ValueError(f"{damage[0]}{more}; no intact checkpoint to load")
+
+
+def _verified_variables(step_dir: Path) -> dict[str, Any]:
+    """The EMA variables of checkpoint ``step_dir``, checked against its integrity record; ValueError naming the damage."""
+    try:
+        state = restore_item(step_dir / "state")
+    except Exception as err:  # orbax/tensorstore raise many types for damaged or vanishing files
+        quiet_closed_loop_noise()
+        raise ValueError(f"weights: checkpoint {step_dir} is damaged: its arrays cannot be read ({root_cause(err)})") from err
     if "ema_params" not in state:
-        raise ValueError(f"weights: checkpoint {directory / str(step)} has no 'ema_params' (keys {sorted(state)})")
+        raise ValueError(f"weights: checkpoint {step_dir} has no 'ema_params' (keys {sorted(state)})")
     variables = {"params": state["ema_params"]}
     if state.get("batch_stats"):
         variables["batch_stats"] = state["batch_stats"]
-    return RunWeights(arch, dict(model_kwargs), variables, step, None if metrics is None else dict(metrics))
+    problem = weights_problem(variables, _recorded_crcs(step_dir))
+    if problem:
+        raise ValueError(f"weights: checkpoint {step_dir} is damaged: {problem}")
+    return variables
+
+
+def _recorded_crcs(step_dir: Path) -> dict[str, int] | None:
+    """The CRC-32 training recorded for the EMA variables of ``step_dir`` (None: no record, an older run).
+
+    Training names leaves by their path in the TrainState (``.ema_params['head']['kernel']``);
+    here they are named as :func:`~converse_jax.utils.checksum.tree_crcs` names the variables
+    (``params/head/kernel``).
+    """
+    try:
+        record = json.loads((step_dir / "integrity" / "metadata").read_text(encoding="utf-8"))
+        entries = record["state"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"weights: checkpoint {step_dir} is damaged: its integrity record cannot be read ({err})") from err
+    crcs = {}
+    for name, entry in entries.items():
+        field, _, rest = name.lstrip(".").partition("[")
+        if field in _VARIABLE_OF:
+            crcs["/".join([_VARIABLE_OF[field], *re.findall(r"\['([^']*)'\]", "[" + rest)])] = entry["crc32"]
+    return crcs
+
+
+_VARIABLE_OF = {"ema_params": "params", "batch_stats": "batch_stats"}
+"""TrainState field -> the variable collection :func:`read_run` returns it as."""

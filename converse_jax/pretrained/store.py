@@ -35,6 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from converse_jax.utils.checksum import root_cause, tree_crcs, weights_problem
+from converse_jax.utils.quiet import quiet_closed_loop_noise, quiet_orbax
+
 __all__ = ["ITEM", "load_metadata", "load_variables", "restore_item", "save_variables", "stored_arch"]
 
 ITEM = "variables"
@@ -88,7 +91,7 @@ def _custom(path: Path) -> dict[str, Any]:
         raise ValueError(f"path: {path} is not a variable store (no orbax item {ITEM!r} inside)")
     import orbax.checkpoint as ocp  # deferred: importing orbax is slow
 
-    with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+    with quiet_orbax(), ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
         record = (checkpointer.metadata(path).custom_metadata or {}).get(_KEY)
     if not isinstance(record, dict) or not isinstance(record.get("arch"), str):
         raise ValueError(f"path: {path} is an orbax checkpoint without the {_KEY!r} record of a variable store")
@@ -155,7 +158,7 @@ def save_variables(
       The absolute path of the store.
 
     Raises:
-      ValueError: bad ``arch``/``metadata``/``variables``, missing parent, or ``path`` is not a
+      ValueError: bad ``arch``/``metadata``/``variables`` , missing parent, or ``path`` is not a
         store. FileExistsError: ``path`` is a store and ``overwrite`` is False.
 
     On any failure nothing new is left behind: a previous store is intact and a store directory
@@ -186,7 +189,7 @@ def save_variables(
     tree = _to_numpy_tree(variables)
     if next(_leaves(tree), None) is None:
         raise ValueError("variables: holds no arrays")
-    record = {"format_version": _FORMAT_VERSION, "arch": arch, "metadata": metadata}
+    record = {"format_version": _FORMAT_VERSION, "arch": arch, "metadata": metadata, "crc32": tree_crcs(tree)}
     try:
         json.dumps(record, allow_nan=False)
     except (TypeError, ValueError) as err:
@@ -251,7 +254,10 @@ def load_variables(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
 
     Raises:
       FileNotFoundError: ``path`` does not exist. ValueError: ``path`` is not a store (a folder
-      of the older manifest format gets the command that converts it again).
+      of the older manifest format gets the command that converts it again), or is damaged: its
+      arrays cannot be read or differ from the checksums written at save time (values are
+      returned bit-exactly as saved, NaN and infinity included; :func:`converse_jax.pretrained.load`
+      refuses those).
 
     Example:
       >>> import tempfile
@@ -267,7 +273,16 @@ def load_variables(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
     """
     path = Path(path).expanduser().absolute()
     record = _custom(path)
-    return record["arch"], _to_numpy_tree(restore_item(path / ITEM))
+    try:
+        with quiet_orbax():
+            tree = _to_numpy_tree(restore_item(path / ITEM))
+    except Exception as err:  # orbax/tensorstore raise many types for damaged files
+        quiet_closed_loop_noise()
+        raise ValueError(f"path: variable store {path} is damaged: its arrays cannot be read ({root_cause(err)})") from err
+    problem = weights_problem(tree, record.get("crc32"), finite=False)
+    if problem:
+        raise ValueError(f"path: variable store {path} is damaged: {problem}")
+    return record["arch"], tree
 
 
 def load_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:

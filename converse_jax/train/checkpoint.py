@@ -24,10 +24,16 @@ restarted run resumes from, and what happens to damaged ones, is :mod:`converse_
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
 import logging as py_logging
 import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import grain
@@ -47,12 +53,12 @@ from converse_jax.train.integrity import (
     layout_mismatch,
     make_record,
     nonfinite_leaves,
-    quiet_closed_loop_noise,
-    root_cause,
     state_mismatch,
 )
 from converse_jax.train.mesh import to_host
 from converse_jax.train.state import TrainState
+from converse_jax.utils.checksum import root_cause
+from converse_jax.utils.quiet import quiet_closed_loop_noise
 
 CHECKPOINT_DIR = "checkpoints"
 DAMAGED_DIR = "damaged_checkpoints"
@@ -67,12 +73,38 @@ def _agree(damaged: bool) -> bool:
 
 
 class _OrbaxChatter(py_logging.Filter):
-    """Drops orbax's INFO records (dozens per save) and its warning for saves without metrics."""
+    """Drops orbax's INFO records (dozens per save), its warning for saves without metrics, and
+    its tracebacks of a full disk (the run reports that in one line: :func:`disk_full`)."""
 
     def filter(self, record: py_logging.LogRecord) -> bool:
-        if f"{os.sep}orbax{os.sep}" not in record.pathname:
+        if record.exc_info and disk_full(record.exc_info[1]) or disk_full(Exception(record.getMessage())):
+            return False  # orbax's, tensorstore's and asyncio's reports of the failed writes
+        orbax = f"{os.sep}orbax{os.sep}" in record.pathname
+        if _SAVE_FAILED.is_set() and (orbax or ".orbax-checkpoint-tmp" in record.getMessage()):
+            return False  # the writes still in flight fail too, as their folders are removed
+        if not orbax:
             return True
         return record.levelno >= py_logging.WARNING and "did not provide metrics" not in record.getMessage()
+
+
+_SAVE_FAILED = threading.Event()
+"""Set once a save failed on a full disk in this process: orbax's later reports are noise then."""
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+_DISK_FULL_TEXT = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+def disk_full(error: BaseException | None) -> bool:
+    """Whether ``error`` (or what caused it) is a write that failed because the disk or quota is full.
+
+    Example:
+      >>> disk_full(OSError(errno.ENOSPC, "No space left on device")), disk_full(ValueError("bad"))
+      (True, False)
+    """
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in _DISK_FULL or any(t in str(error) for t in _DISK_FULL_TEXT):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def quiet_orbax_logs() -> None:
@@ -161,6 +193,7 @@ class Checkpointer:
             create=True,
         )
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
+        self._failed = False
         self.workdir = os.path.dirname(self.directory)
 
     def all_steps(self) -> list[int]:
@@ -201,16 +234,58 @@ class Checkpointer:
             raise TrainingError(f"checkpoint {step} not saved: non-finite values in {', '.join(bad[:3])}")
         crc = data_crc(data_iterator.get_state())
         crcs = [crc] if jax.process_count() == 1 else multihost_utils.process_allgather(np.uint32(crc)).tolist()
-        return self._manager.save(
-            int(step),
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state),
-                data=grain.checkpoint.CheckpointSave(data_iterator),
-                integrity=ocp.args.JsonSave(make_record(host, crcs)),
-            ),
-            metrics=None if metrics is None else {k: float(v) for k, v in metrics.items()},
-            force=True,
-        )
+        with self._reporting_disk_full(step):
+            return self._manager.save(
+                int(step),
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state),
+                    data=grain.checkpoint.CheckpointSave(data_iterator),
+                    integrity=ocp.args.JsonSave(make_record(host, crcs)),
+                ),
+                metrics=None if metrics is None else {k: float(v) for k, v in metrics.items()},
+                force=True,
+            )
+
+    @contextlib.contextmanager
+    def _reporting_disk_full(self, step: int | None) -> Iterator[None]:
+        """Turns a save that failed on a full disk (this one or an earlier asynchronous one) into one
+        :class:`~converse_jax.train.faults.TrainingError` line, after removing the unfinished checkpoint."""
+        try:
+            yield
+        except Exception as error:
+            if not disk_full(error):
+                raise
+            self._failed = True
+            _SAVE_FAILED.set()
+            quiet_closed_loop_noise()
+            with contextlib.suppress(Exception):
+                self._manager.wait_until_finished()
+            self._remove_unfinished()
+            kept = self.all_steps()
+            raise TrainingError(
+                f"the disk is full: a checkpoint could not be written in {self.directory} ({root_cause(error)}); "
+                f"its partial files were removed, the checkpoints kept are {kept or 'none'}; free space and run the "
+                "same command to resume"
+            ) from None
+
+    def _remove_unfinished(self) -> None:
+        """Removes orbax's temporary folders of checkpoints that were never finished (process 0).
+
+        Writes still in flight in orbax's threads may recreate them for a moment: removed until
+        none is left for half a second (at most 10 s).
+        """
+        if jax.process_index() != 0:
+            return
+        deadline, quiet_since = time.monotonic() + 10, None
+        while time.monotonic() < deadline:
+            names = [n for n in os.listdir(self.directory) if ".orbax-checkpoint-tmp" in n] if os.path.isdir(self.directory) else []
+            for name in names:
+                shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+            now = time.monotonic()
+            quiet_since = (quiet_since or now) if not names else None
+            if quiet_since is not None and now - quiet_since >= 0.5:
+                return
+            time.sleep(0.1)
 
     def step_path(self, step: int) -> str:
         """The folder of checkpoint ``step``."""
@@ -334,12 +409,19 @@ class Checkpointer:
         self._manager.reload()
 
     def wait(self) -> None:
-        """Blocks until every started save is on disk."""
-        self._manager.wait_until_finished()
+        """Blocks until every started save is on disk (a full disk: one-line ``TrainingError``)."""
+        with self._reporting_disk_full(None):
+            self._manager.wait_until_finished()
 
     def close(self) -> None:
-        """Waits for pending saves and releases the manager."""
-        self._manager.close()
+        """Waits for pending saves and releases the manager (after a full disk was reported: quietly)."""
+        if not self._failed:
+            with self._reporting_disk_full(None):
+                self._manager.close()
+            return
+        with contextlib.suppress(Exception):
+            self._manager.close()
+        self._remove_unfinished()
 
 
 def abstract_like(state: TrainState) -> TrainState:

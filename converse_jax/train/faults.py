@@ -12,7 +12,7 @@ never becomes non-finite.  The flags stay on the device until the loop syncs wit
 * ``'skip'``: log a warning and go on (the bad steps' updates were skipped); the log record
   counts them in ``'nonfinite_steps'``.
 
-A SIGTERM (preemption) is a fault the run survives: :class:`Preemption` turns it into "save a
+A SIGTERM (preemption) or SIGINT (Ctrl-C) is a fault the run survives: :class:`Preemption` turns it into "save a
 checkpoint after this step and return".
 """
 
@@ -126,26 +126,39 @@ class PendingSteps:
 
 
 class Preemption:
-    """SIGTERM -> "stop after this step": a flag (single process) or JAX's preemption sync point.
+    """SIGTERM or SIGINT (Ctrl-C) -> "stop after this step": a flag (single process) or JAX's preemption sync point.
 
-    A context manager: on the main thread of a single-process run it installs a SIGTERM handler
-    that sets the flag (the previous handler is restored on exit); ``reached(step)`` says
-    whether to save and stop after ``step`` (multi-process: all processes agree on the step).
+    A context manager: on the main thread of a single-process run it installs a handler for
+    both signals that sets the flag (the previous handlers are restored on exit); a second
+    SIGINT raises ``KeyboardInterrupt`` at once (the user insists).  ``reached(step)`` says
+    whether to save and stop after ``step`` (multi-process: all processes agree on the step);
+    :attr:`signal_name` names the signal that asked.
+
+    Example:
+      >>> import os, signal
+      >>> with Preemption() as preemption:
+      ...     os.kill(os.getpid(), signal.SIGINT)
+      ...     print(preemption.reached(1), preemption.signal_name)
+      True SIGINT
     """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self) -> None:
         self._flag = threading.Event()
-        self._previous: Any = None
-        self._installed = False
+        self._previous: dict[int, Any] = {}
+        self.signal_name = "SIGTERM"
 
     def __enter__(self) -> Preemption:
         if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-            self._installed = True
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
-        del signum, frame
+        del frame
+        if signum == signal.SIGINT and self._flag.is_set() and self.signal_name == "SIGINT":
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
         self._flag.set()
 
     def reached(self, step: int) -> bool:
@@ -154,5 +167,5 @@ class Preemption:
         return self._flag.is_set()
 
     def __exit__(self, *exc: Any) -> None:
-        if self._installed:
-            signal.signal(signal.SIGTERM, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)

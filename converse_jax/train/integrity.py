@@ -14,13 +14,12 @@ canonical JSON (sorted keys, no spaces), so it does not depend on how the file w
 At restore the arrays read back are checked against the record: flipped bytes that the storage
 layer decodes without complaint (a corrupted OCDBT data file can give finite garbage) are caught.
 A failed check is a :class:`CheckpointDamaged` whose message is one line (step, path, cause;
-:func:`root_cause` shortens orbax's and tensorstore's errors to theirs).
+:func:`converse_jax.utils.checksum.root_cause` shortens orbax's and tensorstore's errors to theirs).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import zlib
 from typing import Any
 
@@ -28,15 +27,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from converse_jax.utils.checksum import crc32
+
 RECORD_VERSION = 1
 
 
 def _leaves(tree: Any) -> dict[str, Any]:
     return {jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
-
-
-def _crc(array: np.ndarray) -> int:
-    return zlib.crc32(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
 
 
 def data_crc(iterator_state: Any) -> int:
@@ -61,7 +58,7 @@ def make_record(host_state: Any, data_crcs: list[int]) -> dict[str, Any]:
       ([3], 'float32', 1)
     """
     state = {
-        name: {"shape": list(np.shape(leaf)), "dtype": str(np.asarray(leaf).dtype), "crc32": _crc(np.asarray(leaf))}
+        name: {"shape": list(np.shape(leaf)), "dtype": str(np.asarray(leaf).dtype), "crc32": crc32(np.asarray(leaf))}
         for name, leaf in _leaves(host_state).items()
     }
     return {"version": RECORD_VERSION, "state": state, "data": [int(c) for c in data_crcs]}
@@ -107,7 +104,7 @@ def state_mismatch(record: dict[str, Any], host_state: Any) -> str | None:
       1 of 2 arrays differ from their checksums: ['w']
     """
     leaves = _leaves(host_state)
-    bad = [name for name, entry in record["state"].items() if _crc(np.asarray(leaves[name])) != entry["crc32"]]
+    bad = [name for name, entry in record["state"].items() if crc32(np.asarray(leaves[name])) != entry["crc32"]]
     if not bad:
         return None
     return f"{len(bad)} of {len(leaves)} arrays differ from their checksums: {', '.join(bad[:3])}"
@@ -134,38 +131,3 @@ class CheckpointDamaged(Exception):
     def __init__(self, step: int, path: str, reason: str) -> None:
         super().__init__(f"checkpoint {step} at {path} is damaged: {reason}")
         self.step = step
-
-
-def root_cause(error: BaseException) -> str:
-    """The root cause of ``error`` in one line (tensorstore's specs and dumps cut off)."""
-    while error.__cause__ is not None or (error.__context__ is not None and not error.__suppress_context__):
-        error = error.__cause__ or error.__context__
-    text = str(error).strip().splitlines()
-    line = (text[0] if text else "").split(" [tensorstore_spec")[0]
-    return f"{type(error).__name__}: {line}"[:300]
-
-
-class _ClosedLoopFilter:
-    """``sys.unraisablehook`` that drops the late noise of a failed orbax read.
-
-    When orbax fails to read a checkpoint, the reads still in flight finish after orbax closed
-    its event loop (each prints a traceback of ``RuntimeError: Event loop is closed``) and its
-    abandoned read coroutines print their errors when collected; the damage itself is reported
-    in one line.  Everything else goes to the previous hook.
-    """
-
-    def __init__(self, previous: Any) -> None:
-        self.previous = previous
-
-    def __call__(self, unraisable: Any) -> None:
-        error, code = unraisable.exc_value, getattr(unraisable.object, "cr_code", None)
-        closed_loop = isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
-        orbax_read = code is not None and "orbax" in code.co_filename  # an abandoned read coroutine
-        if not (closed_loop or orbax_read):
-            self.previous(unraisable)
-
-
-def quiet_closed_loop_noise() -> None:
-    """Installs :class:`_ClosedLoopFilter` as ``sys.unraisablehook`` (once)."""
-    if not isinstance(sys.unraisablehook, _ClosedLoopFilter):
-        sys.unraisablehook = _ClosedLoopFilter(sys.unraisablehook)

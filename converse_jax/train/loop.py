@@ -2,11 +2,16 @@
 
 What one run does, on every device of every process (see :mod:`converse_jax.train.mesh`):
 
-1. Builds the network ``get_model(config.model, **config.model_overrides)``, with
-   ``remat=True`` / ``dtype=config.dtype`` where set (``config.dtype``, optional: the computation
-   dtype, e.g. ``"bfloat16"``), writes ``workdir/config.json`` (the config and the module that
-   registered the network), the data iterator of this process (``config.data``, seed
-   ``config.seed``), the validation set, Adam with the step schedule (:mod:`converse_jax.train.optim`).
+1. Checks before writing anything: builds the network ``get_model(config.model,
+   **config.model_overrides)``, with ``remat=True`` / ``dtype=config.dtype`` where set
+   (``config.dtype``, optional: the computation dtype, e.g. ``"bfloat16"``), traces it on one
+   patch, checks the batch against the devices and the workdir (:mod:`converse_jax.train.workdir`:
+   a new or empty folder, or a run of the same network), and builds the data iterator of this
+   process (``config.data``, seed ``config.seed``).  Then it takes the workdir's lock
+   (:mod:`converse_jax.train.lock`: one run per workdir), builds the validation set and Adam with
+   the step schedule (:mod:`converse_jax.train.optim`).  ``workdir/config.json`` (the config and
+   the module that registered the network) is written once the run resumed and its step fits in
+   memory (steps 2 and 3); a run refused before that leaves no folder it created behind.
 2. Resumes from the newest intact checkpoint in ``workdir/checkpoints`` if there is one (train
    state, RNG and data-iterator position -- the resumed run computes bit-identically what the
    uninterrupted run would have; damaged checkpoints are reported and set aside, see
@@ -33,10 +38,10 @@ What one run does, on every device of every process (see :mod:`converse_jax.trai
    ``psnr_y``/``ssim_y`` for RGB SR), adds them to that step's record, and saves a checkpoint
    ranked by the task's :attr:`~converse_jax.tasks.Task.best_metric` (Y PSNR for SR, PSNR
    otherwise); it also saves every ``checkpoint_every_steps`` and at the end.
-5. On SIGTERM (preemption) it finishes the current step, saves a checkpoint and returns (the
+5. On SIGTERM (preemption) or SIGINT (Ctrl-C) it finishes the current step, saves a checkpoint and returns (the
    program then exits with status 0); on multi-process jobs the processes agree on the step
    through JAX's preemption sync point.
-6. At the end, and after a SIGTERM, it logs one line: the best checkpoint's step, its score and
+6. At the end, and after such a signal, it logs one line: the best checkpoint's step, its score and
    folder, and the ``converse-jax evaluate`` command for it (:func:`converse_jax.train.report.end_line`).
 
 A tqdm progress bar (process 0, stderr) shows steps/s and the last logged loss.
@@ -48,6 +53,7 @@ import collections
 import importlib.util
 import itertools
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -66,6 +72,7 @@ from converse_jax.models import ModelSpec, get_model, get_spec, spec_of
 from converse_jax.tasks import Task, get_task
 from converse_jax.train.checkpoint import Checkpointer
 from converse_jax.train.faults import PendingSteps, Preemption, check_policy
+from converse_jax.train.lock import LOCK_NAME, acquire
 from converse_jax.train.memory import FIT_POLICIES, Setting, capped, check_setting, fit_step, mesh_memory
 from converse_jax.train.metrics import MetricWriter
 from converse_jax.train.mesh import check_batch_size, create_mesh, global_batch, replicated_sharding, to_host
@@ -75,6 +82,7 @@ from converse_jax.train.resume import resume_from_intact
 from converse_jax.train.shorten import milestones_past_end
 from converse_jax.train.state import TrainState, create_train_state
 from converse_jax.train.step import evaluate, init_variables, make_predict_fn, make_train_step
+from converse_jax.train.workdir import check_workdir
 
 REQUIRED_FIELDS = (
     "model",
@@ -145,6 +153,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         value = config[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"config.{name} must be a non-negative integer (0: never), got {value!r}")
+    rate = config.learning_rate
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (math.isfinite(rate) and rate > 0):
+        raise ValueError(f"config.learning_rate must be a finite number > 0, got {rate!r}")
     if not 0 <= config.ema_decay < 1:
         raise ValueError(f"config.ema_decay must be in [0, 1), got {config.ema_decay!r}")
     check_policy(config.get("on_nonfinite", "stop"))
@@ -205,10 +216,28 @@ def check_model_data(model: Any, data_cfg: ml_collections.ConfigDict) -> None:
             raise ValueError(f"{what}={value!r} does not match config.data.{data_field}={cfg[data_field]!r}")
 
 
-def _write_config(config: ml_collections.ConfigDict, workdir: str, spec: ModelSpec) -> None:
-    """``workdir/config.json`` (process 0), written atomically: the config and ``model_module``,
-    the module that registered the network (the tools import it when given the run)."""
-    record = {**json.loads(config.to_json_best_effort()), "model_module": spec.module}
+def _check_patch_size(model: Any, task: Task, data_cfg: ml_collections.ConfigDict, mesh: Any) -> None:
+    """``ValueError`` naming ``config.data.patch_size`` if the network cannot take patches of that size
+    (traced only: :func:`jax.eval_shape` of the initialisation, nothing is computed)."""
+    example = _example_batch(data_cfg, task)
+    try:
+        jax.eval_shape(lambda: init_variables(model, task.name, example, jax.random.PRNGKey(0), mesh))
+    except ValueError as err:
+        side = example["input"].shape[1]
+        raise ValueError(
+            f"config.data.patch_size={data_cfg.patch_size}: {spec_of(model).name} cannot take {side}x{side} input "
+            f"patches ({' '.join(str(err).split())})"
+        ) from None
+
+
+def _config_record(config: ml_collections.ConfigDict, spec: ModelSpec) -> dict[str, Any]:
+    """What ``workdir/config.json`` holds: the config and ``model_module``, the module that
+    registered the network (the tools import it when given the run)."""
+    return {**json.loads(config.to_json_best_effort()), "model_module": spec.module}
+
+
+def _write_config(record: dict[str, Any], workdir: str) -> None:
+    """``workdir/config.json`` (process 0), written atomically."""
     write_text(os.path.join(workdir, "config.json"), json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
@@ -220,7 +249,7 @@ def train_and_evaluate(
 ) -> TrainState:
     """Trains ``config`` in ``workdir`` (resuming if it holds checkpoints) and returns the state.
 
-    A SIGTERM received at any time (set-up included) makes the run finish the current step, save
+    A SIGTERM or SIGINT received at any time (set-up included) makes the run finish the current step, save
     a checkpoint and return.
 
     Args:
@@ -237,7 +266,7 @@ def train_and_evaluate(
 
     Returns:
       the final :class:`TrainState` (replicated global arrays): at ``num_train_steps``, or at
-      the step where a SIGTERM stopped the run.
+      the step where a SIGTERM or SIGINT stopped the run.
 
     Example:
       A real run compiles and trains, which takes longer than an example should; see
@@ -307,20 +336,21 @@ def _train(
     """The body of :func:`train_and_evaluate`: set-up, resumption, :func:`_run_steps`, clean-up."""
     spec, task = _task_of(config)
     is_main = jax.process_index() == 0
-    if is_main:
-        os.makedirs(workdir, exist_ok=True)
-        _write_config(config, workdir, spec)
-
     # config.dtype (optional): computation dtype, e.g. "bfloat16"; parameters and optimizer state stay float32.
     # Passed only when set, so a network without remat/dtype hyper-parameters trains as it is.
     options = {"remat": True} if config.remat else {}
     if config.get("dtype") is not None:
         options["dtype"] = config.dtype
-    model = get_model(config.model, **options, **config.model_overrides.to_dict())
+    try:
+        model = get_model(config.model, **options, **config.model_overrides.to_dict())
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"config.model_overrides: {' '.join(str(err).split())}") from None
     check_model_data(model, config.data)
     mesh = create_mesh()
+    _check_patch_size(model, task, config.data, mesh)
     check_batch_size(config.batch_size, mesh)
     check_setting(Setting(config.remat, config.get("grad_accum_steps", 1)), config.batch_size, mesh.devices.size)
+    check_workdir(workdir, _config_record(config, spec))
     past = milestones_past_end(config)
     if past and is_main:
         logging.warning(
@@ -328,7 +358,45 @@ def _train(
             "(--steps N shortens a recipe with its milestones)", ", ".join(f"{m:,}" for m in past),
             f"{config.num_train_steps:,}",
         )  # fmt: skip
+    if train_iter is None:
+        train_iter = create_train_iterator(
+            config.data, global_batch_size=config.batch_size, seed=config.seed,
+            process_index=jax.process_index(), process_count=jax.process_count(),
+        )  # fmt: skip
+    # Every check above wrote nothing; from here on the run owns the workdir.
+    created = not os.path.isdir(workdir)
+    lock = None
+    try:
+        if is_main:
+            os.makedirs(workdir, exist_ok=True)
+            lock = acquire(workdir)
+        return _train_owned(config, workdir, preemption, train_iter, spec, task, model, mesh)
+    except BaseException:
+        if created and lock is not None:
+            _remove_if_untouched(workdir)
+        raise
+    finally:
+        close = getattr(train_iter, "close", None)
+        if close is not None:
+            close()
+        if lock is not None:
+            lock.release()
 
+
+def _remove_if_untouched(workdir: str) -> None:
+    """Removes a workdir this run created when the run stopped before writing anything but its lock."""
+    for name in ("checkpoints", "tensorboard"):
+        path = os.path.join(workdir, name)
+        if os.path.isdir(path) and not os.listdir(path):
+            os.rmdir(path)
+    if os.listdir(workdir) == [LOCK_NAME]:
+        os.remove(os.path.join(workdir, LOCK_NAME))
+        os.rmdir(workdir)
+
+
+def _train_owned(config, workdir, preemption, train_iter, spec, task, model, mesh) -> TrainState:
+    """The run once it holds the workdir: resumption, the memory check, ``config.json``, the steps."""
+    is_main = jax.process_index() == 0
     tx = make_optimizer(config.learning_rate, config.lr_milestones, config.lr_decay, config.grad_clip_norm)
     init_key, state_key = jax.random.split(jax.random.PRNGKey(config.seed))
     example = _example_batch(config.data, task)
@@ -339,11 +407,6 @@ def _train(
             variables, state_key
         )
 
-    if train_iter is None:
-        train_iter = create_train_iterator(
-            config.data, global_batch_size=config.batch_size, seed=config.seed,
-            process_index=jax.process_index(), process_count=jax.process_count(),
-        )  # fmt: skip
     ckpt = Checkpointer(workdir, keep=config.keep_checkpoints, best_metric=task.best_metric)
     try:
         abstract = jax.tree.map(
@@ -353,7 +416,9 @@ def _train(
         state = resume_from_intact(ckpt, abstract, train_iter)
         resumed = state is not None
         state = state if resumed else fresh_state()
-        train_step, config, first = _fit_step(config, model, task, tx, mesh, state, train_iter, workdir)
+        train_step, config, first = _fit_step(config, model, task, tx, mesh, state, train_iter)
+        if is_main:  # the config the checkpoints are trained with, kept with them
+            _write_config(_config_record(config, spec), workdir)
         writer = MetricWriter(workdir, enabled=is_main, resume_step=int(to_host(state.step)) if resumed else None)
         batches = itertools.chain([first], (global_batch(batch, mesh) for batch in train_iter))
         try:
@@ -369,9 +434,6 @@ def _train(
         return state
     finally:
         ckpt.close()
-        close = getattr(train_iter, "close", None)
-        if close is not None:
-            close()
 
 
 def step_compiler(
@@ -412,12 +474,12 @@ def step_compiler(
     return compile_step
 
 
-def _fit_step(config, model, task, tx, mesh, state, train_iter, workdir):
+def _fit_step(config, model, task, tx, mesh, state, train_iter):
     """The train step compiled ahead of time in a memory setting that fits (:func:`fit_step`).
 
     Compiled for ``state`` and the next batch of ``train_iter``.  Returns ``(compiled step, config,
-    that batch)``: the config with the setting applied (a copy, written to ``config.json`` again)
-    when ``config.fit_memory='auto'`` changed it; the batch is the first step's.
+    that batch)``: the config with the setting applied (a copy) when ``config.fit_memory='auto'``
+    changed it; the batch is the first step's.
     Logs the run's :func:`start_block` (every process: each has its own devices and memory).
     """
     batch = global_batch(next(train_iter), mesh)
@@ -433,8 +495,6 @@ def _fit_step(config, model, task, tx, mesh, state, train_iter, workdir):
         config = config.copy_and_resolve_references()
         with config.unlocked():
             config.remat, config.grad_accum_steps = setting.remat, setting.grad_accum_steps
-        if is_main:
-            _write_config(config, workdir)
     logging.info("%s", start_block(config, task, mesh, state.params, setting, memory, have, int(to_host(state.step))))
     if is_main and state.batch_stats and setting.grad_accum_steps > 1:
         logging.warning(
@@ -511,7 +571,7 @@ def _run_steps(config, state, train_step, batches, train_iter, ckpt, writer, mod
                 pending.check(kept())
                 ckpt.save(step, state, train_iter)
             if stop:
-                logging.warning("SIGTERM: saved checkpoint %d in %s; stopping", step, ckpt.directory)
+                logging.warning("%s: saved checkpoint %d in %s; stopping", preemption.signal_name, step, ckpt.directory)
                 break
     finally:
         bar.close()
