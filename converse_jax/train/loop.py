@@ -61,6 +61,7 @@ from absl import logging
 from tqdm import tqdm
 
 from converse_jax.utils.atomic import write_text
+from converse_jax.utils.paths import as_path, makedirs
 from converse_jax.data import create_eval_set, create_train_iterator, default_data_config
 from converse_jax.models import ModelSpec, get_model, get_spec, spec_of
 from converse_jax.tasks import Task, get_task
@@ -265,6 +266,7 @@ def train_and_evaluate(
       False
     """
     check_config(config)
+    as_path(workdir, "workdir")  # a gs:// workdir without the gcs extra fails here, before anything is written
     with Preemption() as preemption:
         return _train(config, os.fspath(workdir), preemption, train_iterator)
 
@@ -308,7 +310,7 @@ def _train(
     spec, task = _task_of(config)
     is_main = jax.process_index() == 0
     if is_main:
-        os.makedirs(workdir, exist_ok=True)
+        makedirs(workdir)
         _write_config(config, workdir, spec)
 
     # config.dtype (optional): computation dtype, e.g. "bfloat16"; parameters and optimizer state stay float32.
