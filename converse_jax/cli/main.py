@@ -36,6 +36,7 @@ from typing import Any
 
 from converse_jax.cli.args import build_parser
 from converse_jax.utils.host_memory import keep_freed_memory
+from converse_jax.utils.paths import absolute, makedirs
 
 __all__ = ["build_parser", "main"]
 
@@ -131,7 +132,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             raise err from None
         raise ValueError(f"--arch {arch}: {source} holds a {held!r} network, not {arch!r}") from err
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
-    Path(args.output).expanduser().absolute().parent.mkdir(parents=True, exist_ok=True)
+    makedirs(absolute(args.output, "OUTPUT").parent)
     out = save_variables(
         args.output,
         variables,
@@ -151,7 +152,7 @@ def _model_name(args: argparse.Namespace) -> str:
     from converse_jax.pretrained.load import weights_arch
     from converse_jax.pretrained.runs import is_run
 
-    if args.model is None or is_run(Path(args.weights).expanduser()):
+    if args.model is None or is_run(args.weights):
         held = weights_arch(args.weights)
         return held if args.model is None else args.model
     return args.model

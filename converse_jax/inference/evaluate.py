@@ -52,6 +52,7 @@ import numpy as np
 from tqdm import tqdm
 
 from converse_jax.utils.atomic import write_text
+from converse_jax.utils.paths import absolute, as_path, makedirs
 from converse_jax.inference.batch import BatchReader, Skipped, check_collisions, check_writable_folder
 from converse_jax.models.registry import get_spec
 from converse_jax.utils.images import captioned_grid, image_files, write_png
@@ -179,12 +180,12 @@ def _check_options(
 
 def _test_files(data_dir: object, out_dir: object, limit: int | None, save_images: bool) -> tuple[list[Path], Path]:
     """The test images (file-name order, the first ``limit``) and the output folder, checked writable."""
-    if not Path(data_dir).is_dir():
+    if not as_path(data_dir, "data_dir").is_dir():
         raise FileNotFoundError(f"data_dir: {data_dir} is not an existing folder of test images")
     files = image_files(data_dir, "data_dir")
     files = list(files[:limit] if limit is not None else files)
     if save_images:
-        check_collisions(((f, Path(out_dir) / "images" / f"{f.stem}.png") for f in files), what="data_dir")
+        check_collisions(((f, as_path(out_dir, "out_dir") / "images" / f"{f.stem}.png") for f in files), what="data_dir")
     out = check_writable_folder(out_dir, "out_dir")
     if save_images:
         check_writable_folder(out / "images", "out_dir")
@@ -265,7 +266,7 @@ def evaluate(
     restorer = Restorer(model_name, weights)
     if dtype is not None:
         restorer.module = restorer.module.clone(dtype=dtype)
-    (out / "images" if save_images else out).mkdir(parents=True, exist_ok=True)
+    makedirs(out / "images" if save_images else out)
     reader = BatchReader(restorer.in_channels, model_name)
     fn = restorer.function(k if task.takes_kernel else None, x8=x8)
     rows: list[ImageResult] = []
@@ -291,8 +292,8 @@ def evaluate(
     with_y = "psnr_y" in task.metric_names(restorer.in_channels)
     result = _result(model_name, task.name, setting, rows, with_y, out, time.perf_counter() - start, tuple(reader.skipped))
     settings = {
-        "weights": str(Path(weights).expanduser().absolute()),
-        "data": str(Path(data_dir).expanduser().absolute()),
+        "weights": os.fspath(absolute(weights, "weights")),
+        "data": os.fspath(absolute(data_dir, "data_dir")),
         "sigma": noise,
         "scale": restorer.scale,
         "kernel": str(Path(kernel).absolute()) if isinstance(kernel, (str, os.PathLike)) else (None if k is None else k.tolist()),

@@ -48,6 +48,7 @@ from jax import export as jax_export
 from converse_jax.inference.restore import Network, RestoreResult, ShapeError, restore_images
 from converse_jax.inference.tiling import tiled_apply
 from converse_jax.utils.atomic import write_bytes
+from converse_jax.utils.paths import absolute, as_path, has_folder
 from converse_jax.utils.validate import check_int
 
 __all__ = ["ExportedRestorer", "export_restorer", "load_exported", "parse_shape", "restore_exported"]
@@ -139,8 +140,8 @@ def export_restorer(
 
     tile = DEFAULT_TILE if tile is None else check_int(tile, "tile", minimum=8)
     kernel_size = check_int(kernel_size, "kernel_size")
-    out = Path(out).expanduser().absolute()
-    if not out.parent.is_dir():
+    out = absolute(out, "out")
+    if not has_folder(out):
         raise ValueError(f"out: folder {out.parent} does not exist")
     sizes = list(dict.fromkeys([(tile, tile), *(tuple(check_int(d, "shapes") for d in s) for s in shapes)]))
     restorer = Restorer(weights_arch(weights) if model is None else model, weights)
@@ -290,7 +291,7 @@ def load_exported(path: str | os.PathLike[str]) -> ExportedRestorer:
       ...
       FileNotFoundError: exported: missing.jax does not exist
     """
-    path = Path(path).expanduser()
+    path = as_path(path, "exported")
     if not path.is_file():
         raise FileNotFoundError(f"exported: {path} does not exist")
     data = path.read_bytes()

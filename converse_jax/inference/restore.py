@@ -45,6 +45,7 @@ from converse_jax.protocol import single2uint, uint2single
 from converse_jax.tasks import Task, get_task
 from converse_jax.utils.images import IMAGE_EXTENSIONS, image_files, write_png
 from converse_jax.utils.validate import check_int
+from converse_jax.utils.paths import AnyPath, as_path, is_remote, makedirs
 
 __all__ = ["Network", "RestoreResult", "ShapeError", "restore_images", "restore_path"]
 
@@ -177,9 +178,9 @@ def restore_images(
     task = network.task
     k = load_kernel(kernel) if kernel is not None else None
     noise = task.check_request(network.name, sigma=sigma, kernel=k, degrade=degrade)
-    pairs, folder = _checked_outputs(Path(input_path), Path(output_path), degrade)
+    pairs, folder = _checked_outputs(as_path(input_path, "input_path"), as_path(output_path, "output_path"), degrade)
     network, fn = load(k if task.takes_kernel else None, len(pairs) == 1)
-    folder.mkdir(parents=True, exist_ok=True)
+    makedirs(folder)
     reader = BatchReader(network.in_channels, network.name)
     written = []
     for file, out in tqdm(pairs, desc=network.name, unit="img", disable=not progress or len(pairs) == 1):
@@ -286,10 +287,17 @@ def _checked_outputs(source: Path, target: Path, degrade: bool) -> tuple[list[tu
     pairs = list(zip(files, outputs))
     check_collisions(pairs + [(f, _degraded_path(o)) for f, o in pairs if degrade])
     for file, out in pairs:
-        if out.exists() and out.resolve() == file.resolve():
+        if out.exists() and _same_file(out, file):
             raise ValueError(f"output_path: writing {out} would overwrite the input image; choose another output")
     check_writable_folder(folder, "output_path")
     return pairs, folder
+
+
+def _same_file(a: AnyPath, b: AnyPath) -> bool:
+    """Whether ``a`` and ``b`` name one file (local: after symbolic links; URLs: the same URL)."""
+    if is_remote(a) or is_remote(b):
+        return os.fspath(a) == os.fspath(b)
+    return a.resolve() == b.resolve()
 
 
 def _degraded_path(out: Path) -> Path:

@@ -38,6 +38,7 @@ from typing import Any
 from converse_jax.models.registry import MODELS, get_spec
 from converse_jax.pretrained.store import restore_item
 from converse_jax.tasks import get_task, rank_value
+from converse_jax.utils.paths import absolute, as_path
 
 __all__ = ["RunWeights", "is_run", "read_run", "run_arch"]
 
@@ -78,7 +79,7 @@ def is_run(path: str | os.PathLike[str]) -> bool:
       ...     print(before, is_run(tmp))
       False True
     """
-    path = Path(path)
+    path = as_path(path, "weights")
     return (path / CONFIG_NAME).is_file() and (path / CHECKPOINT_DIR).is_dir()
 
 
@@ -121,7 +122,7 @@ def run_arch(workdir: str | os.PathLike[str]) -> str:
       ...     print(run_arch(tmp))
       conversenet
     """
-    return _config(Path(workdir))[0]
+    return _config(as_path(workdir, "weights"))[0]
 
 
 @contextlib.contextmanager
@@ -179,11 +180,11 @@ def read_run(workdir: str | os.PathLike[str], step: int | None = None) -> RunWei
       ...
       FileNotFoundError: weights: no/such/run is not a training workdir (no config.json and checkpoints/ inside)
     """
-    path = Path(workdir).expanduser()
+    path = as_path(workdir, "weights")
     if not is_run(path):
         raise FileNotFoundError(f"weights: {workdir} is not a training workdir (no {CONFIG_NAME} and {CHECKPOINT_DIR}/ inside)")
     arch, model_kwargs = _config(path)
-    directory = path.absolute() / CHECKPOINT_DIR
+    directory = absolute(path) / CHECKPOINT_DIR
     with _quiet_orbax():
         step, metrics = _pick_step(directory, step, get_task(get_spec(arch).task).best_metric)
         state = restore_item(directory / str(step) / "state")

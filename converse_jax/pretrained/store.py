@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from converse_jax.utils.paths import absolute, is_remote
+
 __all__ = ["ITEM", "load_metadata", "load_variables", "restore_item", "save_variables", "stored_arch"]
 
 ITEM = "variables"
@@ -191,6 +193,8 @@ def save_variables(
         json.dumps(record, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ValueError(f"metadata: must be JSON-serialisable without NaN/inf: {err}") from err
+    if is_remote(path):
+        raise ValueError(f"path: {path}: a variable store is written to a local folder (then copied to a bucket as it is)")
     path = Path(path).expanduser().absolute()
     _check_target(path, overwrite)
 
@@ -265,7 +269,7 @@ def load_variables(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
       (True, 7)
       >>> tmp.cleanup()
     """
-    path = Path(path).expanduser().absolute()
+    path = absolute(path, "weights")
     record = _custom(path)
     return record["arch"], _to_numpy_tree(restore_item(path / ITEM))
 
@@ -282,7 +286,7 @@ def load_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
       {'step': 1000, 'model_kwargs': {'features': 16}}
       >>> tmp.cleanup()
     """
-    return _custom(Path(path).expanduser().absolute())["metadata"]
+    return _custom(absolute(path, "weights"))["metadata"]
 
 
 def stored_arch(path: str | os.PathLike[str]) -> str:
@@ -295,4 +299,4 @@ def stored_arch(path: str | os.PathLike[str]) -> str:
       'net'
       >>> tmp.cleanup()
     """
-    return _custom(Path(path).expanduser().absolute())["arch"]
+    return _custom(absolute(path, "weights"))["arch"]

@@ -25,7 +25,7 @@ from typing import Union
 
 from etils import epath
 
-__all__ = ["AnyPath", "RemotePathError", "absolute", "as_path", "is_remote", "makedirs", "move_folder"]
+__all__ = ["AnyPath", "RemotePathError", "absolute", "as_path", "has_folder", "is_remote", "makedirs", "move_folder"]
 
 AnyPath = Union[Path, epath.Path]
 GCS_EXTRA = "pip install 'converse-jax[gcs]'"
@@ -104,6 +104,16 @@ def absolute(path: str | os.PathLike, what: str = "path") -> AnyPath:
     """
     path = as_path(path, what)
     return path if is_remote(path) else path.absolute()
+
+
+def has_folder(path: AnyPath) -> bool:
+    """Whether a file can be written at ``path``: its local folder exists; always for a URL (no folders).
+
+    Example:
+      >>> has_folder(Path("/no/such/folder/x.png")), has_folder(Path.cwd() / "x.png")
+      (False, True)
+    """
+    return is_remote(path) or path.parent.is_dir()
 
 
 def makedirs(path: str | os.PathLike, what: str = "path") -> AnyPath:
