@@ -2,8 +2,8 @@
 
 The session's ``gcp-storage-emulator`` (fixtures ``gcs_server`` / ``gcs_dir`` in ``conftest.py``)
 serves the bucket; every command runs as a user types it, in a subprocess, from a temporary
-current directory.  A run trained in ``gs://``, SIGKILLed and resumed, logs the losses of an
-uninterrupted local run; ``evaluate`` and ``restore`` read its weights from the bucket and write
+current directory.  A run trained in ``gs://`` on images in the bucket, SIGKILLed and resumed,
+logs the losses of an uninterrupted local run on the same images in a local folder; ``evaluate`` and ``restore`` read its weights from the bucket and write
 there; ``export --out gs://`` and ``restore --exported gs://`` round-trip the artifact.  All give the
 bytes the same commands give on a local disk, and nothing named ``gs:`` is ever created locally.
 Without the ``gcs`` extra a ``gs://`` path fails in one line naming it.
@@ -40,7 +40,12 @@ TRAIN = [
     "--config.eval_every_steps=0",
     "--config.checkpoint_every_steps=8",
     "--config.keep_checkpoints=2",
+    "--config.data.source=folder",
 ]
+
+
+def _train_args(workdir: str, images: str) -> list[str]:
+    return ["train", f"--workdir={workdir}", *TRAIN, f"--config.data.train_dir={images}", f"--config.data.val_dir={images}"]
 
 
 def _env(cache: Path) -> dict[str, str]:
@@ -86,19 +91,21 @@ def test_gs_path_without_the_gcs_extra_fails_in_one_line(tmp_path):
         assert not list(tmp_path.iterdir()), f"{args[0]} wrote {list(tmp_path.iterdir())}"
 
 
-def test_train_kill_resume_evaluate_restore_export_on_gs(gcs_dir, tmp_path):
+def test_train_from_gs_images_kill_resume_evaluate_restore_export_on_gs(gcs_dir, tmp_path):
     env = _env(tmp_path / "jax_cache")
     work = tmp_path / "user"
     (work / "images").mkdir(parents=True)
     rng = np.random.default_rng(0)
     for i in range(2):
         Image.fromarray(rng.integers(0, 256, (20, 24), dtype=np.uint8)).save(work / "images" / f"{i}.png")
-    remote_run = f"{gcs_dir}/run"
+        (as_path(gcs_dir) / "images" / f"{i}.png").write_bytes((work / "images" / f"{i}.png").read_bytes())
+    remote_run, remote_images = f"{gcs_dir}/run", f"{gcs_dir}/images"
 
-    # The local reference runs alongside the gs:// run, which is SIGKILLed after step 10 and resumed.
-    local = subprocess.Popen([CLI, "train", "--workdir=run", *TRAIN], cwd=work, env=env,
+    # The local reference (local images) runs alongside the gs:// run (the images' copy in the
+    # bucket), which is SIGKILLed after step 10 and resumed.
+    local = subprocess.Popen([CLI, *_train_args("run", "images")], cwd=work, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    proc = subprocess.Popen([CLI, "train", f"--workdir={remote_run}", *TRAIN], cwd=work, env=env,
+    proc = subprocess.Popen([CLI, *_train_args(remote_run, remote_images)], cwd=work, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while len(_losses(remote_run)) < 10:
@@ -108,7 +115,7 @@ def test_train_kill_resume_evaluate_restore_export_on_gs(gcs_dir, tmp_path):
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=60) == -signal.SIGKILL
     assert len(_losses(remote_run)) < STEPS, "the gs:// run finished before it was killed"
-    _run(["train", f"--workdir={remote_run}", *TRAIN], work, env)
+    _run(_train_args(remote_run, remote_images), work, env)
     _, err = local.communicate(timeout=600)
     assert local.returncode == 0, err[-3000:]
     assert _losses(remote_run) == _losses(work / "run") and len(_losses(work / "run")) == STEPS
