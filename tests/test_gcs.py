@@ -26,22 +26,13 @@ from converse_jax.utils.paths import as_path
 
 CLI = str(Path(sys.executable).with_name("converse-jax"))
 STEPS = 24
-TRAIN = [
-    "--config=demo",
-    "--config.model_overrides.features=4",
-    "--config.model_overrides.num_blocks=1",
-    "--config.batch_size=2",
-    "--config.data.patch_size=12",
-    "--config.data.num_threads=0",
-    f"--config.num_train_steps={STEPS}",
-    "--config.lr_milestones=(10,)",
-    "--config.learning_rate=0.001",
-    "--config.log_every_steps=1",
-    "--config.eval_every_steps=0",
-    "--config.checkpoint_every_steps=8",
-    "--config.keep_checkpoints=2",
-    "--config.data.source=folder",
-]
+SETTINGS = {  # the demo recipe, shrunk; images from config.data.train_dir / val_dir
+    "model_overrides.features": 4, "model_overrides.num_blocks": 1, "batch_size": 2, "data.patch_size": 12,
+    "data.num_threads": 0, "num_train_steps": STEPS, "lr_milestones": "(10,)", "learning_rate": 0.001,
+    "log_every_steps": 1, "eval_every_steps": 0, "checkpoint_every_steps": 8, "keep_checkpoints": 2,
+    "data.source": "folder",
+}
+TRAIN = ["--config=demo", *(f"--config.{name}={value}" for name, value in SETTINGS.items())]
 
 
 def _train_args(workdir: str, images: str) -> list[str]:

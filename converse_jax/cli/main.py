@@ -160,6 +160,9 @@ def _model_name(args: argparse.Namespace) -> str:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from converse_jax.inference.evaluate import evaluate
+    from converse_jax.train.mesh import maybe_initialize_distributed
+
+    maybe_initialize_distributed()  # a pod's hosts (or JAX_COORDINATOR_ADDRESS ...): each scores its share
 
     result = evaluate(
         _model_name(args),
@@ -200,10 +203,13 @@ def _restore_exported(args: argparse.Namespace) -> Any:
         print(artifact.info())
         return None
     return restore_exported(artifact, args.input, args.output, degrade=args.degrade, sigma=args.sigma,
-                            kernel=args.kernel, progress=not args.quiet)
+                            kernel=args.kernel, progress=not args.quiet, resume=args.resume)
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
+    from converse_jax.train.mesh import maybe_initialize_distributed
+
+    maybe_initialize_distributed()  # a pod's hosts (or JAX_COORDINATOR_ADDRESS ...): each restores its share
     if args.info and args.exported is None:
         raise ValueError("--info: needs --exported FILE")
     if not args.info and args.output is None:
@@ -231,6 +237,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
             tile=args.tile,
             tile_margin=args.tile_margin,
             progress=not args.quiet,
+            resume=args.resume,
         )
     for path in result.written:
         print(path)

@@ -39,6 +39,7 @@ then gains a ``skipped`` column and lists it after the ``average`` row with the 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -47,6 +48,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
@@ -58,6 +60,7 @@ from converse_jax.models.registry import get_spec
 from converse_jax.utils.images import captioned_grid, image_files, write_png
 from converse_jax.protocol import calculate_psnr
 from converse_jax.inference.restorer import Restorer, load_kernel
+from converse_jax.inference.shard import gather_json, my_share
 from converse_jax.tasks import Task, get_task, score_images
 from converse_jax.utils.validate import check_int
 
@@ -262,6 +265,8 @@ def evaluate(
     k, noise = _check_options(model_name, task, spec.scale, sigma, scale, kernel, limit)
     setting = task.setting(spec.scale, noise, kernel, x8)
     files, out = _test_files(data_dir, out_dir, limit, save_images)
+    order = {f.name: i for i, f in enumerate(files)}
+    files = my_share(files)  # with jax.distributed: this process's share of the test images
 
     restorer = Restorer(model_name, weights)
     if dtype is not None:
@@ -290,7 +295,8 @@ def evaluate(
             panel = _panel(task, restorer.scale, ex["input"], scored.restored, ex["truth"])
             write_png(out / "images" / f"{ex['file'].stem}.png", panel)
     with_y = "psnr_y" in task.metric_names(restorer.in_channels)
-    result = _result(model_name, task.name, setting, rows, with_y, out, time.perf_counter() - start, tuple(reader.skipped))
+    rows, skipped = _gathered(rows, tuple(reader.skipped), order)
+    result = _result(model_name, task.name, setting, rows, with_y, out, time.perf_counter() - start, skipped)
     settings = {
         "weights": os.fspath(absolute(weights, "weights")),
         "data": os.fspath(absolute(data_dir, "data_dir")),
@@ -300,8 +306,26 @@ def evaluate(
         "x8": bool(x8),
         "border": task.border(restorer.scale),
     }
-    _write_outputs(result, with_y, settings)
+    if jax.process_index() == 0:  # one results.csv and summary.json for all processes
+        _write_outputs(result, with_y, settings)
     return result
+
+
+def _gathered(
+    rows: list[ImageResult], skipped: tuple[Skipped, ...], order: dict[str, int]
+) -> tuple[list[ImageResult], tuple[Skipped, ...]]:
+    """Every process's score rows and skipped images, in file-name order (``order``: name -> index).
+
+    One process: ``rows`` and ``skipped`` as they are (already in that order).
+    """
+    if jax.process_count() == 1:
+        return rows, skipped
+    parts = gather_json({"rows": [dataclasses.asdict(r) for r in rows],
+                         "skipped": [[os.fspath(s.path), s.reason] for s in skipped]})
+    rows = sorted((ImageResult(**r) for part in parts for r in part["rows"]), key=lambda r: order[r.image])
+    skipped = sorted((Skipped(as_path(p), why) for part in parts for p, why in part["skipped"]),
+                     key=lambda s: order[s.path.name])
+    return rows, tuple(skipped)
 
 
 def _write_outputs(result: EvalResult, with_y: bool, settings: dict[str, object]) -> None:

@@ -322,13 +322,15 @@ def restore_exported(
     sigma: float | None = None,
     kernel: str | os.PathLike[str] | np.ndarray | None = None,
     progress: bool = True,
+    resume: bool = False,
 ) -> RestoreResult:
     """Restore image files with an exported network: :func:`~converse_jax.inference.restore.restore_images`.
 
     Args:
       exported: an artifact path or a loaded :class:`ExportedRestorer`.
-      input_path, output_path, degrade, sigma, kernel, progress: as
-        :func:`~converse_jax.inference.restore.restore_images`. Images of a shape the artifact
+      input_path, output_path, degrade, sigma, kernel, progress, resume: as
+        :func:`~converse_jax.inference.restore.restore_images` (on one device: the artifact was
+        exported for one). Images of a shape the artifact
         cannot restore (see :meth:`ExportedRestorer.restore`) are skipped like unreadable ones.
 
     Example:
@@ -348,4 +350,4 @@ def restore_exported(
         return network, lambda x: artifact.restore(x, k, progress=progress and single)
 
     return restore_images(network, load, input_path, output_path, degrade=degrade, sigma=sigma, kernel=kernel,
-                          progress=progress)
+                          progress=progress, resume=resume, shard=False)

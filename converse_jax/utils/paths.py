@@ -33,7 +33,15 @@ _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
 
 class RemotePathError(ValueError):
-    """A ``scheme://`` path that cannot be used here: an unknown scheme, or ``gs://`` without the ``gcs`` extra."""
+    """A ``scheme://`` path that cannot be used here: an unknown scheme, or ``gs://`` without the ``gcs`` extra.
+
+    Example:
+      >>> try:
+      ...     as_path("ftp://host/run", "--workdir")
+      ... except ValueError as err:  # a ValueError: the command-line tools print it as one line
+      ...     print(type(err).__name__)
+      RemotePathError
+    """
 
 
 def is_remote(path: str | os.PathLike) -> bool:
