@@ -207,9 +207,6 @@ def _restore_exported(args: argparse.Namespace) -> Any:
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
-    from converse_jax.train.mesh import maybe_initialize_distributed
-
-    maybe_initialize_distributed()  # a pod's hosts (or JAX_COORDINATOR_ADDRESS ...): each restores its share
     if args.info and args.exported is None:
         raise ValueError("--info: needs --exported FILE")
     if not args.info and args.output is None:
@@ -220,7 +217,9 @@ def _cmd_restore(args: argparse.Namespace) -> int:
             return 0
     else:
         from converse_jax.inference.restore import restore_path
+        from converse_jax.train.mesh import maybe_initialize_distributed
 
+        maybe_initialize_distributed()  # a pod's hosts (or JAX_COORDINATOR_ADDRESS ...): each restores its share
         if args.weights is None:
             raise ValueError("weights: restore needs --weights (or --exported FILE)")
         if args.tile is None and args.tile_margin is not None:
