@@ -2,8 +2,8 @@
 
 Eight simulated CPU devices (``--xla_force_host_platform_device_count=8``, in a subprocess: the
 device count is fixed when JAX starts) restore a folder of images of two shapes, batched and
-sharded over a ``Mesh`` (:class:`converse_jax.inference.shard.DeviceBatcher`): the PNGs are the
-bytes one device writes.  Two processes joined by ``jax.distributed`` (the ``JAX_*`` variables a
+sharded over a ``Mesh`` (:class:`converse_jax.inference.shard.DeviceBatcher`): the PNGs of
+``restore`` and ``evaluate`` and ``evaluate``'s ``results.csv`` are the bytes one device writes.  Two processes joined by ``jax.distributed`` (the ``JAX_*`` variables a
 cluster sets) split the folder: together they write one process's PNGs, and ``evaluate``'s
 ``results.csv`` (written by process 0 alone) is one process's, byte for byte.  ``--resume``
 restores only the images whose output is missing.
@@ -37,6 +37,12 @@ assert done == [[], [], []], done
 out = dict(batcher.flush())
 assert seen == [((8, 4, 6, 1), 8)], seen
 assert sorted(out) == [0, 1, 2] and all(float(out[i][0, 0, 0]) == 2 * i for i in out), out
+# ten images of ten shapes: no more than one batch's worth (8) waits; each overflow runs a padded batch
+seen.clear()
+ran = [len(batcher.add(i, np.full((i + 1, 2, 1), i, np.float32))) for i in range(10)]
+assert ran == [0] * 8 + [1, 1] and len(seen) == 2, (ran, seen)
+out = dict(batcher.flush())
+assert len(seen) == 10 and sorted(out) == list(range(2, 10)) and all(out[i].shape == (i + 1, 2, 1) for i in out)
 print("sharded over", jax.local_device_count())
 """
 
@@ -71,13 +77,16 @@ def test_eight_devices_write_the_one_device_pngs(tmp_path):
                            timeout=300)
     assert check.returncode == 0 and "sharded over 8" in check.stdout, check.stderr[-3000:]
     for devices in (1, 8):
-        proc = subprocess.run([CLI, "restore", "--weights", weights, "--quiet", str(images), str(tmp_path / f"out{devices}")],
-                              env=_env(devices), capture_output=True, text=True, timeout=300)
+        script = (f"{CLI} restore --weights {weights} --quiet {images} {tmp_path / f'out{devices}'} && "
+                  f"{CLI} evaluate --weights {weights} --data {images} --out {tmp_path / f'eval{devices}'} --quiet")
+        proc = subprocess.run(["bash", "-c", script], env=_env(devices), capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
     names = sorted(p.name for p in (tmp_path / "out1").iterdir())
     assert names == [f"{i}.png" for i in range(5)] == sorted(p.name for p in (tmp_path / "out8").iterdir())
     for name in names:
         assert (tmp_path / "out8" / name).read_bytes() == (tmp_path / "out1" / name).read_bytes(), name
+        assert (tmp_path / "eval8" / "images" / name).read_bytes() == (tmp_path / "eval1" / "images" / name).read_bytes()
+    assert (tmp_path / "eval8" / "results.csv").read_text() == (tmp_path / "eval1" / "results.csv").read_text()
 
 
 def test_resumed_restore_skips_written_outputs(tmp_path, capsys):

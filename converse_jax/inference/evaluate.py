@@ -49,7 +49,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
@@ -60,7 +59,7 @@ from converse_jax.models.registry import get_spec
 from converse_jax.utils.images import captioned_grid, image_files, write_png
 from converse_jax.protocol import calculate_psnr
 from converse_jax.inference.restorer import Restorer, load_kernel
-from converse_jax.inference.shard import gather_json, my_share
+from converse_jax.inference.shard import DeviceBatcher, gather_json, my_share
 from converse_jax.tasks import Task, get_task, score_images
 from converse_jax.utils.validate import check_int
 
@@ -212,6 +211,11 @@ def evaluate(
 ) -> EvalResult:
     """Evaluate ``model_name`` with ``weights`` on the images of ``data_dir`` by the official protocol.
 
+    Images of one shape are restored in batches over every local device
+    (:class:`~converse_jax.inference.shard.DeviceBatcher`); with ``jax.distributed`` each process
+    scores its share of the files, the rows are gathered and process 0 alone writes
+    ``results.csv`` and ``summary.json`` (every process returns the whole result).
+
     Args:
       model_name: registry name (its task selects the protocol, see the module docstring).
       weights: official ``.pth`` or variable-store directory of that network.
@@ -284,10 +288,15 @@ def evaluate(
                 truth, x = task.degrade(img, scale=restorer.scale, sigma=noise, kernel=k)
                 yield {"name": file.name, "file": file, "input": x, "truth": truth}
 
-    def restore(ex):
-        return np.asarray(fn(jnp.asarray(ex["input"][None])))[0]
+    def restored():  # the examples with their network outputs, batched over the local devices
+        batcher = DeviceBatcher(fn)
+        for ex in examples():
+            for done, y in batcher.add(ex, ex["input"]):
+                yield {**done, "output": y}
+        for done, y in batcher.flush():
+            yield {**done, "output": y}
 
-    for scored in score_images(task, restore, examples(), scale=restorer.scale):
+    for scored in score_images(task, lambda ex: ex["output"], restored(), scale=restorer.scale):
         rows.append(ImageResult(scored.name, **scored.scores))
         bar.set_postfix(psnr=f"{np.mean([r.psnr for r in rows]):.3f}")
         if save_images:
@@ -316,10 +325,10 @@ def _gathered(
 ) -> tuple[list[ImageResult], tuple[Skipped, ...]]:
     """Every process's score rows and skipped images, in file-name order (``order``: name -> index).
 
-    One process: ``rows`` and ``skipped`` as they are (already in that order).
+    Rows arrive in the order their device batches finished; ``skipped`` in file order.
     """
     if jax.process_count() == 1:
-        return rows, skipped
+        return sorted(rows, key=lambda r: order[r.image]), skipped
     parts = gather_json({"rows": [dataclasses.asdict(r) for r in rows],
                          "skipped": [[os.fspath(s.path), s.reason] for s in skipped]})
     rows = sorted((ImageResult(**r) for part in parts for r in part["rows"]), key=lambda r: order[r.image])

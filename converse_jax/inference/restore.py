@@ -200,14 +200,14 @@ def restore_images(
     makedirs(folder)
     reader = BatchReader(network.in_channels, network.name)
     batcher = DeviceBatcher(fn, None if shard else jax.local_devices()[:1], reported=(ShapeError,))
-    written: dict[int, AnyPath] = {}
+    by_index: dict[int, AnyPath] = {}  # the written PNGs by input position (batches finish out of order)
 
     def finish(done: list) -> None:
         for (i, file, out), y in done:
             if isinstance(y, ShapeError):
                 reader.skip(file, str(y))
             else:
-                written[i] = write_png(out, single2uint(y))
+                by_index[i] = write_png(out, single2uint(y))
 
     for i, file, out in tqdm(todo, desc=network.name, unit="img", disable=not progress or len(todo) == 1):
         img = reader.read(file)
@@ -220,7 +220,7 @@ def restore_images(
             x = uint2single(img)
         finish(batcher.add((i, file, out), x))
     finish(batcher.flush())
-    written = [written[i] for i in sorted(written)]
+    written = [by_index[i] for i in sorted(by_index)]
     return RestoreResult(tuple(written), tuple(reader.skipped))
 
 

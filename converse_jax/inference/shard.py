@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import jax
@@ -63,8 +63,10 @@ def gather_json(value: Any) -> list[Any]:
 class DeviceBatcher:
     """Runs ``fn`` (NHWC float32 -> NHWC) on batches of same-shape images, one image per local device.
 
-    :meth:`add` queues ``(key, image)`` and returns the ``(key, result)`` pairs of a batch it
-    completed (else nothing); :meth:`flush` runs what is left.  A result is a float32 ``(H', W',
+    :meth:`add` queues ``(key, image)`` and returns the ``(key, result)`` pairs of the batch it
+    ran (else nothing): a full batch of one shape, or, when more than one batch of images of
+    different shapes waits, the fullest of their batches (padded), so that at most one batch's
+    worth of images is held; :meth:`flush` runs what is left.  A result is a float32 ``(H', W',
     C')`` NumPy array, or the exception of a type in ``reported`` that ``fn`` raised for its batch
     (e.g. a shape the network cannot take), so that the caller can report each image.
 
@@ -85,21 +87,20 @@ class DeviceBatcher:
         devices = list(jax.local_devices() if devices is None else devices)
         self.size = len(devices)
         self.sharding = NamedSharding(Mesh(np.array(devices), ("data",)), PartitionSpec("data"))
-        self._queues: dict[tuple[int, ...], list[tuple[Hashable, np.ndarray]]] = {}
+        self._queues: dict[tuple[int, ...], list[tuple[Any, np.ndarray]]] = {}
 
-    def add(self, key: Hashable, image: np.ndarray) -> list[tuple[Hashable, np.ndarray | Exception]]:
-        queue = self._queues.setdefault(np.shape(image), [])
-        queue.append((key, image))
-        if len(queue) < self.size:
+    def add(self, key: Any, image: np.ndarray) -> list[tuple[Any, np.ndarray | Exception]]:
+        self._queues.setdefault(np.shape(image), []).append((key, image))
+        fullest = max(self._queues, key=lambda shape: len(self._queues[shape]))
+        if len(self._queues[fullest]) < self.size and sum(map(len, self._queues.values())) <= self.size:
             return []
-        del self._queues[np.shape(image)]
-        return self._run(queue)
+        return self._run(self._queues.pop(fullest))
 
-    def flush(self) -> list[tuple[Hashable, np.ndarray | Exception]]:
+    def flush(self) -> list[tuple[Any, np.ndarray | Exception]]:
         queues, self._queues = list(self._queues.values()), {}
         return [done for queue in queues for done in self._run(queue)]
 
-    def _run(self, queue: list[tuple[Hashable, np.ndarray]]) -> list[tuple[Hashable, np.ndarray | Exception]]:
+    def _run(self, queue: list[tuple[Any, np.ndarray]]) -> list[tuple[Any, np.ndarray | Exception]]:
         images = [image for _, image in queue]
         images += [images[-1]] * (self.size - len(images))
         batch = np.stack(images).astype(np.float32)
