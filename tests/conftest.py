@@ -42,3 +42,25 @@ def shared_path(relpath: str) -> Path:
 def shared():
     """The ``shared_path`` helper as a fixture."""
     return shared_path
+
+
+@pytest.fixture(scope="session")
+def gcs_server():
+    """One ``gcp-storage-emulator`` per test session (``tests/gcs_server.py``), its environment set
+    in this process (and so inherited by the commands the tests start)."""
+    import gcs_server as server_lib
+
+    server = server_lib.start()
+    patch = pytest.MonkeyPatch()
+    for name, value in server.env.items():
+        patch.setenv(name, value)
+    yield server
+    patch.undo()
+    server.stop()
+
+
+@pytest.fixture
+def gcs_dir(gcs_server, request) -> str:
+    """A fresh ``gs://`` prefix for one test on the session's emulator (objects under it are the test's)."""
+    name = "".join(c if c.isalnum() else "-" for c in request.node.name)
+    return f"gs://{gcs_server.bucket}/{name}"

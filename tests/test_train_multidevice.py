@@ -1,5 +1,8 @@
 """Data parallelism: 8 simulated CPU devices and two processes give the single-device result.
 
+The two processes share one ``gs://`` workdir on the test session's Cloud Storage server
+(``tests/gcs_server.py``), as the hosts of a pod share a bucket.
+
 The multi-device runs happen in subprocesses (the device count is fixed when JAX starts); they
 run this file as a script (``python tests/test_train_multidevice.py MODE ...``) and save the
 final parameters to an ``.npz`` file that the test compares with an in-process 1-device run.
@@ -122,13 +125,13 @@ def test_eight_simulated_devices_match_one_device(tmp_path):
     assert any(not np.allclose(v, got["ema_params" + k[len("params"):]]) for k, v in init_like.items())
 
 
-def test_two_processes_match_and_agree(tmp_path):
+def test_two_processes_match_and_agree(tmp_path, gcs_dir):
     port = _free_port()
-    workdir = tmp_path / "run2p"  # shared by both processes, as on a pod with a shared bucket
+    workdir = f"{gcs_dir}/run2p"  # shared by both processes, as on a pod: a bucket (the test's GCS server)
     procs = [
         subprocess.Popen(
-            [sys.executable, __file__, "proc", str(port), str(pid), str(workdir), str(tmp_path / f"p{pid}.npz")],
-            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [sys.executable, __file__, "proc", str(port), str(pid), workdir, str(tmp_path / f"p{pid}.npz")],
+            env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         for pid in (0, 1)
     ]
@@ -142,7 +145,15 @@ def test_two_processes_match_and_agree(tmp_path):
     p0, p1 = dict(np.load(tmp_path / "p0.npz")), dict(np.load(tmp_path / "p1.npz"))
     _assert_same(p0, p1, atol=0)  # identical on both processes
     _assert_same(p0, want, atol=1e-5)  # and equal to one process computing the whole batch
-    assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())[-1] == STEPS_2PROC
+    from converse_jax.utils.paths import as_path
+
+    run = as_path(workdir)
+    assert sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit())[-1] == STEPS_2PROC
+    # process 0 wrote the run's records, each process its own orbax shard of the state
+    assert (run / "config.json").is_file() and len((run / "metrics.jsonl").read_text().splitlines()) == STEPS_2PROC
+    state = run / "checkpoints" / str(STEPS_2PROC) / "state"
+    assert {"ocdbt.process_0", "ocdbt.process_1"} <= {p.name for p in state.iterdir()}
+    assert not list(tmp_path.rglob("gs:*"))
 
 
 if __name__ == "__main__":

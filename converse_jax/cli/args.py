@@ -90,6 +90,9 @@ def _add_restore_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="context around each window's kept middle, below SIZE/2 (default: the network's)",
     )
+    p.add_argument(
+        "--resume", action="store_true", help="leave out the images whose output already exists (a run started again)"
+    )
     p.add_argument("input", metavar="INPUT", nargs="?", help="image file or folder of images")
     p.add_argument("output", metavar="OUTPUT", nargs="?", help="output .png (or folder) for a file; folder for a folder")
 

@@ -37,6 +37,7 @@ from typing import Any
 
 from converse_jax.cli.args import build_parser
 from converse_jax.utils.host_memory import keep_freed_memory
+from converse_jax.utils.paths import absolute, makedirs
 
 __all__ = ["build_parser", "main"]
 
@@ -134,7 +135,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             raise err from None
         raise ValueError(f"--arch {arch}: {source} holds a {held!r} network, not {arch!r}") from err
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
-    Path(args.output).expanduser().absolute().parent.mkdir(parents=True, exist_ok=True)
+    makedirs(absolute(args.output, "OUTPUT").parent)
     out = save_variables(
         args.output,
         variables,
@@ -154,7 +155,7 @@ def _model_name(args: argparse.Namespace) -> str:
     from converse_jax.pretrained.load import weights_arch
     from converse_jax.pretrained.runs import is_run
 
-    if args.model is None or is_run(Path(args.weights).expanduser()):
+    if args.model is None or is_run(args.weights):
         held = weights_arch(args.weights)
         return held if args.model is None else args.model
     return args.model
@@ -162,6 +163,9 @@ def _model_name(args: argparse.Namespace) -> str:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from converse_jax.inference.evaluate import evaluate
+    from converse_jax.train.mesh import maybe_initialize_distributed
+
+    maybe_initialize_distributed()  # a pod's hosts (or JAX_COORDINATOR_ADDRESS ...): each scores its share
 
     result = evaluate(
         _model_name(args),
@@ -202,7 +206,7 @@ def _restore_exported(args: argparse.Namespace) -> Any:
         print(artifact.info())
         return None
     return restore_exported(artifact, args.input, args.output, degrade=args.degrade, sigma=args.sigma,
-                            kernel=args.kernel, progress=not args.quiet)
+                            kernel=args.kernel, progress=not args.quiet, resume=args.resume)
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
@@ -216,7 +220,9 @@ def _cmd_restore(args: argparse.Namespace) -> int:
             return 0
     else:
         from converse_jax.inference.restore import restore_path
+        from converse_jax.train.mesh import maybe_initialize_distributed
 
+        maybe_initialize_distributed()  # a pod's hosts (or JAX_COORDINATOR_ADDRESS ...): each restores its share
         if args.weights is None:
             raise ValueError("weights: restore needs --weights (or --exported FILE)")
         if args.tile is None and args.tile_margin is not None:
@@ -233,6 +239,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
             tile=args.tile,
             tile_margin=args.tile_margin,
             progress=not args.quiet,
+            resume=args.resume,
         )
     for path in result.written:
         print(path)

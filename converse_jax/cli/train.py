@@ -99,8 +99,13 @@ def _train(argv: list[str]) -> None:
     # Imported here so that flag errors are reported without loading JAX and the data stack.
     from converse_jax.train import maybe_initialize_distributed, quiet_orbax_logs, train_and_evaluate
     from converse_jax.train.shorten import shorten
+    from converse_jax.utils.paths import RemotePathError, as_path
 
     FLAGS = flags.FLAGS
+    try:  # a gs:// workdir without the gcs extra: one line, before JAX starts or anything is written
+        as_path(FLAGS.workdir, "--workdir")
+    except RemotePathError as error:
+        raise SystemExit(f"{argv[0]}: error: {error}") from None
     if FLAGS.steps is not None:
         shorten(FLAGS.config, FLAGS.steps)
     quiet_orbax_logs()

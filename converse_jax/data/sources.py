@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from converse_jax.utils.images import check_channels, image_files, read_image, to_channels
+from converse_jax.utils.paths import as_path
 
 # scikit-image 0.26 sample images that load from the wheel without pooch or a download, are
 # natural photographs (no synthetic patterns, binary masks or alpha logos) and are at least
@@ -124,7 +125,7 @@ class FolderImages(Sequence):
     def __init__(self, path: str | os.PathLike, channels: int):
         self.channels = check_channels(channels)
         self.files: tuple[Path, ...] = image_files(path)
-        self.path = Path(path)
+        self.path = as_path(path)
 
     def __len__(self) -> int:
         return len(self.files)

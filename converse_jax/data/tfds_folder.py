@@ -43,6 +43,7 @@ from PIL import Image
 
 from converse_jax.data.sources import folder_images
 from converse_jax.utils.images import check_channels, pil_to_array
+from converse_jax.utils.paths import as_path, is_remote
 
 BUILDER_NAME = "restoration_image_folder"
 
@@ -179,7 +180,7 @@ def prepare_image_folder(
         if not isinstance(split, str) or not _SPLIT_NAME.match(split):
             raise ValueError(f"split_dirs keys must be split names like 'train', got {split!r}")
         folder_images(folder, 3)  # raises ValueError for a missing or empty folder
-        dirs[split] = os.fspath(Path(folder).expanduser().resolve())
+        dirs[split] = os.fspath(as_path(folder) if is_remote(folder) else Path(folder).expanduser().resolve())
     config = RestorationImageFolderConfig(
         name=name,
         description=f"Images of {', '.join(f'{k}: {v}' for k, v in dirs.items())}",
@@ -187,7 +188,7 @@ def prepare_image_folder(
     )
     builder = RestorationImageFolder(
         config=config,
-        data_dir=os.fspath(Path(data_dir).expanduser()),
+        data_dir=os.fspath(as_path(data_dir, "data_dir")),
         file_format="array_record",
     )
     builder.download_and_prepare()
@@ -228,7 +229,7 @@ class TfdsImages(Sequence):
     ):
         self.name = name
         self.split = split
-        self.data_dir = None if data_dir is None else os.fspath(Path(data_dir).expanduser())
+        self.data_dir = None if data_dir is None else os.fspath(as_path(data_dir, "data_dir"))
         self.image_key = image_key
         self.channels = check_channels(channels)
         self._source = self._open()

@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from converse_jax.utils.images import open_image
+from converse_jax.utils.paths import as_path, is_remote
 
 __all__ = ["BatchReader", "Skipped", "check_collisions", "check_writable_folder", "notify"]
 
@@ -97,7 +98,7 @@ class BatchReader:
 
     def read(self, path: str | os.PathLike[str]) -> np.ndarray | None:
         """The image at ``path``, or None when it cannot be decoded (reported and recorded)."""
-        path = Path(path)
+        path = as_path(path)
         try:
             array, colour = open_image(path, self.channels)
         except OSError as err:  # undecodable (UnreadableImageError) or unreadable (open's error)
@@ -113,7 +114,7 @@ class BatchReader:
 
     def skip(self, path: str | os.PathLike[str], reason: str) -> None:
         """Record ``path`` as skipped for ``reason`` (one line) and say so on stderr."""
-        self.skipped.append(Skipped(Path(path), reason))
+        self.skipped.append(Skipped(as_path(path), reason))
         notify(self.skipped[-1].line())
 
 
@@ -174,7 +175,9 @@ def check_writable_folder(folder: str | os.PathLike[str], what: str) -> Path:
       ValueError: out_dir: cannot write into .../file/out: .../file is a file, not a folder
       >>> tmp.cleanup()
     """
-    path = Path(folder).expanduser()
+    path = as_path(folder, what)
+    if is_remote(path):  # no folders to check: a bucket's permissions show at the first write
+        return path
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent

@@ -40,6 +40,7 @@ then gains a ``skipped`` column and lists it after the ``average`` row with the 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -48,16 +49,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jax.numpy as jnp
+import jax
 import numpy as np
 from tqdm import tqdm
 
 from converse_jax.utils.atomic import write_text
+from converse_jax.utils.paths import absolute, as_path, makedirs
 from converse_jax.inference.batch import BatchReader, Skipped, check_collisions, check_writable_folder
 from converse_jax.models.registry import get_spec
 from converse_jax.utils.images import captioned_grid, image_files, write_png
 from converse_jax.protocol import calculate_psnr
 from converse_jax.inference.restorer import Restorer, ShapeError, load_kernel
+from converse_jax.inference.shard import DeviceBatcher, gather_json, my_share
 from converse_jax.tasks import Task, get_task, score_images
 from converse_jax.utils.validate import check_int
 
@@ -180,12 +183,12 @@ def _check_options(
 
 def _test_files(data_dir: object, out_dir: object, limit: int | None, save_images: bool) -> tuple[list[Path], Path]:
     """The test images (file-name order, the first ``limit``) and the output folder, checked writable."""
-    if not Path(data_dir).is_dir():
+    if not as_path(data_dir, "data_dir").is_dir():
         raise FileNotFoundError(f"data_dir: {data_dir} is not an existing folder of test images")
     files = image_files(data_dir, "data_dir")
     files = list(files[:limit] if limit is not None else files)
     if save_images:
-        check_collisions(((f, Path(out_dir) / "images" / f"{f.stem}.png") for f in files), what="data_dir")
+        check_collisions(((f, as_path(out_dir, "out_dir") / "images" / f"{f.stem}.png") for f in files), what="data_dir")
     out = check_writable_folder(out_dir, "out_dir")
     if save_images:
         check_writable_folder(out / "images", "out_dir")
@@ -208,6 +211,11 @@ def evaluate(
     dtype: str | None = None,
 ) -> EvalResult:
     """Evaluate ``model_name`` with ``weights`` on the images of ``data_dir`` by the official protocol.
+
+    Images of one shape are restored in batches over every local device
+    (:class:`~converse_jax.inference.shard.DeviceBatcher`); with ``jax.distributed`` each process
+    scores its share of the files, the rows are gathered and process 0 alone writes
+    ``results.csv`` and ``summary.json`` (every process returns the whole result).
 
     Args:
       model_name: registry name (its task selects the protocol, see the module docstring).
@@ -262,34 +270,44 @@ def evaluate(
     k, noise = _check_options(model_name, task, spec.scale, sigma, scale, kernel, limit)
     setting = task.setting(spec.scale, noise, kernel, x8)
     files, out = _test_files(data_dir, out_dir, limit, save_images)
+    order = {f.name: i for i, f in enumerate(files)}
+    files = my_share(files)  # with jax.distributed: this process's share of the test images
 
     restorer = Restorer(model_name, weights)
     if dtype is not None:
         restorer.module = restorer.module.clone(dtype=dtype)
-    (out / "images" if save_images else out).mkdir(parents=True, exist_ok=True)
+    makedirs(out / "images" if save_images else out)
     reader = BatchReader(restorer.in_channels, model_name)
     fn = restorer.function(k if task.takes_kernel else None, x8=x8)
     rows: list[ImageResult] = []
     bar = tqdm(files, desc=f"{model_name} {setting}", unit="img", disable=not progress)
 
-    def examples():  # restored here, so that an image the degradation or the network cannot take is skipped by name
+    def examples():  # an image the degradation cannot take is skipped by name
         for file in bar:
             img = reader.read(file)
             if img is None:
                 continue
             try:
                 truth, x = task.degrade(img, scale=restorer.scale, sigma=noise, kernel=k)
-                restored = np.asarray(fn(jnp.asarray(x[None])))[0]
-            except ValueError as err:  # too small for the degradation's or the network's padding, or its scale
-                reason = str(err) if isinstance(err, ShapeError) else f"{img.shape[1]}x{img.shape[0]} image: {err}"
-                reader.skip(file, reason)
+            except ValueError as err:  # too small for the degradation's padding, or its scale
+                reader.skip(file, f"{img.shape[1]}x{img.shape[0]} image: {err}")
                 continue
-            yield {"name": file.name, "file": file, "input": x, "truth": truth, "restored": restored}
+            yield {"name": file.name, "file": file, "input": x, "truth": truth}
 
-    def restore(ex):
-        return ex["restored"]
+    def finished(pairs):  # a size the network cannot take is skipped by name
+        for done, y in pairs:
+            if isinstance(y, ShapeError):
+                reader.skip(done["file"], str(y))
+            else:
+                yield {**done, "output": y}
 
-    for scored in score_images(task, restore, examples(), scale=restorer.scale):
+    def restored():  # the examples with their network outputs, batched over the local devices
+        batcher = DeviceBatcher(fn, reported=(ShapeError,))
+        for ex in examples():
+            yield from finished(batcher.add(ex, ex["input"]))
+        yield from finished(batcher.flush())
+
+    for scored in score_images(task, lambda ex: ex["output"], restored(), scale=restorer.scale):
         rows.append(ImageResult(scored.name, **scored.scores))
         bar.set_postfix(psnr=f"{np.mean([r.psnr for r in rows]):.3f}")
         if save_images:
@@ -297,19 +315,38 @@ def evaluate(
             panel = _panel(task, restorer.scale, ex["input"], scored.restored, ex["truth"])
             write_png(out / "images" / f"{ex['file'].stem}.png", panel)
     with_y = "psnr_y" in task.metric_names(restorer.in_channels)
-    result = _result(model_name, task.name, setting, rows, with_y, out, time.perf_counter() - start, tuple(reader.skipped))
+    rows, skipped = _gathered(rows, tuple(reader.skipped), order)
+    result = _result(model_name, task.name, setting, rows, with_y, out, time.perf_counter() - start, skipped)
     settings = {
-        "weights": str(Path(weights).expanduser().absolute()),
+        "weights": os.fspath(absolute(weights, "weights")),
         "step": restorer.step,
-        "data": str(Path(data_dir).expanduser().absolute()),
+        "data": os.fspath(absolute(data_dir, "data_dir")),
         "sigma": noise,
         "scale": restorer.scale,
         "kernel": str(Path(kernel).absolute()) if isinstance(kernel, (str, os.PathLike)) else (None if k is None else k.tolist()),
         "x8": bool(x8),
         "border": task.border(restorer.scale),
     }
-    _write_outputs(result, with_y, settings)
+    if jax.process_index() == 0:  # one results.csv and summary.json for all processes
+        _write_outputs(result, with_y, settings)
     return result
+
+
+def _gathered(
+    rows: list[ImageResult], skipped: tuple[Skipped, ...], order: dict[str, int]
+) -> tuple[list[ImageResult], tuple[Skipped, ...]]:
+    """Every process's score rows and skipped images, in file-name order (``order``: name -> index).
+
+    Rows arrive in the order their device batches finished; ``skipped`` in file order.
+    """
+    if jax.process_count() == 1:
+        return sorted(rows, key=lambda r: order[r.image]), skipped
+    parts = gather_json({"rows": [dataclasses.asdict(r) for r in rows],
+                         "skipped": [[os.fspath(s.path), s.reason] for s in skipped]})
+    rows = sorted((ImageResult(**r) for part in parts for r in part["rows"]), key=lambda r: order[r.image])
+    skipped = sorted((Skipped(as_path(p), why) for part in parts for p, why in part["skipped"]),
+                     key=lambda s: order[s.path.name])
+    return rows, tuple(skipped)
 
 
 def _write_outputs(result: EvalResult, with_y: bool, settings: dict[str, object]) -> None:

@@ -51,6 +51,7 @@ from converse_jax.inference.restorer import ShapeError
 from converse_jax.inference.tiling import tiled_apply
 from converse_jax.utils.atomic import write_bytes
 from converse_jax.utils.checksum import crc32
+from converse_jax.utils.paths import absolute, as_path, has_folder
 from converse_jax.utils.validate import check_int
 
 __all__ = ["ExportedRestorer", "export_restorer", "load_exported", "parse_shape", "restore_exported"]
@@ -142,8 +143,8 @@ def export_restorer(
 
     tile = DEFAULT_TILE if tile is None else check_int(tile, "tile", minimum=8)
     kernel_size = check_int(kernel_size, "kernel_size")
-    out = Path(out).expanduser().absolute()
-    if not out.parent.is_dir():
+    out = absolute(out, "out")
+    if not has_folder(out):
         raise ValueError(f"out: folder {out.parent} does not exist")
     sizes = list(dict.fromkeys([(tile, tile), *(tuple(check_int(d, "shapes") for d in s) for s in shapes)]))
     restorer = Restorer(weights_arch(weights) if model is None else model, weights)
@@ -314,7 +315,7 @@ def load_exported(path: str | os.PathLike[str]) -> ExportedRestorer:
       ...
       FileNotFoundError: exported: missing.jax does not exist
     """
-    path = Path(path).expanduser()
+    path = as_path(path, "exported")
     if not path.is_file():
         raise FileNotFoundError(f"exported: {path} does not exist")
     data = path.read_bytes()
@@ -347,13 +348,15 @@ def restore_exported(
     sigma: float | None = None,
     kernel: str | os.PathLike[str] | np.ndarray | None = None,
     progress: bool = True,
+    resume: bool = False,
 ) -> RestoreResult:
     """Restore image files with an exported network: :func:`~converse_jax.inference.restore.restore_images`.
 
     Args:
       exported: an artifact path or a loaded :class:`ExportedRestorer`.
-      input_path, output_path, degrade, sigma, kernel, progress: as
-        :func:`~converse_jax.inference.restore.restore_images`. Images of a shape the artifact
+      input_path, output_path, degrade, sigma, kernel, progress, resume: as
+        :func:`~converse_jax.inference.restore.restore_images` (on one device: the artifact was
+        exported for one). Images of a shape the artifact
         cannot restore (see :meth:`ExportedRestorer.restore`) are skipped like unreadable ones.
 
     Example:
@@ -373,4 +376,4 @@ def restore_exported(
         return network, lambda x: artifact.restore(x, k, progress=progress and single)
 
     return restore_images(network, load, input_path, output_path, degrade=degrade, sigma=sigma, kernel=kernel,
-                          progress=progress)
+                          progress=progress, resume=resume, shard=False)

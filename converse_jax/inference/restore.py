@@ -36,14 +36,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import jax
 import numpy as np
 from tqdm import tqdm
 
-from converse_jax.inference.batch import BatchReader, Skipped, check_collisions, check_writable_folder
+from converse_jax.inference.batch import BatchReader, Skipped, check_collisions, check_writable_folder, notify
 from converse_jax.inference.restorer import Restorer, ShapeError, load_kernel
+from converse_jax.inference.shard import DeviceBatcher, my_share
 from converse_jax.protocol import single2uint, uint2single
 from converse_jax.tasks import Task, get_task
 from converse_jax.utils.images import IMAGE_EXTENSIONS, image_files, write_png
+from converse_jax.utils.paths import AnyPath, as_path, is_remote, makedirs
 from converse_jax.utils.validate import check_int
 
 __all__ = ["Network", "RestoreResult", "restore_images", "restore_path"]
@@ -117,6 +120,8 @@ def restore_images(
     sigma: float | None = None,
     kernel: str | os.PathLike[str] | np.ndarray | None = None,
     progress: bool = True,
+    resume: bool = False,
+    shard: bool = True,
 ) -> RestoreResult:
     """Restore one image file or every image of a folder and write the results as PNG.
 
@@ -149,9 +154,16 @@ def restore_images(
         (the kernel that blurred the input), and for ``degrade`` with any deblurring network;
         rejected otherwise.
       progress: tqdm progress bar over the images.
+      resume: leave out the inputs whose output already exists (a restore run interrupted and
+        started again: outputs are written atomically, so one that exists is complete).
+      shard: batch images of one shape over every local device
+        (:class:`~converse_jax.inference.shard.DeviceBatcher`); False: one device.  With
+        ``jax.distributed`` each process restores its share of the files
+        (:func:`~converse_jax.inference.shard.my_share`) either way.
 
     Returns:
-      :class:`RestoreResult`: the written restored-image paths (input order) and the skipped inputs.
+      :class:`RestoreResult`: the restored-image paths this process wrote (input order) and the
+      skipped inputs.
 
     Example:
       A "network" that returns its input (any function of the right shape will do):
@@ -169,12 +181,27 @@ def restore_images(
     task = network.task
     k = load_kernel(kernel) if kernel is not None else None
     noise = task.check_request(network.name, sigma=sigma, kernel=k, degrade=degrade)
-    pairs, folder = _checked_outputs(Path(input_path), Path(output_path), degrade)
+    pairs, folder = _checked_outputs(as_path(input_path, "input_path"), as_path(output_path, "output_path"), degrade)
+    pairs = my_share(pairs)  # with jax.distributed: this process's share of the files
+    todo = [(i, file, out) for i, (file, out) in enumerate(pairs) if not (resume and out.exists())]
+    if len(todo) < len(pairs):
+        notify(f"resume: {len(pairs) - len(todo)} of {len(pairs)} outputs already written, not restored again")
+    if not todo:
+        return RestoreResult(())
     network, fn = load(k if task.takes_kernel else None, len(pairs) == 1)
-    folder.mkdir(parents=True, exist_ok=True)
+    makedirs(folder)
     reader = BatchReader(network.in_channels, network.name)
-    written = []
-    for file, out in tqdm(pairs, desc=network.name, unit="img", disable=not progress or len(pairs) == 1):
+    batcher = DeviceBatcher(fn, None if shard else jax.local_devices()[:1], reported=(ShapeError,))
+    by_index: dict[int, AnyPath] = {}  # the written PNGs by input position (batches finish out of order)
+
+    def finish(done: list) -> None:
+        for (i, file, out), y in done:
+            if isinstance(y, ShapeError):
+                reader.skip(file, str(y))
+            else:
+                by_index[i] = write_png(out, single2uint(y))
+
+    for i, file, out in tqdm(todo, desc=network.name, unit="img", disable=not progress or len(todo) == 1):
         img = reader.read(file)
         if img is None:
             continue
@@ -183,12 +210,9 @@ def restore_images(
             write_png(_degraded_path(out), single2uint(x))
         else:
             x = uint2single(img)
-        try:
-            y = np.asarray(fn(x[None]))[0]
-        except ShapeError as err:
-            reader.skip(file, str(err))
-            continue
-        written.append(write_png(out, single2uint(y)))
+        finish(batcher.add((i, file, out), x))
+    finish(batcher.flush())
+    written = [by_index[i] for i in sorted(by_index)]
     return RestoreResult(tuple(written), tuple(reader.skipped))
 
 
@@ -205,6 +229,7 @@ def restore_path(
     tile: int | None = None,
     tile_margin: int | None = None,
     progress: bool = True,
+    resume: bool = False,
 ) -> RestoreResult:
     """Restore image files with a zoo network and its weights: :func:`restore_images` with a
     :class:`~converse_jax.inference.restorer.Restorer` (loaded after the request is checked).
@@ -212,7 +237,8 @@ def restore_path(
     Args:
       model_name: registry name, e.g. ``'converse_dncnn'``.
       weights: official ``.pth``, variable-store directory or training workdir of that network.
-      input_path, output_path, degrade, sigma, kernel: as :func:`restore_images`.
+      input_path, output_path, degrade, sigma, kernel, resume: as :func:`restore_images` (images
+        of one shape are batched over every local device).
       x8: x8 self-ensemble (8 network calls per image or tile).
       tile: restore in ``tile`` x ``tile`` windows (>= 8) kept on their middle
         (:func:`converse_jax.inference.tiling.tiled_apply`); None: whole images, or tiles of the
@@ -268,7 +294,7 @@ def restore_path(
 
     network = Network(model_name, get_task(spec.task), spec.in_channels, spec.scale)
     return restore_images(network, load, input_path, output_path, degrade=degrade, sigma=sigma, kernel=kernel,
-                          progress=progress)
+                          progress=progress, resume=resume)
 
 
 def _checked_outputs(source: Path, target: Path, degrade: bool) -> tuple[list[tuple[Path, Path]], Path]:
@@ -278,10 +304,17 @@ def _checked_outputs(source: Path, target: Path, degrade: bool) -> tuple[list[tu
     pairs = list(zip(files, outputs))
     check_collisions(pairs + [(f, _degraded_path(o)) for f, o in pairs if degrade])
     for file, out in pairs:
-        if out.exists() and out.resolve() == file.resolve():
+        if out.exists() and _same_file(out, file):
             raise ValueError(f"output_path: writing {out} would overwrite the input image; choose another output")
     check_writable_folder(folder, "output_path")
     return pairs, folder
+
+
+def _same_file(a: AnyPath, b: AnyPath) -> bool:
+    """Whether ``a`` and ``b`` name one file (local: after symbolic links; URLs: the same URL)."""
+    if is_remote(a) or is_remote(b):
+        return os.fspath(a) == os.fspath(b)
+    return a.resolve() == b.resolve()
 
 
 def _degraded_path(out: Path) -> Path:

@@ -35,6 +35,7 @@ from converse_jax.pretrained.hub import fetch
 from converse_jax.pretrained.pth import check_finite, read_pth
 from converse_jax.pretrained.runs import is_run, read_run, run_arch
 from converse_jax.pretrained.store import load_metadata, load_variables, stored_arch
+from converse_jax.utils.paths import as_path
 
 __all__ = ["MODEL_KWARGS_KEY", "load", "weights_arch"]
 
@@ -43,7 +44,7 @@ MODEL_KWARGS_KEY = "model_kwargs"
 
 def _local(weights: str | os.PathLike[str]) -> Path | None:
     """``weights`` as an existing path, or None when it is an official name not present locally."""
-    path = Path(weights).expanduser()
+    path = as_path(weights, "weights")
     if path.exists():
         return path
     released = list_models(pretrained=True)

@@ -38,6 +38,7 @@ from converse_jax.models.registry import MODELS, get_spec
 from converse_jax.pretrained.store import restore_item
 from converse_jax.tasks import get_task, rank_value
 from converse_jax.utils.checksum import root_cause, weights_problem
+from converse_jax.utils.paths import absolute, as_path
 from converse_jax.utils.quiet import quiet_closed_loop_noise, quiet_orbax
 
 __all__ = ["RunWeights", "is_run", "read_run", "run_arch"]
@@ -80,7 +81,7 @@ def is_run(path: str | os.PathLike[str]) -> bool:
       ...     print(before, is_run(tmp))
       False True
     """
-    path = Path(path)
+    path = as_path(path, "weights")
     return (path / CONFIG_NAME).is_file() and (path / CHECKPOINT_DIR).is_dir()
 
 
@@ -123,7 +124,7 @@ def run_arch(workdir: str | os.PathLike[str]) -> str:
       ...     print(run_arch(tmp))
       conversenet
     """
-    return _config(Path(workdir))[0]
+    return _config(as_path(workdir, "weights"))[0]
 
 
 def _metrics(directory: Path, step: int) -> dict[str, float] | None:
@@ -186,11 +187,11 @@ def read_run(workdir: str | os.PathLike[str], step: int | None = None) -> RunWei
       ...
       FileNotFoundError: weights: no/such/run is not a training workdir (no config.json and checkpoints/ inside)
     """
-    path = Path(workdir).expanduser()
+    path = as_path(workdir, "weights")
     if not is_run(path):
         raise FileNotFoundError(f"weights: {workdir} is not a training workdir (no {CONFIG_NAME} and {CHECKPOINT_DIR}/ inside)")
     arch, model_kwargs = _config(path)
-    directory = path.absolute() / CHECKPOINT_DIR
+    directory = absolute(path) / CHECKPOINT_DIR
     with quiet_orbax():
         chosen, steps, metrics = _pick_step(directory, step, get_task(get_spec(arch).task).best_metric)
         order = [chosen] if step is not None else [chosen, *(s for s in reversed(steps) if s != chosen)]

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from converse_jax.utils.checksum import root_cause, tree_crcs, weights_problem
+from converse_jax.utils.paths import absolute, is_remote
 from converse_jax.utils.quiet import quiet_closed_loop_noise, quiet_orbax
 
 __all__ = ["ITEM", "load_metadata", "load_variables", "restore_item", "save_variables", "stored_arch"]
@@ -194,6 +195,8 @@ def save_variables(
         json.dumps(record, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ValueError(f"metadata: must be JSON-serialisable without NaN/inf: {err}") from err
+    if is_remote(path):
+        raise ValueError(f"path: {path}: a variable store is written to a local folder (then copied to a bucket as it is)")
     path = Path(path).expanduser().absolute()
     _check_target(path, overwrite)
 
@@ -271,7 +274,7 @@ def load_variables(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
       (True, 7)
       >>> tmp.cleanup()
     """
-    path = Path(path).expanduser().absolute()
+    path = absolute(path, "weights")
     record = _custom(path)
     try:
         with quiet_orbax():
@@ -297,7 +300,7 @@ def load_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
       {'step': 1000, 'model_kwargs': {'features': 16}}
       >>> tmp.cleanup()
     """
-    return _custom(Path(path).expanduser().absolute())["metadata"]
+    return _custom(absolute(path, "weights"))["metadata"]
 
 
 def stored_arch(path: str | os.PathLike[str]) -> str:
@@ -310,4 +313,4 @@ def stored_arch(path: str | os.PathLike[str]) -> str:
       'net'
       >>> tmp.cleanup()
     """
-    return _custom(Path(path).expanduser().absolute())["arch"]
+    return _custom(absolute(path, "weights"))["arch"]

@@ -58,6 +58,7 @@ from converse_jax.train.integrity import (
 from converse_jax.train.mesh import to_host
 from converse_jax.train.state import TrainState
 from converse_jax.utils.checksum import root_cause
+from converse_jax.utils.paths import absolute, as_path
 from converse_jax.utils.quiet import quiet_closed_loop_noise
 
 CHECKPOINT_DIR = "checkpoints"
@@ -177,7 +178,7 @@ class Checkpointer:
         if int(keep) < 1:
             raise ValueError(f"keep (keep_checkpoints) must be >= 1, got {keep!r}")
         # orbax refuses relative paths; a user's relative workdir is taken from the current directory.
-        self.directory = os.path.join(os.path.abspath(os.fspath(workdir)), CHECKPOINT_DIR)
+        self.directory = os.path.join(os.fspath(absolute(workdir, "workdir")), CHECKPOINT_DIR)
         rank = functools.partial(rank_value, name=best_metric)
         policy = ocp_preservation.AnyPreservationPolicy(
             [
@@ -293,7 +294,7 @@ class Checkpointer:
 
     def _record(self, step: int) -> dict[str, Any] | None:
         """The integrity record of ``step`` (None for a checkpoint written without one)."""
-        if not os.path.isdir(os.path.join(self.step_path(step), "integrity")):
+        if not (as_path(self.step_path(step)) / "integrity").is_dir():
             logging.warning("checkpoint %d has no integrity record (an older version wrote it); not verified", step)
             return None
         try:
@@ -316,8 +317,7 @@ class Checkpointer:
         name = f"process_{jax.process_index()}-of-{jax.process_count()}.json"
         what = f"its data-iterator state {name}"
         try:
-            with open(os.path.join(self.step_path(step), "data", name), encoding="utf-8") as f:
-                state = json.load(f)
+            state = json.loads((as_path(self.step_path(step)) / "data" / name).read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
             raise CheckpointDamaged(step, self.step_path(step), f"{what} cannot be read ({root_cause(error)})") from None
         if not isinstance(state, dict):

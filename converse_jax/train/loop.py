@@ -67,6 +67,7 @@ from absl import logging
 from tqdm import tqdm
 
 from converse_jax.utils.atomic import write_text
+from converse_jax.utils.paths import as_path, is_remote, makedirs
 from converse_jax.data import create_eval_set, create_train_iterator, default_data_config
 from converse_jax.models import ModelSpec, get_model, get_spec, spec_of
 from converse_jax.tasks import Task, get_task
@@ -294,6 +295,7 @@ def train_and_evaluate(
       False
     """
     check_config(config)
+    as_path(workdir, "workdir")  # a gs:// workdir without the gcs extra fails here, before anything is written
     with Preemption() as preemption:
         return _train(config, os.fspath(workdir), preemption, train_iterator)
 
@@ -364,15 +366,17 @@ def _train(
             process_index=jax.process_index(), process_count=jax.process_count(),
         )  # fmt: skip
     # Every check above wrote nothing; from here on the run owns the workdir.
-    created = not os.path.isdir(workdir)
+    created = not as_path(workdir, "--workdir").is_dir()
     lock = None
     try:
         if is_main:
-            os.makedirs(workdir, exist_ok=True)
+            makedirs(workdir, "--workdir")
             lock = acquire(workdir)
+            if is_remote(workdir):
+                logging.warning("--workdir: %s is on Cloud Storage, where runs are not locked yet: start one run per workdir", workdir)
         return _train_owned(config, workdir, preemption, train_iter, spec, task, model, mesh)
     except BaseException:
-        if created and lock is not None:
+        if created and lock is not None and not is_remote(workdir):
             _remove_if_untouched(workdir)
         raise
     finally:

@@ -11,6 +11,9 @@
 Only process 0 writes.  When a run resumes from step ``s``, records after ``s`` left by the
 interrupted run are dropped from ``metrics.jsonl`` (the file is rewritten atomically) and
 TensorBoard is told to purge events after ``s``, so the files read as one uninterrupted run.
+
+In a ``gs://`` workdir (objects cannot be appended to) ``metrics.jsonl`` is uploaded whole at
+every logged step, and the TensorBoard events object at every flush (tensorboardX's GCS writer).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Mapping
 from tensorboardX import SummaryWriter
 
 from converse_jax.utils.atomic import write_text
+from converse_jax.utils.paths import as_path, is_remote, makedirs
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
@@ -49,11 +53,10 @@ def read_metrics(workdir: str | os.PathLike) -> list[dict[str, float]]:
       >>> records[0]["loss"] == float(np.float32(0.1))
       True
     """
-    path = os.path.join(os.fspath(workdir), METRICS_FILE)
-    if not os.path.exists(path):
+    path = as_path(workdir) / METRICS_FILE
+    if not path.exists():
         return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _write_atomic(path: str, text: str) -> None:
@@ -98,13 +101,12 @@ class MetricWriter:
         self._tb: SummaryWriter | None = None
         if not enabled:
             return
-        os.makedirs(os.fspath(workdir), exist_ok=True)
-        if resume_step is not None:
-            kept = [r for r in read_metrics(workdir) if r["step"] <= resume_step]
-            _write_atomic(self._path, "".join(json.dumps(r) + "\n" for r in kept))
-        elif os.path.exists(self._path):
-            _write_atomic(self._path, "")
-        self._file = open(self._path, "a", encoding="utf-8")
+        makedirs(workdir)
+        kept = [] if resume_step is None else [r for r in read_metrics(workdir) if r["step"] <= resume_step]
+        self._lines = [json.dumps(r) + "\n" for r in kept]  # gs://: the whole object, uploaded at each write
+        if kept or as_path(self._path).exists():
+            _write_atomic(self._path, "".join(self._lines))
+        self._file = None if is_remote(workdir) else open(self._path, "a", encoding="utf-8")
         purge = None if resume_step is None else resume_step + 1
         self._tb = SummaryWriter(os.path.join(os.fspath(workdir), TENSORBOARD_DIR), purge_step=purge)
 
@@ -118,12 +120,17 @@ class MetricWriter:
         for name, value in scalars.items():
             record[name] = float(value)
             self._tb.add_scalar(name, record[name], int(step))
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        if self._file is None:
+            self._lines.append(json.dumps(record) + "\n")
+            _write_atomic(self._path, "".join(self._lines))
+        else:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
         self._tb.flush()
 
     def close(self) -> None:
         """Flushes and closes the files."""
         if self.enabled:
-            self._file.close()
+            if self._file is not None:
+                self._file.close()
             self._tb.close()

@@ -25,6 +25,7 @@ from converse_jax.train.checkpoint import DAMAGED_DIR, Checkpointer
 from converse_jax.train.faults import TrainingError
 from converse_jax.train.integrity import CheckpointDamaged
 from converse_jax.train.state import TrainState
+from converse_jax.utils.paths import as_path, move_folder
 
 
 def resume_from_intact(
@@ -100,12 +101,11 @@ def _set_aside(ckpt: Checkpointer, step: int) -> str:
     """Moves damaged checkpoint ``step`` to ``WORKDIR/damaged_checkpoints/`` (process 0); returns where."""
     target = os.path.join(ckpt.workdir, DAMAGED_DIR, str(step))
     suffix = 1
-    while os.path.exists(target):
+    while as_path(target).exists():
         target = os.path.join(ckpt.workdir, DAMAGED_DIR, f"{step}.{suffix}")
         suffix += 1
     if jax.process_index() == 0:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        os.replace(ckpt.step_path(step), target)
+        move_folder(ckpt.step_path(step), target)
     if jax.process_count() > 1:
         multihost_utils.sync_global_devices(f"converse_jax_set_aside_{step}")
     return target

@@ -21,6 +21,7 @@ import os
 from typing import Any
 
 from converse_jax.train.lock import LOCK_NAME
+from converse_jax.utils.paths import as_path
 
 __all__ = ["NETWORK_FIELDS", "RUN_FILES", "check_workdir"]
 
@@ -69,22 +70,22 @@ def check_workdir(workdir: str, record: dict[str, Any]) -> None:
       ...         print(str(err).replace(tmp, "DIR"))
       --workdir: DIR is not a training workdir (it holds notes.txt); give a new or empty folder
     """
-    if os.path.exists(workdir) and not os.path.isdir(workdir):
+    folder = as_path(workdir, "--workdir")
+    if folder.exists() and not folder.is_dir():
         raise ValueError(f"--workdir: {workdir} is a file, not a folder")
-    if not os.path.isdir(workdir):
+    if not folder.is_dir():
         return
-    entries = sorted(os.listdir(workdir))
+    entries = sorted(entry.name for entry in folder.iterdir())
     others = [e for e in entries if e not in RUN_FILES]
     if others:
         what = "converted weights (a variable store)" if "_CHECKPOINT_METADATA" in others else ", ".join(others[:4])
         raise ValueError(f"--workdir: {workdir} is not a training workdir (it holds {what}); give a new or empty folder")
-    checkpoints = os.path.join(workdir, "checkpoints")
-    if not (os.path.isdir(checkpoints) and os.listdir(checkpoints)):
+    checkpoints = folder / "checkpoints"
+    if not (checkpoints.is_dir() and any(True for _ in checkpoints.iterdir())):
         return  # nothing trained yet: nothing to keep consistent with
-    path = os.path.join(workdir, "config.json")
+    path = folder / "config.json"
     try:
-        with open(path, encoding="utf-8") as f:
-            saved = json.load(f)
+        saved = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise ValueError(f"--workdir: {path} cannot be read ({err}); its checkpoints' config is unknown") from None
     new, old = _flat(record), _flat(saved)

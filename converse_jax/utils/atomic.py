@@ -7,16 +7,23 @@ would give it (``0o666 & ~umask``: ``tempfile.mkstemp`` alone creates ``-rw-----
 it is moved over ``path`` with :func:`os.replace`. A reader therefore sees the old file or the
 complete new one, never a partial one; on an exception the temporary file is removed and
 ``path`` is left untouched. :func:`write_text` and :func:`write_bytes` are the one-call forms.
+
+On Cloud Storage (``gs://``, :mod:`converse_jax.utils.paths`) the data is gathered in memory and
+uploaded as one object when the block ends: an object appears whole or not at all, and an
+exception uploads nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from converse_jax.utils.paths import AnyPath, as_path, is_remote
 
 __all__ = ["atomic_open", "default_file_mode", "write_bytes", "write_text"]
 
@@ -38,7 +45,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) -
     """Open ``path`` for writing so that it appears complete or not at all (see the module docstring).
 
     Args:
-      path: the file to (re)place; its folder must exist.
+      path: the file to (re)place; its folder must exist (a ``gs://`` URL: one object).
       mode: ``'wb'`` (bytes) or ``'w'`` (text; ``kwargs`` such as ``encoding`` and ``newline`` go to
         :func:`open`, ``encoding`` defaults to UTF-8).
 
@@ -59,6 +66,10 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) -
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"mode: expected 'w' or 'wb', got {mode!r}")
+    if is_remote(path):
+        with _object_open(as_path(path), mode, **kwargs) as f:
+            yield f
+        return
     path = Path(path)
     if mode == "w":
         kwargs.setdefault("encoding", "utf-8")
@@ -78,8 +89,22 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) -
         raise
 
 
-def write_text(path: str | os.PathLike[str], text: str, *, newline: str | None = "") -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path`` as a :class:`~pathlib.Path`.
+@contextlib.contextmanager
+def _object_open(path: AnyPath, mode: str, **kwargs: Any) -> Iterator[IO[Any]]:
+    """:func:`atomic_open` for an object store: buffered in memory, uploaded in one piece at the end."""
+    buffer = io.BytesIO()
+    if mode == "wb":
+        yield buffer
+    else:
+        kwargs.setdefault("encoding", "utf-8")
+        text = io.TextIOWrapper(buffer, write_through=True, **kwargs)
+        yield text
+        text.detach()
+    path.write_bytes(buffer.getvalue())
+
+
+def write_text(path: str | os.PathLike[str], text: str, *, newline: str | None = "") -> AnyPath:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path`` as a :class:`~pathlib.Path` (``gs://``: an ``epath.Path``).
 
     ``newline=''`` (default) writes ``'\\n'`` as is on every platform.
 
@@ -92,11 +117,11 @@ def write_text(path: str | os.PathLike[str], text: str, *, newline: str | None =
     """
     with atomic_open(path, "w", newline=newline) as f:
         f.write(text)
-    return Path(path)
+    return as_path(path)
 
 
-def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically; returns ``path`` as a :class:`~pathlib.Path`.
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> AnyPath:
+    """Write ``data`` to ``path`` atomically; returns ``path`` as a :class:`~pathlib.Path` (``gs://``: an ``epath.Path``).
 
     Example:
       >>> import tempfile
@@ -107,4 +132,4 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """
     with atomic_open(path, "wb") as f:
         f.write(data)
-    return Path(path)
+    return as_path(path)

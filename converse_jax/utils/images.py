@@ -18,6 +18,7 @@ Layout is HWC throughout (``(H, W)`` is accepted for gray where noted).
 
 from __future__ import annotations
 
+import io
 import operator
 import os
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from converse_jax.utils.atomic import atomic_open
+from converse_jax.utils.paths import as_path, is_remote
 
 __all__ = [
     "DECODE_ERRORS",
@@ -144,7 +146,7 @@ def open_image(path: str | os.PathLike[str], channels: int) -> tuple[np.ndarray,
     """
     channels = check_channels(channels)
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(as_path(path).read_bytes()) if is_remote(path) else path) as image:
             return pil_to_array(image, channels), image.mode in _COLOUR_MODES
     except DECODE_ERRORS as error:
         if isinstance(error, OSError) and getattr(error, "filename", None):  # already names the file
@@ -195,7 +197,7 @@ def image_files(folder: str | os.PathLike[str], what: str = "path") -> tuple[Pat
     ['a.jpg', 'b.PNG']
     >>> tmp.cleanup()
     """
-    root = Path(folder)
+    root = as_path(folder, what)
     if not root.is_dir():
         raise ValueError(f"{what}: {str(root)!r} is not an existing folder of images")
     files = tuple(sorted((p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
@@ -235,7 +237,7 @@ def write_png(path: str | os.PathLike[str], img: np.ndarray) -> Path:
       >>> tmp.cleanup()
     """
     arr = _as_hwc(img, "img")
-    path = Path(path)
+    path = as_path(path)
     with atomic_open(path, "wb") as f:
         Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(f, format="PNG")
     return path
