@@ -116,8 +116,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_convert(args: argparse.Namespace) -> int:
     from converse_jax.models.registry import count_params
     from converse_jax.pretrained import from_torch, infer_arch, read_pth, save_variables
+    from converse_jax.pretrained.load import pth_file
 
-    source = Path(args.input)
+    source = pth_file(args.input, "IN")
     state_dict = read_pth(source)
     arch = args.arch if args.arch is not None else infer_arch(state_dict)
     try:

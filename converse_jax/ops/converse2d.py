@@ -427,7 +427,7 @@ def converse2d(
     2.04e-4), equal (ratio 1.000, median and max) to that of rounding the float64 solution
     itself: the operator adds nothing measurable beyond the output rounding. Against the
     float64 result of the *unrounded* inputs the error is 2.8e-3 median, 2.7e-2 max (float16:
-    3.4e-4, 5.1e-3): input rounding, amplified where |F_K|² ≈ λ.
+    3.4e-4, 5.1e-3): input rounding, amplified where ``|F_K|² ≈ λ``.
 
     Invalid λ under ``jit``: λ's value is unknown when a traced call is checked, so entries
     that are ≤ 0, NaN or inf are replaced by NaN and every output of the affected channels
