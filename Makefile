@@ -29,7 +29,7 @@ docs: $(STAMP)
 ## Lint, format and type checks (configured in pyproject.toml).
 check: $(STAMP)
 	$(VENV)/bin/ruff check converse_jax tests benchmarks examples configs train.py docs/conf.py
-	$(VENV)/bin/ruff format --check $(FORMATTED)
+	$(VENV)/bin/ruff format --check converse_jax tests benchmarks examples configs train.py docs/conf.py
 	$(VENV)/bin/mypy
 
 ## The sdist and wheel in dist/, checked as the package index would.
