@@ -58,7 +58,7 @@ WHERE_EXERCISED: dict[str, str] = {
     r"export PYTHONPATH=examples|converse-jax \w+ (--config=examples/my_config\.py|--weights runs/mine|--exported mine\.jax) .*"
     r"|python -c \"from converse_jax\.pretrained import load; .*\"": "tests/test_zoo_extension.py",
     r"python benchmarks/(fft_in_jit|train_memory)\.py( .*)?": "tests/test_benchmarks_smoke.py",
-    r"make docs": "tests/test_readme.py::test_ci_fails_when_the_docs_do_not_build",  # CI runs it
+    r"make (docs|check|dist)": "tests/test_readme.py::test_ci_fails_when_the_docs_do_not_build",  # CI runs them
     r"python train\.py \.\.\.|converse-jax train --config=NAME( --workdir=DIR)?( --steps=N)?": "tests/test_readme.py::test_train_commands",
     r"tensorboard --logdir WORKDIR": "tests/test_train_outputs.py::test_tensorboard_events_written",
     r"python benchmarks/(converse2d|models|dncnn_layout|pointwise)\.py( .*)?": "tests/test_benchmarks_smoke.py",  # with --quick

@@ -157,11 +157,12 @@ def _csv_text(rows: tuple[ImageResult, ...], with_y: bool, averages: ImageResult
 
 
 def _panel(task: Task, scale: int, x: np.ndarray, restored: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """degraded input | restored | ground truth, each captioned with its PSNR against the truth."""
-    shown, border = task.shown(x, scale), task.border(scale)
+    """degraded input | restored | ground truth, each captioned with its PSNR against the truth as the
+    results report it (:meth:`~converse_jax.tasks.Task.caption`: Y PSNR for RGB super-resolution)."""
+    shown = task.shown(x, scale)
     labels = [
-        f"{task.input_name} {calculate_psnr(shown, truth, border):.2f} dB",
-        f"restored {calculate_psnr(restored, truth, border):.2f} dB",
+        f"{task.input_name} {task.caption(shown, truth, scale)}",
+        f"restored {task.caption(restored, truth, scale)}",
         "ground truth",
     ]
     return captioned_grid([[shown, restored, truth]], [labels], gap=_GAP)
