@@ -59,7 +59,9 @@ def blocks(lang: str | None = None, page: Path | None = None) -> list[Block]:
                 if opened is None:
                     opened, start, current = stripped[3:].strip(), number, []
                 else:
-                    found.append(Block(str(path.relative_to(REPO_ROOT)), start, opened, textwrap.dedent("".join(current))))
+                    found.append(
+                        Block(str(path.relative_to(REPO_ROOT)), start, opened, textwrap.dedent("".join(current)))
+                    )
                     opened = None
             elif opened is not None:
                 current.append(line)

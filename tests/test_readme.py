@@ -118,6 +118,18 @@ esac
 """
 
 
+def _run_ci(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """``.ci/run`` with a stand-in ``make`` (``env``: its exit statuses and demo output); the make calls."""
+    (tmp_path / ".ci").mkdir()
+    (tmp_path / ".ci" / "run").write_text((REPO_ROOT / ".ci" / "run").read_text())
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "make").write_text(MAKE_SHIM)
+    (tmp_path / "bin" / "make").chmod(0o755)
+    full_env = dict(os.environ, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", CALLS=str(tmp_path / "calls"), **env)
+    proc = subprocess.run(["bash", ".ci/run"], cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=60)
+    return proc, (tmp_path / "calls").read_text().splitlines()
+
+
 @pytest.mark.parametrize(
     "test_rc, demo_out, demo_rc, ok",
     [
@@ -137,36 +149,18 @@ def test_ci_runs_the_readme_commands(tmp_path, test_rc, demo_out, demo_rc, ok):
     makefile = (REPO_ROOT / "Makefile").read_text()
     assert re.search(r"^test: \$\(STAMP\)\n\t\$\(PY\) -m pytest .*tests", makefile, flags=re.M)
     assert '-m pip install --quiet -e ".[test,docs,dev]"' in makefile  # the docs' `pip install -e ".[test]"`
-    (tmp_path / ".ci").mkdir()
-    (tmp_path / ".ci" / "run").write_text((REPO_ROOT / ".ci" / "run").read_text())
-    (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "make").write_text(MAKE_SHIM)
-    (tmp_path / "bin" / "make").chmod(0o755)
-    env = dict(
-        os.environ, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", CALLS=str(tmp_path / "calls"),
-        TEST_RC=str(test_rc), DEMO_OUT=demo_out, DEMO_RC=str(demo_rc),
-    )  # fmt: skip
-    proc = subprocess.run(["bash", ".ci/run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    proc, calls = _run_ci(tmp_path, TEST_RC=str(test_rc), DEMO_OUT=demo_out, DEMO_RC=str(demo_rc))
     assert (proc.returncode == 0) == ok, proc.stdout + proc.stderr
-    calls = (tmp_path / "calls").read_text().splitlines()
     expected = ["test"] if test_rc else ["test", "demo"] if not ok else ["test", "demo", "docs", "check", "dist"]
     assert calls == expected  # literally, no extra arguments
 
 
 def test_ci_fails_when_the_docs_do_not_build(tmp_path):
     """A warning in the docs build (``make docs`` exits non-zero) fails CI before the later steps."""
-    (tmp_path / ".ci").mkdir()
-    (tmp_path / ".ci" / "run").write_text((REPO_ROOT / ".ci" / "run").read_text())
-    (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "make").write_text(MAKE_SHIM)
-    (tmp_path / "bin" / "make").chmod(0o755)
-    env = dict(
-        os.environ, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", CALLS=str(tmp_path / "calls"), TEST_RC="0",
-        DEMO_OUT="noisy 20.61 dB -> restored 28.21 dB (+7.60 dB) on camera", DEMO_RC="0", DOCS_RC="2",
-    )  # fmt: skip
-    proc = subprocess.run(["bash", ".ci/run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    demo_out = "noisy 20.61 dB -> restored 28.21 dB (+7.60 dB) on camera"
+    proc, calls = _run_ci(tmp_path, TEST_RC="0", DEMO_OUT=demo_out, DEMO_RC="0", DOCS_RC="2")
     assert proc.returncode != 0
-    assert (tmp_path / "calls").read_text().splitlines() == ["test", "demo", "docs"]
+    assert calls == ["test", "demo", "docs"]
     makefile = (REPO_ROOT / "Makefile").read_text()
     assert re.search(r"^docs: .*\n\t.*sphinx-build -W --keep-going .* docs docs/_build/html$", makefile, flags=re.M)
 
