@@ -55,7 +55,6 @@ from converse_jax.utils.atomic import write_text
 from converse_jax.inference.batch import BatchReader, Skipped, check_collisions, check_writable_folder
 from converse_jax.models.registry import get_spec
 from converse_jax.utils.images import captioned_grid, image_files, write_png
-from converse_jax.protocol import calculate_psnr
 from converse_jax.inference.restorer import Restorer, load_kernel
 from converse_jax.tasks import Task, get_task, score_images
 from converse_jax.utils.validate import check_int
@@ -72,6 +71,7 @@ class ImageResult:
     ``psnr_y``/``ssim_y`` are the luma scores of RGB super-resolution, else None.
 
     Example:
+      >>> from converse_jax.protocol import calculate_psnr
       >>> truth = np.full((8, 8), 100, np.uint8)
       >>> restored = truth.copy(); restored[0, 0] = 110  # one pixel off by 10: MSE 100/64
       >>> row = ImageResult("a.png", psnr=calculate_psnr(restored, truth, 0), ssim=0.99)
