@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -410,7 +410,7 @@ def machine_info() -> dict[str, Any]:
         "cpus_total": os.cpu_count(),
         "python": platform.python_version(),
         "os": platform.platform(),
-        "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
         "git_commit": _git_commit(),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }

@@ -87,8 +87,8 @@ def forward(model, params: dict, x, candidate: str):
         b = params[f"blocks_{i}"]
 
         def dense(t, name, src, dst):
-            bias = b[name]["bias"]
-            return jnp.einsum(f"{src},cd->{dst}", t, b[name]["kernel"]) + (
+            bias = b[name]["bias"]  # noqa: B023  (called inside this iteration)
+            return jnp.einsum(f"{src},cd->{dst}", t, b[name]["kernel"]) + (  # noqa: B023
                 bias[:, None, None] if dst == "ndhw" else bias)
 
         if candidate == "nchw":

@@ -89,6 +89,18 @@ def test_convert_prints_arch_and_count_and_writes_a_store(converted_conversenet,
     assert rc == 1 and "already exists" in err
 
 
+def test_convert_takes_an_official_name(tmp_path, capsys, monkeypatch):
+    """``convert converse_dncnn OUT`` reads the cached official checkpoint, as ``load`` and ``--weights`` do."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "converse_dncnn.pth").symlink_to(shared_path("data/weights/converse_dncnn.pth"))
+    monkeypatch.setenv("CONVERSE_JAX_CACHE", str(cache))
+    rc, out, err = _run(capsys, "convert", "converse_dncnn", str(tmp_path / "dncnn"))
+    assert rc == 0 and out.startswith("converse_dncnn: 796,353 parameters"), err
+    rc, _, err = _run(capsys, "convert", "converse_dncn", str(tmp_path / "typo"))
+    assert rc == 1 and "IN: converse_dncn does not exist (and is not an official checkpoint name" in err
+
+
 def _leaves(tree):
     for value in tree.values():
         yield from (_leaves(value) if isinstance(value, dict) else [value])

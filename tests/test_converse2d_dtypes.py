@@ -77,7 +77,7 @@ def test_result_keeps_the_input_dtype(dtype):
     with jax.enable_x64(True):
         x, k = jnp.ones((1, 6, 6, 2), dtype), jnp.full((3, 3, 2), 1 / 9, jnp.float32)
         for scale in (1, 2):
-            out = jax.eval_shape(lambda x, k: converse2d(x, k, 1e-2, scale=scale, padding=2), x, k)
+            out = jax.eval_shape(lambda x, k: converse2d(x, k, 1e-2, scale=scale, padding=2), x, k)  # noqa: B023  (traced here)
             assert out.dtype == dtype
 
 

@@ -260,7 +260,7 @@ def test_pickle_cannot_tamper_with_rebuilt_objects(tmp_path):
         "call of a storage type": _emit(Call(storage_type, ())),
         "bad persistent id": _emit(PersId(("module", "os"))),
     }
-    for what, expr in cases.items():
+    for expr in cases.values():
         pkl = pickle.PROTO + bytes([2]) + _emit(G("collections", "OrderedDict")) + pickle.EMPTY_TUPLE + pickle.REDUCE
         pkl += pickle.MARK + _emit("w") + expr + pickle.SETITEMS + pickle.STOP
         path = write_pth(tmp_path / "bad.pth", pkl, raw)

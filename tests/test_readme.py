@@ -1,18 +1,20 @@
-"""The README is true: its Python examples run as written and every command in it is exercised.
+"""The commands the README and the docs show but do not run as written are each run by a test.
 
-* The fenced Python blocks are executed as written (the weights example in a folder holding the
-  official checkpoints under the names it uses, with small input arrays defined).
-* Every shell command the README shows -- lines of its ``bash`` blocks and inline spans starting
-  with ``converse-jax``, ``python``, ``make``, ``pip`` or ``tensorboard`` -- must match an entry
-  of :data:`WHERE_EXERCISED`, which names the test that runs it. A command added to the README
-  without a test fails :func:`test_every_readme_command_is_exercised`.
+``tests/test_markdown.py`` runs the pages' Python blocks and unmarked shell blocks as written. The
+rest -- the commands of the blocks marked ``# clone-only:``, ``# accelerator:`` or ``# network:``
+and the inline code spans starting with ``converse-jax``, ``python``, ``make``, ``pip`` or
+``tensorboard`` (``tests/markdown.py``) -- must each match an entry of :data:`WHERE_EXERCISED`,
+which names the test that runs it; a command added without a test fails
+:func:`test_every_documented_command_is_exercised`.
+
 * The commands that the other test files do not already run are run here literally, as
-  subprocesses from a temporary current directory, so that the README's relative paths
-  (``runs/...``, ``demo_out/``) are taken as a user's; only placeholders are substituted (``$S``
-  -> a copy of the shared data root holding one test image per set, ``HOST0:1234`` -> a local
-  port, ...) and, for training, tiny-network overrides appended (later flags win).
-* ``.ci/run`` runs the README's two commands unchanged (checked with a stand-in ``make``).
-* The command-line synopsis block lists only options the real parser accepts.
+  subprocesses from a temporary current directory, so that their relative paths (``runs/...``)
+  are taken as a user's; only placeholders are substituted (``$S`` -> a copy of the shared data
+  root holding one test image per set, ``HOST0:1234`` -> a local port, ...) and, for training,
+  tiny-network overrides appended (later flags win).
+* ``.ci/run`` runs the README's two commands unchanged (checked with a stand-in ``make``), then
+  builds the docs, runs the checks and builds the distribution.
+* The command-line synopsis block (``docs/cli.md``) lists only options the real parser accepts.
 """
 
 from __future__ import annotations
@@ -29,23 +31,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO_ROOT, shared_path
+from markdown import blocks, commands
 from PIL import Image
 
 from converse_jax.utils.images import caption_height
 
-README = (REPO_ROOT / "README.md").read_text()
-PROGRAMS = ("converse-jax", "python", "make", "pip", "tensorboard")
 CLI = str(Path(sys.executable).with_name("converse-jax"))
 
-# README command (regex, matched against the whole command) -> the test that exercises it.
+# documented command (regex, matched against the whole command) -> the test that exercises it.
 WHERE_EXERCISED: dict[str, str] = {
     r"make demo": "tests/test_readme.py::test_demo_command",
     r"make test": "tests/test_readme.py::test_ci_runs_the_readme_commands",
     r'pip install -e (\.|"\.\[test\]")': "tests/test_readme.py::test_ci_runs_the_readme_commands",  # make's
     r"pip install \.": "tests/test_installed.py",  # a wheel of the checkout, installed in a fresh venv
     r'pip install -e "\.\[(tf|tensorboard|bench)\]"': "tests/test_readme.py::test_extras_are_declared",
+    r'pip install "converse-jax(\[\w+\])? @ git\+\S+"': "tests/test_readme.py::test_extras_are_declared",  # and test_installed
     r"python -m converse_jax\.cli\.demo( --steps \d+)?": "tests/test_readme.py::test_demo_command",
-    r"converse-jax convert .*": "tests/test_readme.py::test_convert_command",
     r"converse-jax evaluate .*": "tests/test_readme.py::test_evaluate_commands",
     r"converse-jax models": "tests/test_cli.py::test_models_lists_every_registry_name",
     r"converse-jax (convert|evaluate|restore|export|showcase|train)": "tests/test_readme.py::test_cli_synopsis_matches_the_parser",
@@ -54,55 +55,30 @@ WHERE_EXERCISED: dict[str, str] = {
     r"(python train\.py --config=configs/\S+\.py(:\w+)?|converse-jax train --config=\w+) --workdir=\S+( --steps=\d+)?( --config\..*)?": (
         "tests/test_readme.py::test_train_commands"
     ),
+    r"export PYTHONPATH=examples|converse-jax \w+ (--config=examples/my_config\.py|--weights runs/mine|--exported mine\.jax) .*"
+    r"|python -c \"from converse_jax\.pretrained import load; .*\"": "tests/test_zoo_extension.py",
+    r"python benchmarks/(fft_in_jit|train_memory)\.py( .*)?": "tests/test_benchmarks_smoke.py",
+    r"make (docs|check|dist)": "tests/test_readme.py::test_ci_fails_when_the_docs_do_not_build",  # CI runs them
+    r"python train\.py \.\.\.|converse-jax train --config=NAME( --workdir=DIR)?( --steps=N)?": "tests/test_readme.py::test_train_commands",
     r"tensorboard --logdir WORKDIR": "tests/test_train_outputs.py::test_tensorboard_events_written",
     r"python benchmarks/(converse2d|models|dncnn_layout|pointwise)\.py( .*)?": "tests/test_benchmarks_smoke.py",  # with --quick
     r"python benchmarks/vs_pytorch\.py( .*)?": "tests/test_vs_pytorch.py",  # --quick; skipped without torch
     r"python benchmarks/profile_model\.py( .*)?": "tests/test_profile_model.py",
-    r"converse-jax showcase --weights \S+ --out \S+": "tests/test_showcase.py",  # with --size 64
+    r"converse-jax showcase( --weights \S+)? --out \S+": "tests/test_showcase.py",  # with --size 64
     r"converse-jax export --weights \S+ --out \S+ --shape \d+x\d+": "tests/test_export.py::test_cli_export_and_restore_without_flax",
     r"converse-jax restore --exported \S+ \S+ \S+": "tests/test_export.py::test_cli_export_and_restore_without_flax",
 }
-
-
-def _fenced_blocks(lang: str) -> list[str]:
-    """The README's fenced code blocks opened with ```` ```lang ```` ('' for no language), in order."""
-    blocks, current, opened = [], [], None
-    for line in README.splitlines(keepends=True):
-        if line.startswith("```"):
-            if opened is None:
-                opened, current = line[3:].strip(), []
-            else:
-                if opened == lang:
-                    blocks.append("".join(current))
-                opened = None
-        elif opened is not None:
-            current.append(line)
-    return blocks
-
-
-def readme_commands() -> list[str]:
-    """Every command of the README's ``bash`` blocks and inline code spans, comments stripped."""
-    commands = []
-    for block in _fenced_blocks("bash"):
-        for line in block.replace("\\\n", " ").splitlines():
-            line = re.sub(r"\s+#.*$", "", line).strip()
-            if line and not line.startswith("#"):
-                commands.append(re.sub(r"\s+", " ", line))
-    for span in re.findall(r"`([^`\n]+)`", README):
-        if span.split(" ", 1)[0] in PROGRAMS and " " in span:
-            commands.append(span.strip())
-    return commands
 
 
 def _matching(command: str) -> list[str]:
     return [pattern for pattern in WHERE_EXERCISED if re.fullmatch(pattern, command)]
 
 
-def test_every_readme_command_is_exercised():
-    commands = readme_commands()
-    assert len(commands) >= 10, commands  # the extraction found the README's commands
-    unexercised = [c for c in commands if not _matching(c)]
-    assert not unexercised, f"README commands without a test (add one to WHERE_EXERCISED): {unexercised}"
+def test_every_documented_command_is_exercised():
+    found = commands()
+    assert len(found) >= 10, found  # the extraction found the pages' commands
+    unexercised = [c for c in found if not _matching(c)]
+    assert not unexercised, f"documented commands without a test (add one to WHERE_EXERCISED): {unexercised}"
     for target in set(WHERE_EXERCISED.values()):
         path, _, name = target.partition("::")
         source = (REPO_ROOT / path).read_text()
@@ -110,8 +86,8 @@ def test_every_readme_command_is_exercised():
 
 
 def _commands_for(pattern: str) -> list[str]:
-    found = [c for c in readme_commands() if pattern in _matching(c)]
-    assert found, f"the README has no command matching {pattern!r}"
+    found = [c for c in commands() if pattern in _matching(c)]
+    assert found, f"the pages have no command matching {pattern!r}"
     return found
 
 
@@ -128,45 +104,6 @@ def _run(command: str, cwd: Path, timeout: int = 600, **env: str) -> subprocess.
     return proc
 
 
-# ----------------------------------------------------------------------------- Python examples
-
-
-def test_functional_api_example_runs_as_written(capsys):
-    block = _fenced_blocks("python")[0]
-    assert "converse2d(" in block
-    namespace: dict = {}
-    exec(compile(block, "README.md", "exec"), namespace)
-    assert capsys.readouterr().out.strip() == "(2, 64, 64, 3)"
-    assert namespace["g"].shape == (5, 5, 3) and np.isfinite(np.asarray(namespace["g"])).all()
-
-
-def test_flax_layers_example_runs_as_written():
-    import jax
-
-    block = _fenced_blocks("python")[1]
-    namespace: dict = {}
-    exec(compile(block, "README.md", "exec"), namespace)
-    net = namespace["MyNet"]()
-    x = jax.random.uniform(jax.random.key(0), (1, 8, 8, 3))
-    variables = jax.jit(net.init)(jax.random.key(1), x)
-    assert jax.jit(net.apply)(variables, x).shape == (1, 16, 16, 3)
-
-
-def test_weights_example_runs_as_written(tmp_path, monkeypatch):
-    import jax.numpy as jnp
-
-    block = _fenced_blocks("python")[2]
-    for name in ("converse_dncnn.pth", "converse_usrnet.pth"):
-        assert name in block
-        (tmp_path / name).symlink_to(shared_path(f"data/weights/{name}"))
-    monkeypatch.chdir(tmp_path)
-    kernel = jnp.zeros((7, 7)).at[3, 3].set(1.0)  # the identity blur
-    namespace = {"noisy": jnp.full((1, 16, 16, 1), 0.5), "blurred": jnp.full((1, 16, 16, 3), 0.5), "kernel": kernel}
-    exec(compile(block, "README.md", "exec"), namespace)
-    assert namespace["restored"].shape == (1, 16, 16, 3)
-    np.testing.assert_allclose(np.asarray(namespace["restored"]), 0.5, atol=0.02)  # flat stays flat
-
-
 # ----------------------------------------------------------------------------- commands
 
 
@@ -176,8 +113,21 @@ echo "$*" >> "$CALLS"
 case "$1" in
   test) exit "$TEST_RC" ;;
   demo) printf '%s\n' "training..." "$DEMO_OUT"; exit "$DEMO_RC" ;;
+  docs) exit "${DOCS_RC:-0}" ;;
 esac
 """
+
+
+def _run_ci(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """``.ci/run`` with a stand-in ``make`` (``env``: its exit statuses and demo output); the make calls."""
+    (tmp_path / ".ci").mkdir()
+    (tmp_path / ".ci" / "run").write_text((REPO_ROOT / ".ci" / "run").read_text())
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "make").write_text(MAKE_SHIM)
+    (tmp_path / "bin" / "make").chmod(0o755)
+    full_env = dict(os.environ, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", CALLS=str(tmp_path / "calls"), **env)
+    proc = subprocess.run(["bash", ".ci/run"], cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=60)
+    return proc, (tmp_path / "calls").read_text().splitlines()
 
 
 @pytest.mark.parametrize(
@@ -195,23 +145,24 @@ esac
 )
 def test_ci_runs_the_readme_commands(tmp_path, test_rc, demo_out, demo_rc, ok):
     """``.ci/run`` runs ``make test`` then ``make demo``, unchanged, and fails on any failure or a gain < +6 dB."""
-    assert {"make test", "make demo"} <= set(readme_commands())
+    assert {"make test", "make demo"} <= set(commands())
     makefile = (REPO_ROOT / "Makefile").read_text()
     assert re.search(r"^test: \$\(STAMP\)\n\t\$\(PY\) -m pytest .*tests", makefile, flags=re.M)
-    assert '-m pip install --quiet -e ".[test]"' in makefile  # the README's `pip install -e .`
-    (tmp_path / ".ci").mkdir()
-    (tmp_path / ".ci" / "run").write_text((REPO_ROOT / ".ci" / "run").read_text())
-    (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "make").write_text(MAKE_SHIM)
-    (tmp_path / "bin" / "make").chmod(0o755)
-    env = dict(
-        os.environ, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", CALLS=str(tmp_path / "calls"),
-        TEST_RC=str(test_rc), DEMO_OUT=demo_out, DEMO_RC=str(demo_rc),
-    )  # fmt: skip
-    proc = subprocess.run(["bash", ".ci/run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert '-m pip install --quiet -e ".[test,docs,dev]"' in makefile  # the docs' `pip install -e ".[test]"`
+    proc, calls = _run_ci(tmp_path, TEST_RC=str(test_rc), DEMO_OUT=demo_out, DEMO_RC=str(demo_rc))
     assert (proc.returncode == 0) == ok, proc.stdout + proc.stderr
-    calls = (tmp_path / "calls").read_text().splitlines()
-    assert calls == (["test"] if test_rc else ["test", "demo"])  # literally, no extra arguments
+    expected = ["test"] if test_rc else ["test", "demo"] if not ok else ["test", "demo", "docs", "check", "dist"]
+    assert calls == expected  # literally, no extra arguments
+
+
+def test_ci_fails_when_the_docs_do_not_build(tmp_path):
+    """A warning in the docs build (``make docs`` exits non-zero) fails CI before the later steps."""
+    demo_out = "noisy 20.61 dB -> restored 28.21 dB (+7.60 dB) on camera"
+    proc, calls = _run_ci(tmp_path, TEST_RC="0", DEMO_OUT=demo_out, DEMO_RC="0", DOCS_RC="2")
+    assert proc.returncode != 0
+    assert calls == ["test", "demo", "docs"]
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert re.search(r"^docs: .*\n\t.*sphinx-build -W --keep-going .* docs docs/_build/html$", makefile, flags=re.M)
 
 
 def test_extras_are_declared():
@@ -224,6 +175,11 @@ def test_extras_are_declared():
     assert any(req.startswith("torch") for req in extras["bench"]), extras["bench"]
     for command in _commands_for(r'pip install -e "\.\[(tf|tensorboard|bench)\]"'):
         assert re.search(r"\[(\w+)\]", command)[1] in extras
+    url = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+    for command in _commands_for(r'pip install "converse-jax(\[\w+\])? @ git\+\S+"'):
+        assert command.endswith(f'@ git+{url}"'), command  # the repository the notebooks install from
+        extra = re.search(r"\[(\w+)\]", command)
+        assert extra is None or extra[1] in extras, command
 
 
 def test_demo_command(tmp_path):
@@ -242,18 +198,6 @@ def test_demo_command(tmp_path):
     assert panels.shape[0] > 512 and panels.shape[1] == 3 * 512 + 2 * 8  # label strip above the 512x512 panels
     strip = panels[: panels.shape[0] - 512]
     assert (strip < 128).any() and (strip == 255).mean() > 0.5  # dark text on white
-
-
-def test_convert_command(tmp_path):
-    (command,) = _commands_for("converse-jax convert .*")
-    source = shlex.split(command)[2]
-    (tmp_path / source).symlink_to(shared_path(f"data/weights/{source}"))
-    proc = _run(command, tmp_path)
-    assert "converse_dncnn" in proc.stdout
-    from converse_jax.pretrained import load
-
-    model, variables = load(tmp_path / shlex.split(command)[3])
-    assert type(model).__name__ == "ConverseDnCNN"
 
 
 @pytest.fixture(scope="module")
@@ -416,7 +360,7 @@ def test_cli_synopsis_matches_the_parser():
     from converse_jax.cli.main import build_parser
     from converse_jax.cli.train import define_flags
 
-    synopsis = next(b for b in _fenced_blocks("") if b.startswith("converse-jax "))
+    synopsis = next(b.text for b in blocks("") if b.text.startswith("converse-jax "))
     subparsers = next(a for a in build_parser()._actions if a.choices and "restore" in a.choices).choices
     entries = re.split(r"^converse-jax ", synopsis, flags=re.M)[1:]
     assert sorted(e.split()[0] for e in entries) == sorted(subparsers)

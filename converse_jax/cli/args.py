@@ -44,7 +44,7 @@ def _model_args(p: argparse.ArgumentParser, weights_required: bool = True) -> No
 
 def _add_convert_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert", help="convert an official .pth into this project's variable store")
-    p.add_argument("input", metavar="IN.pth", help="official PyTorch checkpoint")
+    p.add_argument("input", metavar="IN", help="official PyTorch checkpoint: a .pth file, or an official name (downloaded and cached)")
     p.add_argument("output", metavar="OUT", help="directory to write (created, with its parents, if needed)")
     p.add_argument("--arch", help="registry name (default: inferred from the checkpoint's keys)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing variable store at OUT")

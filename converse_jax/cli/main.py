@@ -32,7 +32,6 @@ import logging
 import re
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from converse_jax.cli.args import build_parser
@@ -119,8 +118,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from converse_jax.models.registry import count_params
     from converse_jax.pretrained import from_torch, infer_arch, read_pth, save_variables
     from converse_jax.pretrained.pth import check_finite
+    from converse_jax.pretrained.load import pth_file
 
-    source = Path(args.input)
+    source = pth_file(args.input, "IN")
     state_dict = read_pth(source)
     check_finite(state_dict, source)
     arch = args.arch if args.arch is not None else infer_arch(state_dict)

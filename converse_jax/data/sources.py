@@ -61,7 +61,7 @@ EMBEDDED_SPLITS: dict[str, tuple[str, ...]] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _embedded(name: str, channels: int) -> np.ndarray:
     import skimage.data  # local import: only this source needs scikit-image
 

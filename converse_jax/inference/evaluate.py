@@ -58,7 +58,6 @@ from converse_jax.utils.paths import absolute, as_path, makedirs
 from converse_jax.inference.batch import BatchReader, Skipped, check_collisions, check_writable_folder
 from converse_jax.models.registry import get_spec
 from converse_jax.utils.images import captioned_grid, image_files, write_png
-from converse_jax.protocol import calculate_psnr
 from converse_jax.inference.restorer import Restorer, ShapeError, load_kernel
 from converse_jax.inference.shard import DeviceBatcher, gather_json, my_share
 from converse_jax.tasks import Task, get_task, score_images
@@ -76,6 +75,7 @@ class ImageResult:
     ``psnr_y``/``ssim_y`` are the luma scores of RGB super-resolution, else None.
 
     Example:
+      >>> from converse_jax.protocol import calculate_psnr
       >>> truth = np.full((8, 8), 100, np.uint8)
       >>> restored = truth.copy(); restored[0, 0] = 110  # one pixel off by 10: MSE 100/64
       >>> row = ImageResult("a.png", psnr=calculate_psnr(restored, truth, 0), ssim=0.99)
@@ -161,11 +161,12 @@ def _csv_text(rows: tuple[ImageResult, ...], with_y: bool, averages: ImageResult
 
 
 def _panel(task: Task, scale: int, x: np.ndarray, restored: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """degraded input | restored | ground truth, each captioned with its PSNR against the truth."""
-    shown, border = task.shown(x, scale), task.border(scale)
+    """degraded input | restored | ground truth, each captioned with its PSNR against the truth as the
+    results report it (:meth:`~converse_jax.tasks.Task.caption`: Y PSNR for RGB super-resolution)."""
+    shown = task.shown(x, scale)
     labels = [
-        f"{task.input_name} {calculate_psnr(shown, truth, border):.2f} dB",
-        f"restored {calculate_psnr(restored, truth, border):.2f} dB",
+        f"{task.input_name} {task.caption(shown, truth, scale)}",
+        f"restored {task.caption(restored, truth, scale)}",
         "ground truth",
     ]
     return captioned_grid([[shown, restored, truth]], [labels], gap=_GAP)

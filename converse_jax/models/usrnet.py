@@ -147,6 +147,7 @@ def circular_conv_per_sample(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
     Example (sample 0: a delta at the origin tap, the identity; sample 1: a delta one tap right
     of it, a circular shift by one pixel along W):
+
       >>> import numpy as np
       >>> x = np.arange(2 * 8 * 8 * 3, dtype=np.float32).reshape(2, 8, 8, 3)
       >>> kernel = np.zeros((2, 3, 3, 3), np.float32)

@@ -152,7 +152,7 @@ def _column_dft(kernel: jax.Array, size_w: int, cols: tuple[int, ...]) -> tuple[
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(1,))
-def _kernel_dft_fused(kernel: jax.Array, spec: tuple) -> tuple[jax.Array, jax.Array]:
+def _kernel_dft_fused(kernel: jax.Array, spec: tuple[Any, ...]) -> tuple[jax.Array, jax.Array]:
     """:func:`_kernel_dft` with the row DFT as a fusible k-term sum; ``spec`` = (size_h,
     size_w, rows, cols)."""
     size_h, size_w, rows, cols = spec
@@ -169,10 +169,11 @@ def _kernel_dft_fused(kernel: jax.Array, spec: tuple) -> tuple[jax.Array, jax.Ar
         re_a, im_a = cr * ar - ci * ai, cr * ai + ci * ar
         re = re_a if re is None else re + re_a
         im = im_a if im is None else im + im_a
+    assert re is not None and im is not None  # kh >= 1
     return re, im
 
 
-def _kernel_dft_matmul(kernel: jax.Array, spec: tuple) -> tuple[jax.Array, jax.Array]:
+def _kernel_dft_matmul(kernel: jax.Array, spec: tuple[Any, ...]) -> tuple[jax.Array, jax.Array]:
     """:func:`_kernel_dft` with the row DFT as one real matrix product (the derivative's form)."""
     size_h, size_w, rows, cols = spec
     dtype = kernel.dtype
@@ -188,7 +189,7 @@ def _kernel_dft_matmul(kernel: jax.Array, spec: tuple) -> tuple[jax.Array, jax.A
 
 
 @_kernel_dft_fused.defjvp
-def _kernel_dft_fused_jvp(spec: tuple, primals: tuple, tangents: tuple) -> tuple:
+def _kernel_dft_fused_jvp(spec: tuple[Any, ...], primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> tuple[Any, ...]:
     (kernel,), (dkernel,) = primals, tangents
     return _kernel_dft_fused(kernel, spec), _kernel_dft_matmul(dkernel, spec)
 
@@ -242,7 +243,7 @@ def _pad_nchw(y: jax.Array, padding: int, padding_mode: str) -> jax.Array:
 
 
 @_pad_nchw.defjvp
-def _pad_nchw_jvp(padding: int, padding_mode: str, primals: tuple, tangents: tuple) -> tuple:
+def _pad_nchw_jvp(padding: int, padding_mode: str, primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> tuple[Any, ...]:
     (y,), (dy,) = primals, tangents
     return _pad_nchw(y, padding, padding_mode), _jnp_pad_nchw(dy, padding, padding_mode)
 
@@ -427,7 +428,7 @@ def converse2d(
     2.04e-4), equal (ratio 1.000, median and max) to that of rounding the float64 solution
     itself: the operator adds nothing measurable beyond the output rounding. Against the
     float64 result of the *unrounded* inputs the error is 2.8e-3 median, 2.7e-2 max (float16:
-    3.4e-4, 5.1e-3): input rounding, amplified where |F_K|² ≈ λ.
+    3.4e-4, 5.1e-3): input rounding, amplified where ``|F_K|² ≈ λ``.
 
     Invalid λ under ``jit``: λ's value is unknown when a traced call is checked, so entries
     that are ≤ 0, NaN or inf are replaced by NaN and every output of the affected channels

@@ -48,6 +48,7 @@ def converse2d_reference(
 
     Example (with a delta kernel the forward model is plain subsampling, so the ×2 solution
     reproduces the input on the coarse grid):
+
       >>> import jax, numpy as np
       >>> x = np.arange(64, dtype=np.float32).reshape(1, 8, 8, 1) / 64
       >>> delta = np.zeros((3, 3, 1), np.float32)

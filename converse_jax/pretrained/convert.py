@@ -194,7 +194,7 @@ def to_torch(variables: Mapping[str, Any], arch: str, **model_kwargs: Any) -> di
     Args:
       variables: ``{'params': …}``, optionally with ``'batch_stats'`` (dncnn); leaves are NumPy
         or JAX arrays, converted with ``np.asarray`` (dtype kept).
-      arch, **model_kwargs: as for :func:`from_torch`.
+      arch, ``**model_kwargs``: as for :func:`from_torch`.
 
     Returns:
       PyTorch name -> C-contiguous ``np.ndarray``, in natural name order. With ``batch_stats``,

@@ -42,15 +42,37 @@ __all__ = ["MODEL_KWARGS_KEY", "load", "weights_arch"]
 MODEL_KWARGS_KEY = "model_kwargs"
 
 
-def _local(weights: str | os.PathLike[str]) -> Path | None:
-    """``weights`` as an existing path, or None when it is an official name not present locally."""
-    path = as_path(weights, "weights")
+def pth_file(source: str | os.PathLike[str], what: str = "weights", *, progress: bool = True) -> Path:
+    """The checkpoint file ``source`` names: an existing path, or an official name's cached download.
+
+    Args:
+      source: a file path, or an official checkpoint name (``list_models(pretrained=True)``),
+        fetched once into the cache by :func:`~converse_jax.pretrained.hub.fetch`.
+      what: the argument's name, for the error message.
+      progress: progress bar while downloading.
+
+    Raises:
+      FileNotFoundError: ``source`` neither exists nor is an official name.
+
+    Example:
+      >>> pth_file("no_such_file.pth", "IN")  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      FileNotFoundError: IN: no_such_file.pth does not exist (and is not an official checkpoint name: ...)
+    """
+    path = _local(source, what)
+    return fetch(str(source), progress=progress) if path is None else path
+
+
+def _local(weights: str | os.PathLike[str], what: str = "weights") -> Path | None:
+    """``weights`` as an existing path, or None when it is an official name not present locally
+    (``what`` names the argument in the error)."""
+    path = as_path(weights, what)
     if path.exists():
         return path
     released = list_models(pretrained=True)
     if str(weights) in released:
         return None
-    raise FileNotFoundError(f"weights: {path} does not exist (and is not an official checkpoint name: {', '.join(released)})")
+    raise FileNotFoundError(f"{what}: {path} does not exist (and is not an official checkpoint name: {', '.join(released)})")
 
 
 def weights_arch(weights: str | os.PathLike[str]) -> str:

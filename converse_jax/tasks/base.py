@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from converse_jax.protocol.degradations import single2uint, uint2single
-from converse_jax.protocol.metrics import calculate_psnr, calculate_ssim
+from converse_jax.protocol.metrics import calculate_psnr, calculate_ssim, rgb2ycbcr
 from converse_jax.utils.validate import check_level
 
 
@@ -226,6 +226,23 @@ class Task:
     def setting(self, scale: int, sigma: float | None, kernel: object = None, x8: bool = False) -> str:
         """The setting's name: ``'sigma25'``, ``'x4'``, ``'kernel_1'`` (``'_x8'`` for the self-ensemble)."""
         return self.name + ("_x8" if x8 else "")
+
+    def caption(self, img: np.ndarray, truth: np.ndarray, scale: int) -> str:
+        """A panel's PSNR against ``truth`` as the headline reports it: on the luma (BT.601) when the
+        task ranks by ``psnr_y`` and the images are RGB (``'24.31 dB (Y)'``), else on the image.
+
+        ``img`` and ``truth`` are uint8 HWC of one size; the border is :meth:`border` ``(scale)``.
+
+        Example:
+          >>> img = np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+          >>> get_task("sr").caption(img, img // 2, 4), get_task("denoise").caption(img, img // 2, 1)
+          ('13.02 dB (Y)', '10.84 dB')
+        """
+        border = self.border(scale)
+        if self.best_metric == "psnr_y" and img.ndim == 3 and img.shape[2] == 3:
+            y = calculate_psnr(rgb2ycbcr(img, only_y=True), rgb2ycbcr(truth, only_y=True), border)
+            return f"{y:.2f} dB (Y)"
+        return f"{calculate_psnr(img, truth, border):.2f} dB"
 
     def metric_names(self, channels: int) -> tuple[str, ...]:
         """The keys of :meth:`scores` for images of ``channels`` channels."""
