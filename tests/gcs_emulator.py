@@ -48,7 +48,9 @@ def insert(request, response, storage, *args, **kwargs):
         current = _generation(storage, request.params["bucket_name"], name) or "0"
         if wanted[0] != current:
             response.status = HTTPStatus.PRECONDITION_FAILED
-            response.json({"error": {"code": 412, "message": "At least one of the pre-conditions you specified did not hold."}})
+            response.json(
+                {"error": {"code": 412, "message": "At least one of the pre-conditions you specified did not hold."}}
+            )
             return None
     return _insert(request, response, storage, *args, **kwargs)
 

@@ -46,7 +46,8 @@ def start(timeout: float = 60.0) -> GcsServer:
     program = Path(__file__).with_name("gcs_emulator.py")
     process = subprocess.Popen(
         [sys.executable, str(program), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory", "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + timeout
     while True:
@@ -62,5 +63,7 @@ def start(timeout: float = 60.0) -> GcsServer:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    storage.Client(project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": url}).create_bucket(BUCKET)
+    storage.Client(
+        project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": url}
+    ).create_bucket(BUCKET)
     return GcsServer(url, BUCKET, env, process)

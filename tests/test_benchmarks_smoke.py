@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -146,9 +148,11 @@ def test_fft_in_jit_benchmark_quick(tmp_path):
     timing, extra = res["timing"], res["extra_s"]
     assert all(stats["median_s"] > 0 for stats in timing.values())
     t = {name: stats["median_s"] for name, stats in timing.items()}
-    assert extra["irfft2(Y·M)"] == t["irfft2(Y·M)"] - t["irfft2"] - t["Y·M"]
-    assert extra["rfft2 on (C,N,H,W)"] == t["rfft2 on (C,N,H,W)"] - t["rfft2"]
-    assert extra["move+pad(cond(gelu))"] == t["move+pad(cond(gelu))"] - t["gelu"] - t["move+pad"]
+    assert extra["irfft2(Y·M)"] == pytest.approx(t["irfft2(Y·M)"] - t["irfft2"] - t["Y·M"], abs=1e-12)
+    assert extra["rfft2 on (C,N,H,W)"] == pytest.approx(t["rfft2 on (C,N,H,W)"] - t["rfft2"], abs=1e-12)
+    assert extra["move+pad(cond(gelu))"] == pytest.approx(
+        t["move+pad(cond(gelu))"] - t["gelu"] - t["move+pad"], abs=1e-12
+    )
     kinds = sorted(name.split()[1] for name in res["in_step"] if name.startswith("step "))
     assert kinds == ["IRFFT", "IRFFT", "RFFT", "RFFT"]  # forward pair and its transpose
     assert {"alone RFFT", "alone IRFFT"} <= set(res["in_step"])

@@ -143,7 +143,11 @@ def test_workdir_that_is_a_file_or_holds_converted_weights_is_refused(root, tmp_
         PROG + "--workdir: converted is not a training workdir (it holds converted weights (a variable store)); "
         "give a new or empty folder"
     ]
-    assert _digest(store) == before and sorted(os.listdir(store)) == ["_CHECKPOINT_METADATA", "commit_success.txt", "variables"]
+    assert _digest(store) == before and sorted(os.listdir(store)) == [
+        "_CHECKPOINT_METADATA",
+        "commit_success.txt",
+        "variables",
+    ]
 
 
 def test_a_resume_with_another_network_is_refused_and_changes_nothing(root, finished):
@@ -166,7 +170,9 @@ def test_a_resume_with_another_network_is_refused_and_changes_nothing(root, fini
 
 def test_two_runs_on_one_workdir_sigint_saves_and_a_dead_holder_does_not_block(root, tmp_path):
     argv = _train_argv(root, "two", steps=100_000)
-    first = subprocess.Popen(argv, cwd=tmp_path, env=_env(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        argv, cwd=tmp_path, env=_env(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 240  # config.json is written when the steps start
     while not (tmp_path / "two" / "config.json").is_file() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -176,7 +182,9 @@ def test_two_runs_on_one_workdir_sigint_saves_and_a_dead_holder_does_not_block(r
     second = _train(root, "two", "--config.seed=7", cwd=tmp_path)
     (line,) = _errors(second.stderr)
     assert second.returncode == 1 and "Traceback" not in second.stderr
-    assert line.startswith(f"{PROG}--workdir: two is in use by host {os.uname().nodename}, process {first.pid}, started ")
+    assert line.startswith(
+        f"{PROG}--workdir: two is in use by host {os.uname().nodename}, process {first.pid}, started "
+    )
     assert (tmp_path / "two" / "config.json").read_text() == before  # the second run wrote nothing
 
     first.send_signal(signal.SIGINT)  # Ctrl-C: saves the step it is at and exits 0, as SIGTERM does
@@ -185,7 +193,9 @@ def test_two_runs_on_one_workdir_sigint_saves_and_a_dead_holder_does_not_block(r
     saved = max(int(p.name) for p in (tmp_path / "two" / "checkpoints").iterdir() if p.name.isdigit())
     assert f"SIGINT: saved checkpoint {saved} in " in stderr
 
-    third = subprocess.Popen(argv, cwd=tmp_path, env=_env(root), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    third = subprocess.Popen(
+        argv, cwd=tmp_path, env=_env(root), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     lock = tmp_path / "two" / ".lock"
     while f'"pid": {third.pid}' not in lock.read_text() and third.poll() is None:
         time.sleep(0.05)

@@ -144,7 +144,9 @@ def test_a_run_checkpoint_that_fails_its_checksum_is_passed_over_and_said(run, t
                           "--limit", "1")  # fmt: skip
     assert status == 0, err
     assert f"converse-jax evaluate: weights: {copy}: checkpoint {weights.step}" in err.splitlines()
-    assert any("is damaged" in line and f"loaded checkpoint {weights.step} instead" in line for line in err.splitlines())
+    assert any(
+        "is damaged" in line and f"loaded checkpoint {weights.step} instead" in line for line in err.splitlines()
+    )
     assert json.loads((tmp_path / "e" / "summary.json").read_text())["step"] == weights.step
 
 
@@ -194,7 +196,9 @@ def test_tiny_images_are_skipped_by_name_and_the_rest_is_done(run, tmp_path, cap
         assert any(line.startswith(f"skipped {images / name}: {size} is too small for converse_dncnn (circular padding")
                    for line in err.splitlines()), err  # fmt: skip
 
-    status, _, err = _cli(capsys, "evaluate", "--weights", run_dir, "--data", images, "--out", tmp_path / "e", "--quiet")
+    status, _, err = _cli(
+        capsys, "evaluate", "--weights", run_dir, "--data", images, "--out", tmp_path / "e", "--quiet"
+    )
     assert status == 1
     with open(tmp_path / "e" / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))

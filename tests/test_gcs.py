@@ -27,22 +27,42 @@ from converse_jax.utils.paths import as_path
 CLI = str(Path(sys.executable).with_name("converse-jax"))
 STEPS = 24
 SETTINGS = {  # the demo recipe, shrunk; images from config.data.train_dir / val_dir
-    "model_overrides.features": 4, "model_overrides.num_blocks": 1, "batch_size": 2, "data.patch_size": 12,
-    "data.num_threads": 0, "num_train_steps": STEPS, "lr_milestones": "(10,)", "learning_rate": 0.001,
-    "log_every_steps": 1, "eval_every_steps": 0, "checkpoint_every_steps": 8, "keep_checkpoints": 2,
+    "model_overrides.features": 4,
+    "model_overrides.num_blocks": 1,
+    "batch_size": 2,
+    "data.patch_size": 12,
+    "data.num_threads": 0,
+    "num_train_steps": STEPS,
+    "lr_milestones": "(10,)",
+    "learning_rate": 0.001,
+    "log_every_steps": 1,
+    "eval_every_steps": 0,
+    "checkpoint_every_steps": 8,
+    "keep_checkpoints": 2,
     "data.source": "folder",
 }
 TRAIN = ["--config=demo", *(f"--config.{name}={value}" for name, value in SETTINGS.items())]
 
 
 def _train_args(workdir: str, images: str) -> list[str]:
-    return ["train", f"--workdir={workdir}", *TRAIN, f"--config.data.train_dir={images}", f"--config.data.val_dir={images}"]
+    return [
+        "train",
+        f"--workdir={workdir}",
+        *TRAIN,
+        f"--config.data.train_dir={images}",
+        f"--config.data.val_dir={images}",
+    ]
 
 
 def _env(cache: Path) -> dict[str, str]:
     """CPU JAX, the emulator's variables (set by the fixture), one compilation cache for the runs."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(cache),
-               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    env = dict(
+        os.environ,
+        JAX_PLATFORMS="cpu",
+        JAX_COMPILATION_CACHE_DIR=str(cache),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+    )
     env.pop("XLA_FLAGS", None)
     return env
 
@@ -74,8 +94,9 @@ def test_gs_path_without_the_gcs_extra_fails_in_one_line(tmp_path):
         ["restore", "--weights", "conversenet", "in.png", "gs://bkt/out"],
         ["export", "--weights", "gs://bkt/run", "--out", "net.jax"],
     ):
-        proc = subprocess.run([sys.executable, "-c", blocked, *args], cwd=tmp_path, env=env, capture_output=True,
-                              text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-c", blocked, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 1 and len(lines) == 1, (args, proc.stderr[-3000:])
         assert "gs://bkt/" in lines[0] and "needs the gcs extra: pip install 'converse-jax[gcs]'" in lines[0], lines
@@ -94,13 +115,27 @@ def test_train_from_gs_images_kill_resume_evaluate_restore_export_on_gs(gcs_dir,
 
     # The local reference (local images) runs alongside the gs:// run (the images' copy in the
     # bucket), which is SIGKILLed after step 10 and resumed.
-    local = subprocess.Popen([CLI, *_train_args("run", "images")], cwd=work, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    proc = subprocess.Popen([CLI, *_train_args(remote_run, remote_images)], cwd=work, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    local = subprocess.Popen(
+        [CLI, *_train_args("run", "images")],
+        cwd=work,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc = subprocess.Popen(
+        [CLI, *_train_args(remote_run, remote_images)],
+        cwd=work,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while len(_losses(remote_run)) < 10:
-        assert proc.poll() is None, f"the gs:// run ended (rc {proc.returncode}) before step 10:\n{proc.stderr.read()[-3000:]}"
+        assert proc.poll() is None, (
+            f"the gs:// run ended (rc {proc.returncode}) before step 10:\n{proc.stderr.read()[-3000:]}"
+        )
         assert time.monotonic() < deadline, "timed out waiting for step 10 of the gs:// run"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -127,5 +162,7 @@ def test_train_from_gs_images_kill_resume_evaluate_restore_export_on_gs(gcs_dir,
         assert (as_path(gcs_dir) / "restored" / name).read_bytes() == local_png
         with as_path(gcs_dir).joinpath("exported", name).open("rb") as f:
             exported = np.asarray(Image.open(f), dtype=np.int16)
-        np.testing.assert_allclose(exported, np.asarray(Image.open(work / "restored" / name)), atol=1)  # float32 rounding
+        np.testing.assert_allclose(
+            exported, np.asarray(Image.open(work / "restored" / name)), atol=1
+        )  # float32 rounding
     _no_local_gs(work, Path.cwd())

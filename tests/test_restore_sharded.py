@@ -73,19 +73,24 @@ def _env(devices: int) -> dict[str, str]:
 
 def test_eight_devices_write_the_one_device_pngs(tmp_path):
     weights, images = _tiny_store(tmp_path / "tiny"), _images(tmp_path / "in")
-    check = subprocess.run([sys.executable, "-c", CHECK_SHARDING], env=_env(8), capture_output=True, text=True,
-                           timeout=300)
+    check = subprocess.run(
+        [sys.executable, "-c", CHECK_SHARDING], env=_env(8), capture_output=True, text=True, timeout=300
+    )
     assert check.returncode == 0 and "sharded over 8" in check.stdout, check.stderr[-3000:]
     for devices in (1, 8):
-        script = (f"{CLI} restore --weights {weights} --quiet {images} {tmp_path / f'out{devices}'} && "
-                  f"{CLI} evaluate --weights {weights} --data {images} --out {tmp_path / f'eval{devices}'} --quiet")
+        script = (
+            f"{CLI} restore --weights {weights} --quiet {images} {tmp_path / f'out{devices}'} && "
+            f"{CLI} evaluate --weights {weights} --data {images} --out {tmp_path / f'eval{devices}'} --quiet"
+        )
         proc = subprocess.run(["bash", "-c", script], env=_env(devices), capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
     names = sorted(p.name for p in (tmp_path / "out1").iterdir())
     assert names == [f"{i}.png" for i in range(5)] == sorted(p.name for p in (tmp_path / "out8").iterdir())
     for name in names:
         assert (tmp_path / "out8" / name).read_bytes() == (tmp_path / "out1" / name).read_bytes(), name
-        assert (tmp_path / "eval8" / "images" / name).read_bytes() == (tmp_path / "eval1" / "images" / name).read_bytes()
+        assert (tmp_path / "eval8" / "images" / name).read_bytes() == (
+            tmp_path / "eval1" / "images" / name
+        ).read_bytes()
     assert (tmp_path / "eval8" / "results.csv").read_text() == (tmp_path / "eval1" / "results.csv").read_text()
 
 
@@ -113,18 +118,27 @@ def test_two_processes_split_a_folder_and_write_one_results_csv(tmp_path):
     weights, images = _tiny_store(tmp_path / "tiny"), _images(tmp_path / "in")
 
     def commands(tag: str) -> str:  # restore, then evaluate, as a user types them
-        return (f"{shlex.quote(CLI)} restore --weights {weights} --quiet {images} {tmp_path / ('restored' + tag)} && "
-                f"{shlex.quote(CLI)} evaluate --weights {weights} --data {images} --out {tmp_path / ('eval' + tag)} --quiet")
+        return (
+            f"{shlex.quote(CLI)} restore --weights {weights} --quiet {images} {tmp_path / ('restored' + tag)} && "
+            f"{shlex.quote(CLI)} evaluate --weights {weights} --data {images} --out {tmp_path / ('eval' + tag)} --quiet"
+        )
 
     ports = _free_port(), _free_port()
-    procs = [subprocess.Popen(["bash", "-c", commands("1")], env=_env(1), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)]
+    procs = [
+        subprocess.Popen(
+            ["bash", "-c", commands("1")], env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+    ]
     for pid in (0, 1):  # each command joins its own 2-process job (JAX_* variables, as a cluster sets them)
-        script = " && ".join(f"JAX_COORDINATOR_ADDRESS=127.0.0.1:{port} {part}"
-                             for port, part in zip(ports, commands("2").split(" && ")))
+        script = " && ".join(
+            f"JAX_COORDINATOR_ADDRESS=127.0.0.1:{port} {part}" for port, part in zip(ports, commands("2").split(" && "))
+        )
         env = dict(_env(1), JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(pid))
-        procs.append(subprocess.Popen(["bash", "-c", script], env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
+        procs.append(
+            subprocess.Popen(
+                ["bash", "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        )
     logs = []
     for proc in procs:
         log, _ = proc.communicate(timeout=600)
@@ -132,8 +146,12 @@ def test_two_processes_split_a_folder_and_write_one_results_csv(tmp_path):
         logs.append(log)
     one, two = tmp_path / "restored1", tmp_path / "restored2"
     for pid, log in zip((0, 1), logs[1:]):  # process i wrote images i, i + 2, ...
-        assert [line for line in log.split() if line.startswith(str(two))] == [str(two / f"{i}.png") for i in range(pid, 5, 2)]
-    assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir()) == [f"{i}.png" for i in range(5)]
+        assert [line for line in log.split() if line.startswith(str(two))] == [
+            str(two / f"{i}.png") for i in range(pid, 5, 2)
+        ]
+    assert (
+        sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir()) == [f"{i}.png" for i in range(5)]
+    )
     for p in one.iterdir():
         assert (two / p.name).read_bytes() == p.read_bytes(), p.name
     csv1, csv2 = (tmp_path / "eval1" / "results.csv").read_text(), (tmp_path / "eval2" / "results.csv").read_text()

@@ -157,7 +157,7 @@ def _load_config(argv: Sequence[str]) -> Any:
                 module = importlib.util.module_from_spec(spec)
                 spec.loader.exec_module(module)
                 return module.get_config(*([config_arg] if config_arg else []))
-            except Exception:  # the flag parser reports a config file that does not load
+            except Exception:  # noqa: BLE001  the flag parser reports a config file that does not load
                 return None
     return None
 

@@ -256,11 +256,11 @@ def load_variables(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
       NumPy arrays (host memory; shapes and dtypes exactly as saved, values bit-identical).
 
     Raises:
-      FileNotFoundError: ``path`` does not exist. ValueError: ``path`` is not a store (a folder
-      of the older manifest format gets the command that converts it again), or is damaged: its
-      arrays cannot be read or differ from the checksums written at save time (values are
-      returned bit-exactly as saved, NaN and infinity included; :func:`converse_jax.pretrained.load`
-      refuses those).
+      FileNotFoundError: ``path`` does not exist.
+      ValueError: ``path`` is not a store (a folder of the older manifest format gets the command
+        that converts it again), or is damaged: its arrays cannot be read or differ from the
+        checksums written at save time. Values are returned bit-exactly as saved, NaN and
+        infinity included (:func:`converse_jax.pretrained.load` refuses those).
 
     Example:
       >>> import tempfile

@@ -105,7 +105,7 @@ def acquire(workdir: str | os.PathLike) -> WorkdirLock:
         raise WorkdirBusy(
             f"--workdir: {workdir} is in use by {_holder(path)} (one run per workdir; wait for it or stop it)"
         ) from None
-    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     record = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": started}) + "\n"
     os.ftruncate(fd, 0)
     os.pwrite(fd, record.encode(), 0)

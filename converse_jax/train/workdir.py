@@ -17,7 +17,6 @@ one line naming ``--workdir``:
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from converse_jax.train.lock import LOCK_NAME
@@ -79,7 +78,9 @@ def check_workdir(workdir: str, record: dict[str, Any]) -> None:
     others = [e for e in entries if e not in RUN_FILES]
     if others:
         what = "converted weights (a variable store)" if "_CHECKPOINT_METADATA" in others else ", ".join(others[:4])
-        raise ValueError(f"--workdir: {workdir} is not a training workdir (it holds {what}); give a new or empty folder")
+        raise ValueError(
+            f"--workdir: {workdir} is not a training workdir (it holds {what}); give a new or empty folder"
+        )
     checkpoints = folder / "checkpoints"
     if not (checkpoints.is_dir() and any(True for _ in checkpoints.iterdir())):
         return  # nothing trained yet: nothing to keep consistent with
@@ -91,7 +92,9 @@ def check_workdir(workdir: str, record: dict[str, Any]) -> None:
     new, old = _flat(record), _flat(saved)
     differ = [name for name in sorted(new.keys() | old.keys()) if new.get(name) != old.get(name)]
     if differ:
-        changes = "; ".join(f"--config.{name}={new.get(name)!r} (the checkpoints: {old.get(name)!r})" for name in differ)
+        changes = "; ".join(
+            f"--config.{name}={new.get(name)!r} (the checkpoints: {old.get(name)!r})" for name in differ
+        )
         raise ValueError(
             f"--workdir: {workdir} holds checkpoints of another network: {changes}; resume with the config they were "
             "trained with, or give another --workdir"

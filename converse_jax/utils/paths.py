@@ -27,7 +27,7 @@ from etils import epath
 
 __all__ = ["AnyPath", "RemotePathError", "absolute", "as_path", "has_folder", "is_remote", "makedirs", "move_folder"]
 
-AnyPath = Union[Path, epath.Path]
+AnyPath = Union[Path, epath.Path]  # noqa: UP007  (a runtime alias)
 GCS_EXTRA = "pip install 'converse-jax[gcs]'"
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
