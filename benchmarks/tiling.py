@@ -45,7 +45,7 @@ CASES: dict[str, tuple[str, tuple[int, int] | None, str]] = {
     "conversenet": ("CSet5/baby.png", (320, 480), "128,256"),
     "converse_usrnet": ("CSet5/baby.png", (320, 480), "128,256"),
 }
-QUICK = {"converse_dncnn": ("Set12/08.png", (64, 96), "48,48:8")}
+QUICK = {"converse_dncnn": ("Set12/08.png", (64, 96), "64,64:24")}
 OUTPUT_SIDE = 2048  # --quick: 256
 
 

@@ -171,7 +171,7 @@ def test_a_step_too_large_stops_with_the_numbers_and_the_fix_or_applies_it(tmp_p
     (line,) = [ln for ln in refused.stderr.splitlines() if "error:" in ln]
     assert line.startswith(f"converse-jax train: error: the train step needs {format_bytes(peak1)} per device by "
                            "XLA's estimate (temporaries "), line
-    assert line.endswith(f"but config.memory_limit_gb is {format_bytes(limit_gb * 2**30)} (90% usable: "
+    assert line.endswith(f"but --config.memory_limit_gb is {format_bytes(limit_gb * 2**30)} (90% usable: "
                          f"{format_bytes(int(HEADROOM * int(limit_gb * 2**30)))}); it fits with --config.grad_accum_steps=2 "
                          f"({format_bytes(peak2)}), or set --config.fit_memory=auto to apply that"), line
     assert not (tmp_path / "refused" / "checkpoints").exists() or not any((tmp_path / "refused" / "checkpoints").iterdir())

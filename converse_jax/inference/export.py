@@ -107,7 +107,7 @@ def export_restorer(
       tile: window side in input pixels (>= 8) for images of other shapes; SR networks output
         ``scale * tile``. None: :data:`DEFAULT_TILE`.
       tile_margin: context around each window's kept middle (``2 * tile_margin < tile``); None:
-        the network's (:attr:`converse_jax.inference.restorer.Restorer.tile_margin`).
+        the network's, at most ``tile // 4`` (:meth:`converse_jax.inference.restorer.Restorer.margin_for`).
       shapes: ``(H, W)`` input shapes to export as whole images too (restored exactly).
       kernel_size: side of the blur kernel input of non-blind deblurring networks.
       platforms: lowering platforms (default cpu, cuda and tpu).
@@ -148,7 +148,7 @@ def export_restorer(
         raise ValueError(f"out: folder {out.parent} does not exist")
     sizes = list(dict.fromkeys([(tile, tile), *(tuple(check_int(d, "shapes") for d in s) for s in shapes)]))
     restorer = Restorer(weights_arch(weights) if model is None else model, weights)
-    margin = restorer.tile_margin if tile_margin is None else tile_margin
+    margin = restorer.margin_for(tile) if tile_margin is None else tile_margin
     margin = check_int(margin, "tile_margin", minimum=0, below=(tile + 1) // 2)
     module, variables, task = restorer.module, restorer.variables, restorer.kind
 

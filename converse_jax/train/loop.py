@@ -470,12 +470,22 @@ def step_compiler(
 
     def compile_step(setting: Setting) -> jax.stages.Compiled:
         step = make_train_step(
-            model.clone(remat=setting.remat), tx, task=task.name, ema_decay=ema_decay, mesh=mesh,
+            _with_remat(model, setting.remat), tx, task=task.name, ema_decay=ema_decay, mesh=mesh,
             grad_accum_steps=setting.grad_accum_steps,
         )  # fmt: skip
         return step.lower(state, batch).compile()
 
     return compile_step
+
+
+def _with_remat(model: Any, remat: bool) -> Any:
+    """``model`` with ``remat`` set; a network without that hyper-parameter (a user's) is kept as it is
+    when ``remat`` is off, and refused in one line when it is on."""
+    if "remat" in getattr(type(model), "__dataclass_fields__", {}):
+        return model.clone(remat=remat)
+    if remat:
+        raise ValueError(f"config.remat: {type(model).__name__} has no remat hyper-parameter")
+    return model
 
 
 def _fit_step(config, model, task, tx, mesh, state, train_iter):

@@ -58,7 +58,7 @@ def check_workdir(workdir: str, record: dict[str, Any]) -> None:
     or a training workdir whose :data:`NETWORK_FIELDS` equal ``record``'s.
 
     Example:
-      >>> import tempfile
+      >>> import os, tempfile
       >>> record = {"model": "converse_dncnn", "model_overrides": {"features": 4}}
       >>> with tempfile.TemporaryDirectory() as tmp:
       ...     check_workdir(os.path.join(tmp, "new"), record)  # fine: a new folder
