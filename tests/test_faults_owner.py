@@ -219,3 +219,21 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_checkpoint(root, tmp_pa
                     "(OSError: [Errno 27] File too large); its partial files were removed, the checkpoints kept are none; "
                     "free space and run the same command to resume")  # fmt: skip
     assert not [p for p in (tmp_path / "full").rglob("*") if "orbax-checkpoint-tmp" in p.name]
+
+
+def test_a_late_closed_loop_error_on_another_thread_is_dropped_and_others_are_not():
+    """tensorstore reports a write that finished after orbax closed its event loop through
+    ``PyErr_Print`` on its own thread (``sys.excepthook``, no header): dropped once a
+    :class:`Checkpointer` exists, while the same error on the main thread and other errors print."""
+    script = (
+        "import ctypes, threading\n"
+        "from converse_jax.train.checkpoint import Checkpointer\n"
+        "import tempfile; Checkpointer(tempfile.mkdtemp(), keep=1)\n"
+        "def late(message): ctypes.pythonapi.PyRun_SimpleString(f'raise RuntimeError({message!r})'.encode())\n"
+        "for message in ('Event loop is closed', 'another error'):\n"
+        "    thread = threading.Thread(target=late, args=(message,)); thread.start(); thread.join()\n"
+        "late('Event loop is closed')  # on the main thread\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("RuntimeError")]
+    assert errors == ["RuntimeError: another error", "RuntimeError: Event loop is closed"], done.stderr

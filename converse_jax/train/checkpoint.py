@@ -194,6 +194,9 @@ class Checkpointer:
             create=True,
         )
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
+        # A failed asynchronous save or read prints late tracebacks from orbax's threads before
+        # the failure reaches this class, which reports it in one line: dropped from the start.
+        quiet_closed_loop_noise()
         self._failed = False
         self.workdir = os.path.dirname(self.directory)
 
@@ -258,7 +261,6 @@ class Checkpointer:
                 raise
             self._failed = True
             _SAVE_FAILED.set()
-            quiet_closed_loop_noise()
             with contextlib.suppress(Exception):
                 self._manager.wait_until_finished()
             self._remove_unfinished()
@@ -340,7 +342,6 @@ class Checkpointer:
             args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
             state = self._manager.restore(step, args=args)
         except Exception as error:  # tensorstore/orbax raise many types for unreadable files
-            quiet_closed_loop_noise()
             reason = f"its arrays cannot be read ({root_cause(error)})"
             raise CheckpointDamaged(step, self.step_path(step), reason) from None
         host = jax.tree.map(to_host, state["state"])
