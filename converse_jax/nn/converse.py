@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from converse_jax.nn.pointwise import pointwise_dot_general
 from converse_jax.nn.precision import compute_dtype, precision
+from converse_jax.nn.tie import tie, tied_promote_dtype
 from converse_jax.ops import converse2d
 from converse_jax.ops.validation import PADDING_MODES, solve_dtype
 
@@ -83,7 +84,9 @@ def softmax_normal_init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float3
 
 def layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, eps: float, dtype: Any) -> jax.Array:
     """LayerNorm over the last axis with the statistics in at least float32, result in ``dtype``
-    (None: ``x``'s); the math of :class:`LayerNorm` (and of its NNX twin)."""
+    (None: ``x``'s); the math of :class:`LayerNorm` (and of its NNX twin). ``scale`` and
+    ``bias`` are tied to ``x`` (:mod:`converse_jax.nn.tie`)."""
+    x, scale, bias = tie(x, scale, bias)
     out_dtype = compute_dtype(dtype, x)
     x = x.astype(solve_dtype(x.dtype))  # statistics in float32 (float64 kept)
     mean = jnp.mean(x, axis=-1, keepdims=True)
@@ -100,7 +103,9 @@ def converse2d_layer(
     the solve in at least float32 (``x`` is not rounded to a half ``dtype`` first: the solve
     amplifies input rounding), the result is cast to ``dtype`` (None: ``x``'s); ``op_kwargs``
     (scale, padding, padding_mode) go to :func:`converse2d`. The math of :class:`Converse2D`
-    (and its NNX twin)."""
+    (and its NNX twin). ``kernel`` and ``bias`` are tied to ``x`` (:mod:`converse_jax.nn.tie`):
+    a layer applied several times solves with a transfer function made per application."""
+    x, kernel, bias = tie(x, kernel, bias)
     dtype = compute_dtype(dtype, x)
     solve = jnp.promote_types(solve_dtype(x.dtype), solve_dtype(dtype))
     lam = jax.nn.sigmoid(bias.astype(solve) - 9.0) + eps
@@ -264,8 +269,14 @@ class ConverseBlock(nn.Module):
         c = self.features
         prec = precision(self)
 
-        def dense(features: int) -> nn.Dense:  # a 1×1 convolution
-            return nn.Dense(features, kernel_init=dense_init, dot_general=pointwise_dot_general, **prec)
+        def dense(features: int) -> nn.Dense:  # a 1×1 convolution, its parameters tied to its input
+            return nn.Dense(
+                features,
+                kernel_init=dense_init,
+                dot_general=pointwise_dot_general,
+                promote_dtype=tied_promote_dtype,
+                **prec,
+            )
 
         self.norm1 = LayerNorm(**prec)
         self.expand1 = dense(2 * c)

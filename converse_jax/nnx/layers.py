@@ -31,6 +31,7 @@ from converse_jax.nn.converse import (
     softmax_normal_init,
 )
 from converse_jax.nn.pointwise import pointwise_dot_general
+from converse_jax.nn.tie import tied_promote_dtype_nnx
 from converse_jax.ops.validation import PADDING_MODES
 
 __all__ = ["Converse2D", "ConverseBlock", "ConverseBlockAlpha", "LayerNorm"]
@@ -144,7 +145,15 @@ class ConverseBlock(nnx.Module):
         prec = {"dtype": dtype, "param_dtype": param_dtype}
 
         def dense(cin: int, cout: int) -> nnx.Linear:
-            return nnx.Linear(cin, cout, kernel_init=dense_init, dot_general=pointwise_dot_general, rngs=rngs, **prec)
+            return nnx.Linear(
+                cin,
+                cout,
+                kernel_init=dense_init,
+                dot_general=pointwise_dot_general,
+                promote_dtype=tied_promote_dtype_nnx,
+                rngs=rngs,
+                **prec,
+            )
 
         self.features, self.dtype = features, dtype
         self.norm1 = LayerNorm(c, **prec)
