@@ -1,20 +1,20 @@
 """Tie a layer's parameters to its input, so that XLA computes what it derives from them per call.
 
-ConverseNet applies one stack of blocks 5 times, Converse-USRNet its stages 8 times (shared
-weights). Whatever a layer derives from its parameters alone -- the transfer function
+ConverseNet applies one stack of 7 blocks 5 times, Converse-USRNet its stack of 7 blocks 5 times
+(shared weights). Whatever a layer derives from its parameters alone -- the transfer function
 ``M = (F̄_K + λ) / (|F_K|² + λ)`` of a Converse2D layer, ``(C, Hp, Wp/2+1)`` complex, or a bias
 broadcast to the image's shape that XLA's CPU dot fusions materialise -- is the same expression
-at every application, so XLA computes it once, ahead of the first, and keeps every copy alive to
-the last: image-sized buffers per shared layer for the whole program. Passing the parameters
+at every application, so XLA computes it once, ahead of the first, and keeps it alive to the
+last: image-sized buffers per shared layer for the whole program. Passing the parameters
 through :func:`jax.lax.optimization_barrier` together with the layer's input makes them depend
 on that input, which XLA cannot move across: each application derives them afresh when its
 input is ready and frees them after.
 
-The barrier is the identity (values, gradients and results are bit for bit the same); it costs
+The barrier is the identity: values and results are the same (the golden tests hold); it costs
 the recomputation of ``M`` per application, a few elementwise passes over the frequency grid.
-Measured by XLA's memory analysis of a jitted ConverseNet on the CPU (512×512 RGB input, jax
-0.10.2; ``benchmarks/tiling.py`` reports it for every network at 2048×2048): 4.84 GiB of
-temporaries untied, 0.52 GiB with the Converse2D, LayerNorm and 1×1 convolution layers tied.
+XLA's memory estimate of whole-image ConverseNet and Converse-USRNet at 2048×2048 on the CPU
+went from 77.2 GiB to 7.2 GiB (``benchmarks/tiling.py``, docs/tiling.md);
+``tests/test_layers.py`` checks that 5 applications of a shared stack need about the memory of one.
 """
 
 from __future__ import annotations
