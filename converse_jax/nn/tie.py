@@ -19,7 +19,7 @@ went from 77.2 GiB to 7.2 GiB (``benchmarks/tiling.py``, docs/tiling.md);
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 from flax.linen.dtypes import promote_dtype
@@ -27,8 +27,10 @@ from flax.nnx.nn.dtypes import promote_dtype as nnx_promote_dtype
 
 __all__ = ["tie", "tied_promote_dtype", "tied_promote_dtype_nnx"]
 
+Arrays = TypeVar("Arrays", bound=tuple[Any, ...])
 
-def tie(x: jax.Array, *params: Any) -> tuple[Any, ...]:
+
+def tie(x: Any, *params: Any) -> Any:
     """``(x, *params)`` unchanged, with ``params`` made to depend on ``x`` (see the module docstring).
 
     Example:
@@ -40,7 +42,7 @@ def tie(x: jax.Array, *params: Any) -> tuple[Any, ...]:
     return jax.lax.optimization_barrier((x, *params))
 
 
-def tied_promote_dtype(x: Any, *params: Any, dtype: Any = None, inexact: bool = True) -> list[Any]:
+def tied_promote_dtype(*args: jax.Array | None, dtype: Any = None, inexact: bool = True) -> list[jax.Array | None]:
     """Flax's ``promote_dtype`` for ``nn.Dense(promote_dtype=...)``: the layer's input ``x``,
     kernel and bias promoted as Flax does, after :func:`tie` (the bias broadcast is then made
     per application).
@@ -52,10 +54,10 @@ def tied_promote_dtype(x: Any, *params: Any, dtype: Any = None, inexact: bool = 
       >>> bool(jnp.allclose(y, nn.Dense(2).apply(variables, jnp.ones((1, 3)))))
       True
     """
-    return promote_dtype(*tie(x, *params), dtype=dtype, inexact=inexact)
+    return promote_dtype(*tie(*args), dtype=dtype, inexact=inexact)
 
 
-def tied_promote_dtype_nnx(args: tuple[Any, ...], /, *, dtype: Any = None, inexact: bool = True) -> tuple[Any, ...]:
+def tied_promote_dtype_nnx(args: Arrays, /, *, dtype: Any = None, inexact: bool = True) -> Arrays:
     """:func:`tied_promote_dtype` for ``nnx.Linear(promote_dtype=...)``, which passes ``(x, kernel,
     bias)`` as one tuple.
 
