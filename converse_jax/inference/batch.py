@@ -20,9 +20,10 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -31,6 +32,8 @@ from converse_jax.utils.images import open_image
 from converse_jax.utils.paths import as_path, is_remote
 
 __all__ = ["BatchReader", "Skipped", "check_collisions", "check_writable_folder", "notify"]
+
+Item = TypeVar("Item")
 
 def notify(line: str) -> None:
     """Print one line on stderr without breaking a running tqdm progress bar.
@@ -116,6 +119,28 @@ class BatchReader:
         """Record ``path`` as skipped for ``reason`` (one line) and say so on stderr."""
         self.skipped.append(Skipped(as_path(path), reason))
         notify(self.skipped[-1].line())
+
+    def outputs(
+        self, done: Iterable[tuple[Item, Any]], path_of: Callable[[Item], str | os.PathLike[str]]
+    ) -> Iterator[tuple[Item, np.ndarray]]:
+        """The ``(item, output)`` pairs of a :class:`~converse_jax.inference.shard.DeviceBatcher`
+        that hold an output; an item whose output is the exception the network raised for it (an
+        image of a size it cannot take, in ``reported``) is skipped by its path, ``path_of(item)``.
+
+        Example:
+          >>> import contextlib, io
+          >>> reader = BatchReader(3, "conversenet")
+          >>> done = [("a.png", np.zeros(2)), ("b.png", ValueError("5x3 image: too small"))]
+          >>> with contextlib.redirect_stderr(io.StringIO()) as err:
+          ...     kept = [name for name, _ in reader.outputs(done, Path)]
+          >>> kept, err.getvalue()
+          (['a.png'], 'skipped b.png: 5x3 image: too small\\n')
+        """
+        for item, y in done:
+            if isinstance(y, Exception):
+                self.skip(path_of(item), str(y))
+            else:
+                yield item, y
 
 
 def check_collisions(pairs: Iterable[tuple[Path, Path]], what: str = "output_path") -> None:

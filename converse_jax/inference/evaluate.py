@@ -296,11 +296,8 @@ def evaluate(
             yield {"name": file.name, "file": file, "input": x, "truth": truth}
 
     def finished(pairs):  # a size the network cannot take is skipped by name
-        for done, y in pairs:
-            if isinstance(y, ShapeError):
-                reader.skip(done["file"], str(y))
-            else:
-                yield {**done, "output": y}
+        for done, y in reader.outputs(pairs, lambda ex: ex["file"]):
+            yield {**done, "output": y}
 
     def restored():  # the examples with their network outputs, batched over the local devices
         batcher = DeviceBatcher(fn, reported=(ShapeError,))

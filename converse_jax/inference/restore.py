@@ -195,11 +195,8 @@ def restore_images(
     by_index: dict[int, AnyPath] = {}  # the written PNGs by input position (batches finish out of order)
 
     def finish(done: list) -> None:
-        for (i, file, out), y in done:
-            if isinstance(y, ShapeError):
-                reader.skip(file, str(y))
-            else:
-                by_index[i] = write_png(out, single2uint(y))
+        for (i, _, out), y in reader.outputs(done, lambda item: item[1]):
+            by_index[i] = write_png(out, single2uint(y))
 
     for i, file, out in tqdm(todo, desc=network.name, unit="img", disable=not progress or len(todo) == 1):
         img = reader.read(file)
