@@ -68,9 +68,10 @@ def _env(cache: Path) -> dict[str, str]:
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str]) -> str:
+    """Runs the CLI with ``args``; returns its stderr (asserting exit status 0)."""
     proc = subprocess.run([CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"{args}:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    return proc.stdout
+    return proc.stderr
 
 
 def _losses(workdir: str | Path) -> list[float]:
@@ -141,7 +142,8 @@ def test_train_from_gs_images_kill_resume_evaluate_restore_export_on_gs(gcs_dir,
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=60) == -signal.SIGKILL
     assert len(_losses(remote_run)) < STEPS, "the gs:// run finished before it was killed"
-    _run(_train_args(remote_run, remote_images), work, env)
+    resumed = _run(_train_args(remote_run, remote_images), work, env)
+    assert resumed.count(f"--workdir: {remote_run} is on Cloud Storage, where runs are not locked yet") == 1
     _, err = local.communicate(timeout=600)
     assert local.returncode == 0, err[-3000:]
     assert _losses(remote_run) == _losses(work / "run") and len(_losses(work / "run")) == STEPS

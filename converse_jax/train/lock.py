@@ -9,8 +9,8 @@ it when its process ends however it ends (exit, exception, ``kill -9``), so a ho
 never blocks a resume, and no stale-lock guessing is needed.  The file itself stays (it is
 rewritten with the new holder by the next owner).
 
-An object store (``gs://``) has no such lock, and a ``gs://`` workdir is not locked yet (the run
-warns): there the lock will be an object created with the
+An object store (``gs://``) has no such lock, and a ``gs://`` workdir is not locked yet
+(:func:`acquire` warns and returns a lock that holds nothing): there the lock will be an object created with the
 generation precondition ``if_generation_match=0`` (the create fails when the object exists),
 holding the same holder record plus a lease expiry that the owner renews while it runs; a
 lease that expired is taken over with a precondition on the expired object's generation.  That
@@ -24,6 +24,8 @@ import fcntl
 import json
 import os
 import socket
+
+from absl import logging
 
 from converse_jax.train.faults import TrainingError
 from converse_jax.utils.paths import is_remote
@@ -94,8 +96,9 @@ def acquire(workdir: str | os.PathLike) -> WorkdirLock:
       ...     acquire(tmp).release()  # free again
       --workdir: DIR is in use
     """
-    if is_remote(workdir):
-        return WorkdirLock(None, None)  # no gs:// lock yet (see the module docstring): the run warns
+    if is_remote(workdir):  # no gs:// lock yet (see the module docstring)
+        logging.warning("--workdir: %s is on Cloud Storage, where runs are not locked yet: start one run per workdir", workdir)
+        return WorkdirLock(None, None)
     path = os.path.join(os.fspath(workdir), LOCK_NAME)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

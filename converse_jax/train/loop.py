@@ -372,8 +372,6 @@ def _train(
         if is_main:
             makedirs(workdir, "--workdir")
             lock = acquire(workdir)
-            if is_remote(workdir):
-                logging.warning("--workdir: %s is on Cloud Storage, where runs are not locked yet: start one run per workdir", workdir)
         return _train_owned(config, workdir, preemption, train_iter, spec, task, model, mesh)
     except BaseException:
         if created and lock is not None and not is_remote(workdir):
