@@ -97,7 +97,9 @@ def acquire(workdir: str | os.PathLike) -> WorkdirLock:
       --workdir: DIR is in use
     """
     if is_remote(workdir):  # no gs:// lock yet (see the module docstring)
-        logging.warning("--workdir: %s is on Cloud Storage, where runs are not locked yet: start one run per workdir", workdir)
+        logging.warning(
+            "--workdir: %s is on Cloud Storage, where runs are not locked yet: start one run per workdir", workdir
+        )
         return WorkdirLock(None, None)
     path = os.path.join(os.fspath(workdir), LOCK_NAME)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
