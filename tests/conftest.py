@@ -15,7 +15,10 @@ compile with the defaults.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 QUICK_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
@@ -36,6 +39,14 @@ def shared_path(relpath: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared reference material not found: {path} (set CONVERSE_SHARED)")
     return path
+
+
+def packages_imported_by(statement: str, packages: set[str]) -> list[str]:
+    """The ``packages`` (top-level names) that ``statement`` imports in a fresh interpreter, sorted."""
+    script = f"import json, sys\n{statement}\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & {set(packages)!r})))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 @pytest.fixture
