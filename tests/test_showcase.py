@@ -16,7 +16,7 @@ from converse_jax.cli.showcase import CASES, GAP
 from converse_jax.utils.images import caption_height
 
 SIZE = 64
-LINE = re.compile(r"^(\w+): degraded (\d+\.\d\d) dB -> restored (\d+\.\d\d) dB$")
+LINE = re.compile(r"^(\w+): degraded (\d+\.\d\d) dB(| \(Y\)) -> restored (\d+\.\d\d) dB\3$")
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +43,9 @@ def test_showcase_writes_the_figure_and_every_network_improves_its_input(weights
     matches = [LINE.match(line) for line in lines[:-1]]
     assert all(matches), lines
     assert [m[1] for m in matches] == [c.model for c in CASES]
+    assert [m[3] for m in matches] == ["", " (Y)", "", ""]  # x4 SR on the luma, as the paper's table
     for m in matches:
-        degraded, restored = float(m[2]), float(m[3])
+        degraded, restored = float(m[2]), float(m[4])
         assert restored > degraded, m[0]
 
 

@@ -49,7 +49,7 @@ from tqdm import tqdm
 from converse_jax.inference.batch import check_writable_folder
 from converse_jax.inference.restorer import Restorer
 from converse_jax.models.registry import MODELS, ShowcaseRow, get_spec
-from converse_jax.protocol import calculate_psnr, random_blur_kernel, single2uint
+from converse_jax.protocol import random_blur_kernel, single2uint
 from converse_jax.utils.images import captioned_grid, to_channels, write_png
 from converse_jax.utils.validate import check_int
 
@@ -80,7 +80,9 @@ CASES: tuple[Case, ...] = tuple(
 
 @dataclass(frozen=True)
 class ShowcaseResult:
-    """PSNR (dB) of one row's degraded panel and of the restoration, against the clean crop.
+    """PSNR (dB) of one row's degraded panel and of the restoration, against the clean crop, as
+    the task's headline reports it (:meth:`~converse_jax.tasks.Task.headline_psnr`): ``on`` is
+    ``' (Y)'`` for the luma of RGB super-resolution, ``''`` for the image itself.
 
     >>> result = ShowcaseResult("converse_usrnet", 27.95, 32.07)
     >>> round(result.restored_psnr - result.degraded_psnr, 2)
@@ -90,14 +92,18 @@ class ShowcaseResult:
     model: str
     degraded_psnr: float
     restored_psnr: float
+    on: str = ""
 
     def line(self) -> str:
         """``'<model>: degraded XX.XX dB -> restored YY.YY dB'``, as the command prints it.
 
         >>> ShowcaseResult("converse_dncnn", 20.174, 29.5).line()
         'converse_dncnn: degraded 20.17 dB -> restored 29.50 dB'
+        >>> ShowcaseResult("converse_srresnet", 24.1, 27.333, " (Y)").line()
+        'converse_srresnet: degraded 24.10 dB (Y) -> restored 27.33 dB (Y)'
         """
-        return f"{self.model}: degraded {self.degraded_psnr:.2f} dB -> restored {self.restored_psnr:.2f} dB"
+        on = self.on
+        return f"{self.model}: degraded {self.degraded_psnr:.2f} dB{on} -> restored {self.restored_psnr:.2f} dB{on}"
 
 
 def _check_args(weights_dir: Path | None, out: Path, size: int, seed: int) -> None:
@@ -182,13 +188,12 @@ def make_showcase(
         x = task.degrade(clean, scale=restorer.scale, kernel=kernel if task.blurs else None, seed=seed, crop=False)[1]
         restored = single2uint(np.asarray(restorer(x[None], kernel if task.takes_kernel else None))[0])
         shown = task.shown(x, restorer.scale)
-        border = task.border(restorer.scale)  # as converse-jax evaluate
-        result = ShowcaseResult(case.model, calculate_psnr(shown, clean, border), calculate_psnr(restored, clean, border))
-        results.append(result)
+        (degraded_db, on), (restored_db, _) = (task.headline_psnr(p, clean, restorer.scale) for p in (shown, restored))
+        results.append(ShowcaseResult(case.model, degraded_db, restored_db, on))
         rows.append([np.repeat(p, 3 // p.shape[2], axis=2) for p in (shown, restored, clean)])
         captions.append([
-            f"{case.title}\n{case.degraded}\nPSNR {result.degraded_psnr:.2f} dB",
-            f"{case.title}\nrestored\nPSNR {result.restored_psnr:.2f} dB",
+            f"{case.title}\n{case.degraded}\nPSNR {task.caption(shown, clean, restorer.scale)}",
+            f"{case.title}\nrestored\nPSNR {task.caption(restored, clean, restorer.scale)}",
             f"{case.title}\nclean\nreference",
         ])
     out.parent.mkdir(parents=True, exist_ok=True)

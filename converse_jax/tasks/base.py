@@ -227,22 +227,33 @@ class Task:
         """The setting's name: ``'sigma25'``, ``'x4'``, ``'kernel_1'`` (``'_x8'`` for the self-ensemble)."""
         return self.name + ("_x8" if x8 else "")
 
-    def caption(self, img: np.ndarray, truth: np.ndarray, scale: int) -> str:
-        """A panel's PSNR against ``truth`` as the headline reports it: on the luma (BT.601) when the
-        task ranks by ``psnr_y`` and the images are RGB (``'24.31 dB (Y)'``), else on the image.
+    def headline_psnr(self, img: np.ndarray, truth: np.ndarray, scale: int) -> tuple[float, str]:
+        """``img``'s PSNR (dB) against ``truth`` as the headline reports it, and what it is on: the
+        luma (BT.601, ``' (Y)'``) when the task ranks by ``psnr_y`` and the images are RGB, else
+        the image itself (``''``).
 
         ``img`` and ``truth`` are uint8 HWC of one size; the border is :meth:`border` ``(scale)``.
+
+        Example:
+          >>> img = np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+          >>> [(round(db, 2), on) for db, on in (get_task(t).headline_psnr(img, img // 2, 4) for t in ("sr", "denoise"))]
+          [(13.02, ' (Y)'), (10.84, '')]
+        """
+        border = self.border(scale)
+        if self.best_metric == "psnr_y" and img.ndim == 3 and img.shape[2] == 3:
+            return calculate_psnr(rgb2ycbcr(img, only_y=True), rgb2ycbcr(truth, only_y=True), border), " (Y)"
+        return calculate_psnr(img, truth, border), ""
+
+    def caption(self, img: np.ndarray, truth: np.ndarray, scale: int) -> str:
+        """:meth:`headline_psnr` as a panel's caption.
 
         Example:
           >>> img = np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)
           >>> get_task("sr").caption(img, img // 2, 4), get_task("denoise").caption(img, img // 2, 1)
           ('13.02 dB (Y)', '10.84 dB')
         """
-        border = self.border(scale)
-        if self.best_metric == "psnr_y" and img.ndim == 3 and img.shape[2] == 3:
-            y = calculate_psnr(rgb2ycbcr(img, only_y=True), rgb2ycbcr(truth, only_y=True), border)
-            return f"{y:.2f} dB (Y)"
-        return f"{calculate_psnr(img, truth, border):.2f} dB"
+        db, on = self.headline_psnr(img, truth, scale)
+        return f"{db:.2f} dB{on}"
 
     def metric_names(self, channels: int) -> tuple[str, ...]:
         """The keys of :meth:`scores` for images of ``channels`` channels."""
