@@ -35,3 +35,23 @@ def test_tiling_benchmark_quick(tmp_path):
         assert row["mean_abs"] < 0.5 and 0 < row["bytes"] < whole["bytes"], row
     # a 64-px window of a 64x96 cut: 24-px margins keep the whole image's PSNR (16 px: -0.06 dB measured)
     assert abs(tiled[1]["delta_db"]) <= 0.05, tiled[1]
+
+
+def test_influence_benchmark_quick(tmp_path):
+    """``benchmarks/influence.py --quick``: the released Converse-DnCNN's impulse response on a
+    64x64 crop; the share of its sensitivity beyond a margin falls with the margin, and nothing
+    lies beyond the crop's half-side."""
+    shared = shared_path("data/weights/converse_dncnn.pth").parents[2]
+    out = tmp_path / "influence.json"
+    cmd = [sys.executable, str(REPO_ROOT / "benchmarks" / "influence.py"), "--quick", "--margins", "8,16,32",
+           "--shared", str(shared), "--out", str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True,
+                          text=True, timeout=900)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"results: {out}" in proc.stdout
+    report = json.loads(out.read_text())
+    (result,) = report["results"]
+    assert report["benchmark"] == "influence" and result["network"] == "converse_dncnn" and result["input_side"] == 64
+    shares = [row["share"] for row in result["margins"]]
+    assert [row["margin"] for row in result["margins"]] == [8, 16, 32]
+    assert 1 > shares[0] > shares[1] > 0 and shares[2] == 0, shares
