@@ -14,14 +14,17 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from converse_jax.train.lock import WorkdirBusy, acquire
 from converse_jax.utils.paths import as_path
 
 CLI = str(Path(sys.executable).with_name("converse-jax"))
@@ -139,11 +142,12 @@ def test_train_from_gs_images_kill_resume_evaluate_restore_export_on_gs(gcs_dir,
         )
         assert time.monotonic() < deadline, "timed out waiting for step 10 of the gs:// run"
         time.sleep(0.05)
+    with pytest.raises(WorkdirBusy, match=f"in use by host {socket.gethostname()}, process {proc.pid}, "):
+        acquire(remote_run)  # the running gs:// run holds its workdir's lock
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=60) == -signal.SIGKILL
     assert len(_losses(remote_run)) < STEPS, "the gs:// run finished before it was killed"
-    resumed = _run(_train_args(remote_run, remote_images), work, env)
-    assert resumed.count(f"--workdir: {remote_run} is on Cloud Storage, where runs are not locked yet") == 1
+    _run(_train_args(remote_run, remote_images), work, env)  # this host's killed run frees the lock at once
     _, err = local.communicate(timeout=600)
     assert local.returncode == 0, err[-3000:]
     assert _losses(remote_run) == _losses(work / "run") and len(_losses(work / "run")) == STEPS

@@ -2,19 +2,16 @@
 
 :func:`acquire` takes the workdir's lock or raises :class:`WorkdirBusy`, one line naming the
 holder (host, process id, start time, read from the lock file).  The one interface every
-implementation keeps: ``acquire(workdir) -> WorkdirLock`` and ``WorkdirLock.release()``.
+implementation keeps: ``acquire(workdir)`` returns the held lock, whose ``release()`` ends it.
 
 The local implementation is an exclusive ``fcntl.flock`` on ``WORKDIR/.lock``: the kernel drops
 it when its process ends however it ends (exit, exception, ``kill -9``), so a holder that died
 never blocks a resume, and no stale-lock guessing is needed.  The file itself stays (it is
 rewritten with the new holder by the next owner).
 
-An object store (``gs://``) has no such lock, and a ``gs://`` workdir is not locked yet
-(:func:`acquire` warns and returns a lock that holds nothing): there the lock will be an object created with the
-generation precondition ``if_generation_match=0`` (the create fails when the object exists),
-holding the same holder record plus a lease expiry that the owner renews while it runs; a
-lease that expired is taken over with a precondition on the expired object's generation.  That
-implementation belongs next to this one behind the same :func:`acquire`.
+An object store (``gs://``) has no such lock: a ``gs://`` workdir's lock is a leased object,
+created and renewed under Cloud Storage's generation preconditions
+(:mod:`converse_jax.train.lease`), behind the same :func:`acquire`.
 """
 
 from __future__ import annotations
@@ -25,9 +22,8 @@ import json
 import os
 import socket
 
-from absl import logging
-
 from converse_jax.train.faults import TrainingError
+from converse_jax.train.lease import Lease, acquire_lease
 from converse_jax.utils.paths import is_remote
 
 __all__ = ["LOCK_NAME", "WorkdirBusy", "WorkdirLock", "acquire"]
@@ -77,8 +73,9 @@ def _holder(path: str) -> str:
         return "a process that has not written its name yet"
 
 
-def acquire(workdir: str | os.PathLike) -> WorkdirLock:
-    """Takes ``workdir``'s lock (the folder must exist) and writes this process into the lock file.
+def acquire(workdir: str | os.PathLike) -> WorkdirLock | Lease:
+    """Takes ``workdir``'s lock (the folder must exist) and writes this process into the lock file
+    (a ``gs://`` workdir: into the lock object, :func:`~converse_jax.train.lease.acquire_lease`).
 
     Raises:
       WorkdirBusy: a live process holds it: ``--workdir: DIR is in use by host H, process P,
@@ -96,11 +93,8 @@ def acquire(workdir: str | os.PathLike) -> WorkdirLock:
       ...     acquire(tmp).release()  # free again
       --workdir: DIR is in use
     """
-    if is_remote(workdir):  # no gs:// lock yet (see the module docstring)
-        logging.warning(
-            "--workdir: %s is on Cloud Storage, where runs are not locked yet: start one run per workdir", workdir
-        )
-        return WorkdirLock(None, None)
+    if is_remote(workdir):
+        return acquire_lease(os.fspath(workdir))
     path = os.path.join(os.fspath(workdir), LOCK_NAME)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
