@@ -19,6 +19,10 @@ holding the holder record (host, process id, start time, as the local lock file)
 A run killed on another host holds the workdir until its lease expires (``lease_s``, 60 s by
 default, after its last renewal); on the same host the next run takes it over at once. Expiry
 compares the hosts' clocks, which Cloud VMs keep within milliseconds of each other.
+
+The module is the ``gs://`` half of :func:`converse_jax.train.lock.acquire`, which is its public
+entry (and holds the doctest of the local half); it exports nothing else, since every call needs
+a Cloud Storage server. ``tests/test_lease.py`` exercises it against the local GCS emulator.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from urllib.parse import quote
 
 from absl import logging
 
-__all__ = ["LEASE_S", "Lease", "acquire_lease"]
+__all__ = ["LEASE_S"]
 
 LEASE_S = 60.0
 
