@@ -39,12 +39,12 @@ def test_a_second_run_is_refused_by_name_until_the_first_releases(gcs_dir):
 def test_a_held_lease_is_renewed_and_a_killed_holder_frees_it_at_once(gcs_dir):
     script = (
         "import sys, time\nfrom converse_jax.train.lease import acquire_lease\n"
-        f"lease = acquire_lease({gcs_dir!r}, lease_s=1.5)\nprint('held', flush=True)\ntime.sleep(600)\n"
+        f"lease = acquire_lease({gcs_dir!r}, lease_s=3.0)\nprint('held', flush=True)\ntime.sleep(600)\n"
     )
     holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "held\n"
-        time.sleep(3.0)  # two lease lengths: only the renewals keep it
+        time.sleep(6.5)  # over two lease lengths: only the renewals (every 1 s) keep it
         with pytest.raises(WorkdirBusy, match=f"process {holder.pid}, started "):
             acquire(gcs_dir)
     finally:
@@ -55,13 +55,13 @@ def test_a_held_lease_is_renewed_and_a_killed_holder_frees_it_at_once(gcs_dir):
 
 def test_another_hosts_lock_is_taken_over_when_its_lease_expires(gcs_dir):
     store = _Store(f"{gcs_dir}/.lock")
-    record = {"host": "elsewhere", "pid": 1, "started": "2026-12-04 10:00:00 UTC", "expires": time.time() + 1.5}
+    record = {"host": "elsewhere", "pid": 1, "started": "2026-12-04 10:00:00 UTC", "expires": time.time() + 3.0}
     first = store.write(record, 0)
     with pytest.raises(FileExistsError):
         store.write(record, 0)  # the precondition: a second creator of the object fails
-    with pytest.raises(WorkdirBusy, match=r"in use by host elsewhere, process 1, .*its lease runs out in [12] s"):
+    with pytest.raises(WorkdirBusy, match=r"in use by host elsewhere, process 1, .*its lease runs out in [1-3] s"):
         acquire(gcs_dir)
-    time.sleep(2.0)
+    time.sleep(3.5)
     lock = acquire(gcs_dir)
     assert json.loads((as_path(gcs_dir) / ".lock").read_text())["host"] == socket.gethostname()
     with pytest.raises(FileExistsError):
