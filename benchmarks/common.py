@@ -87,6 +87,13 @@ def add_malloc_flag(parser: Any, default: str = "reuse") -> None:
                              f"'default' (default {default!r}; see benchmarks/common.py)")
 
 
+def add_shared_flag(parser: Any) -> None:
+    """Adds ``--shared`` (the shared data folder: weights, test sets, blur kernels) to an
+    orchestrator's parser: ``$CONVERSE_SHARED``, else ``../shared`` beside the repository."""
+    parser.add_argument("--shared", default=os.environ.get("CONVERSE_SHARED", str(REPO_ROOT.parent / "shared")),
+                        help="the shared data folder (default: $CONVERSE_SHARED or ../shared)")
+
+
 def apply_malloc(mode: str) -> None:
     """In a worker, before JAX starts: ``'reuse'`` keeps freed memory for reuse
     (:func:`converse_jax.utils.host_memory.keep_freed_memory`), ``'default'`` changes nothing."""

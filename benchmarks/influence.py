@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -76,8 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--side", type=int, default=256, help="input crop side (default 256; x4 SR: 128)")
     parser.add_argument("--margins", default=MARGINS, help=f"comma-separated margins in input pixels ({MARGINS})")
     parser.add_argument("--quick", action="store_true", help="Converse-DnCNN on a 64x64 crop (smoke test)")
-    parser.add_argument("--shared", default=os.environ.get("CONVERSE_SHARED", str(common.REPO_ROOT.parent / "shared")),
-                        help="the shared data folder (default: $CONVERSE_SHARED or ../shared)")  # fmt: skip
+    common.add_shared_flag(parser)
     parser.add_argument("--device", choices=common.DEVICES, default="cpu")
     parser.add_argument("--out", default=str(common.RESULTS_DIR / "influence.json"))
     args = parser.parse_args(argv)

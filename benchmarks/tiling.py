@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -107,8 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--networks", default=",".join(NETWORKS), help="comma-separated registry names")
     parser.add_argument("--settings", help="TILE[:MARGIN],... for every network (default: each network's own)")
     parser.add_argument("--quick", action="store_true", help="Converse-DnCNN on a 64x96 cut (smoke test)")
-    parser.add_argument("--shared", default=os.environ.get("CONVERSE_SHARED", str(common.REPO_ROOT.parent / "shared")),
-                        help="the shared data folder (default: $CONVERSE_SHARED or ../shared)")
+    common.add_shared_flag(parser)
     parser.add_argument("--device", choices=common.DEVICES, default="cpu")
     parser.add_argument("--out", default=str(common.RESULTS_DIR / "tiling.json"))
     args = parser.parse_args(argv)

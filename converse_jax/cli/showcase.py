@@ -50,6 +50,7 @@ from converse_jax.inference.batch import check_writable_folder
 from converse_jax.inference.restorer import Restorer
 from converse_jax.models.registry import MODELS, ShowcaseRow, get_spec
 from converse_jax.protocol import random_blur_kernel, single2uint
+from converse_jax.tasks import psnr_text
 from converse_jax.utils.images import captioned_grid, to_channels, write_png
 from converse_jax.utils.validate import check_int
 
@@ -102,8 +103,8 @@ class ShowcaseResult:
         >>> ShowcaseResult("converse_srresnet", 24.1, 27.333, " (Y)").line()
         'converse_srresnet: degraded 24.10 dB (Y) -> restored 27.33 dB (Y)'
         """
-        on = self.on
-        return f"{self.model}: degraded {self.degraded_psnr:.2f} dB{on} -> restored {self.restored_psnr:.2f} dB{on}"
+        degraded, restored = psnr_text(self.degraded_psnr, self.on), psnr_text(self.restored_psnr, self.on)
+        return f"{self.model}: degraded {degraded} -> restored {restored}"
 
 
 def _check_args(weights_dir: Path | None, out: Path, size: int, seed: int) -> None:
@@ -192,8 +193,8 @@ def make_showcase(
         results.append(ShowcaseResult(case.model, degraded_db, restored_db, on))
         rows.append([np.repeat(p, 3 // p.shape[2], axis=2) for p in (shown, restored, clean)])
         captions.append([
-            f"{case.title}\n{case.degraded}\nPSNR {task.caption(shown, clean, restorer.scale)}",
-            f"{case.title}\nrestored\nPSNR {task.caption(restored, clean, restorer.scale)}",
+            f"{case.title}\n{case.degraded}\nPSNR {psnr_text(degraded_db, on)}",
+            f"{case.title}\nrestored\nPSNR {psnr_text(restored_db, on)}",
             f"{case.title}\nclean\nreference",
         ])
     out.parent.mkdir(parents=True, exist_ok=True)

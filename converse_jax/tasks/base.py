@@ -37,6 +37,17 @@ def takes_train_flag(module: Any) -> bool:
     return "train" in inspect.signature(type(module).__call__).parameters
 
 
+def psnr_text(db: float, on: str = "") -> str:
+    """A PSNR as captions and result lines print it: ``on`` says what it was measured on
+    (``' (Y)'`` for the luma, see :meth:`Task.headline_psnr`).
+
+    Example:
+      >>> psnr_text(26.786, " (Y)"), psnr_text(20.174)
+      ('26.79 dB (Y)', '20.17 dB')
+    """
+    return f"{db:.2f} dB{on}"
+
+
 def rank_value(metrics: dict[str, float], name: str) -> float:
     """The value of the selection metric ``name`` in a checkpoint's ``metrics``.
 
@@ -252,8 +263,7 @@ class Task:
           >>> get_task("sr").caption(img, img // 2, 4), get_task("denoise").caption(img, img // 2, 1)
           ('13.02 dB (Y)', '10.84 dB')
         """
-        db, on = self.headline_psnr(img, truth, scale)
-        return f"{db:.2f} dB{on}"
+        return psnr_text(*self.headline_psnr(img, truth, scale))
 
     def metric_names(self, channels: int) -> tuple[str, ...]:
         """The keys of :meth:`scores` for images of ``channels`` channels."""

@@ -27,7 +27,6 @@ a Cloud Storage server. ``tests/test_lease.py`` exercises it against the local G
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import socket
@@ -38,6 +37,8 @@ from typing import Any
 from urllib.parse import quote
 
 from absl import logging
+
+from converse_jax.train.lock import LOCK_NAME, WorkdirBusy, describe_holder, holder_record
 
 __all__ = ["LEASE_S"]
 
@@ -54,13 +55,16 @@ class _Store:
         self.bucket, _, self.key = url.removeprefix("gs://").partition("/")
         self.url = url
 
+    def _object_url(self) -> str:
+        """The JSON API's URL of the object (its metadata; ``alt=media`` for its bytes)."""
+        return f"{self.fs._location}/storage/v1/b/{quote(self.bucket)}/o/{quote(self.key, safe='')}"
+
     def read(self) -> tuple[dict[str, Any], int] | None:
         """The record and its generation, or None when there is no lock object."""
-        meta = f"{self.fs._location}/storage/v1/b/{quote(self.bucket)}/o/{quote(self.key, safe='')}"
         try:
-            info = self.fs.call("GET", meta, json_out=True)
+            info = self.fs.call("GET", self._object_url(), json_out=True)
             generation = int(info["generation"])
-            data = self.fs.call("GET", meta, alt="media", generation=str(generation))[1]
+            data = self.fs.call("GET", self._object_url(), alt="media", generation=str(generation))[1]
         except FileNotFoundError:
             return None
         try:
@@ -84,9 +88,8 @@ class _Store:
 
     def delete(self, generation: int) -> None:
         """Deletes the object if it is still ``generation`` (nothing if it is not)."""
-        url = f"{self.fs._location}/storage/v1/b/{quote(self.bucket)}/o/{quote(self.key, safe='')}"
         try:
-            self.fs.call("DELETE", url, ifGenerationMatch=str(generation))
+            self.fs.call("DELETE", self._object_url(), ifGenerationMatch=str(generation))
         except (FileNotFoundError, FileExistsError):
             pass
 
@@ -122,13 +125,6 @@ class Lease:
             self._store.delete(self._generation)
 
 
-def _holder(record: dict[str, Any]) -> str:
-    try:
-        return f"host {record['host']}, process {record['pid']}, started {record['started']}"
-    except (KeyError, TypeError):
-        return "another run"
-
-
 def _gone(record: dict[str, Any], now: float) -> bool:
     """Whether the holder of ``record`` has lost the lock: its lease expired, or it was a process
     of this host that no longer exists."""
@@ -152,20 +148,17 @@ def acquire_lease(workdir: str, lease_s: float = LEASE_S) -> Lease:
       WorkdirBusy: another live run holds it: ``--workdir: URL is in use by host H, process P,
         started T (one run per workdir; its lease runs out in N s if it has died)``.
     """
-    from converse_jax.train.lock import LOCK_NAME, WorkdirBusy
-
     store = _Store(f"{workdir.rstrip('/')}/{LOCK_NAME}")
-    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    mine = {"host": socket.gethostname(), "pid": os.getpid(), "started": started, "token": uuid.uuid4().hex}
+    mine = {**holder_record(), "token": uuid.uuid4().hex}
     current = store.read()
     if current is not None and not _gone(current[0], time.time()):
         left = max(0, round(current[0]["expires"] - time.time()))
-        raise WorkdirBusy(f"--workdir: {workdir} is in use by {_holder(current[0])} (one run per workdir; "
+        raise WorkdirBusy(f"--workdir: {workdir} is in use by {describe_holder(current[0], 'another run')} (one run per workdir; "
                           f"its lease runs out in {left} s if it has died)")  # fmt: skip
     try:
         generation = store.write({**mine, "expires": time.time() + lease_s}, 0 if current is None else current[1])
     except FileExistsError:
         taken = store.read()
-        holder = _holder(taken[0]) if taken is not None else "another run"
+        holder = describe_holder(None if taken is None else taken[0], "another run")
         raise WorkdirBusy(f"--workdir: {workdir} is in use by {holder} (one run per workdir)") from None
     return Lease(store, mine, generation, lease_s)

@@ -22,11 +22,15 @@ import json
 import os
 import socket
 
+from typing import TYPE_CHECKING, Any
+
 from converse_jax.train.faults import TrainingError
-from converse_jax.train.lease import Lease, acquire_lease
 from converse_jax.utils.paths import is_remote
 
-__all__ = ["LOCK_NAME", "WorkdirBusy", "WorkdirLock", "acquire"]
+if TYPE_CHECKING:
+    from converse_jax.train.lease import Lease
+
+__all__ = ["LOCK_NAME", "WorkdirBusy", "WorkdirLock", "acquire", "describe_holder", "holder_record"]
 
 LOCK_NAME = ".lock"
 
@@ -64,13 +68,41 @@ class WorkdirLock:
             self._fd = None
 
 
+def holder_record() -> dict[str, Any]:
+    """This process as a lock's holder: ``{'host', 'pid', 'started'}`` (start time in UTC).
+
+    Example:
+      >>> record = holder_record()
+      >>> sorted(record), record["pid"] == os.getpid(), record["started"].endswith(" UTC")
+      (['host', 'pid', 'started'], True, True)
+    """
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": started}
+
+
+def describe_holder(record: Any, unknown: str) -> str:
+    """``'host H, process P, started T'`` from a :func:`holder_record`, or ``unknown`` when
+    ``record`` is not one.
+
+    Example:
+      >>> describe_holder({"host": "h", "pid": 7, "started": "2026-12-04 10:00:00 UTC"}, "?")
+      'host h, process 7, started 2026-12-04 10:00:00 UTC'
+      >>> describe_holder({}, "another run")
+      'another run'
+    """
+    try:
+        return f"host {record['host']}, process {record['pid']}, started {record['started']}"
+    except (KeyError, TypeError):
+        return unknown
+
+
 def _holder(path: str) -> str:
+    unknown = "a process that has not written its name yet"
     try:
         with open(path, encoding="utf-8") as f:
-            record = json.load(f)
-        return f"host {record['host']}, process {record['pid']}, started {record['started']}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "a process that has not written its name yet"
+            return describe_holder(json.load(f), unknown)
+    except (OSError, ValueError):
+        return unknown
 
 
 def acquire(workdir: str | os.PathLike) -> WorkdirLock | Lease:
@@ -94,6 +126,8 @@ def acquire(workdir: str | os.PathLike) -> WorkdirLock | Lease:
       --workdir: DIR is in use
     """
     if is_remote(workdir):
+        from converse_jax.train.lease import acquire_lease  # gcsfs only for a gs:// workdir
+
         return acquire_lease(os.fspath(workdir))
     path = os.path.join(os.fspath(workdir), LOCK_NAME)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -104,8 +138,7 @@ def acquire(workdir: str | os.PathLike) -> WorkdirLock | Lease:
         raise WorkdirBusy(
             f"--workdir: {workdir} is in use by {_holder(path)} (one run per workdir; wait for it or stop it)"
         ) from None
-    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    record = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": started}) + "\n"
+    record = json.dumps(holder_record()) + "\n"
     os.ftruncate(fd, 0)
     os.pwrite(fd, record.encode(), 0)
     return WorkdirLock(path, fd)
