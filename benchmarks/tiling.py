@@ -9,12 +9,14 @@ For each network a test image is cut and degraded by its task's test degradation
 
 * Converse-DnCNN: Set12 ``08.png`` cut to 321x481 (gray), AWGN sigma 25;
 * Converse-SRResNet: CSet5 ``baby.png`` (512x512 RGB), MATLAB bicubic x4 (128x128 input);
-* ConverseNet, Converse-USRNet: CSet5 ``baby.png`` cut to 320x480 (RGB), circular blur with
-  ``kernel_1`` plus AWGN sigma 2.55 (Converse-USRNet is given the kernel).
+* ConverseNet, Converse-USRNet: CSet5 ``baby.png`` (512x512 RGB), circular blur with
+  ``kernel_1`` plus AWGN sigma 2.55 (Converse-USRNet is given the kernel); their records mirror
+  the windows (``tile_mirror``), so a setting ``TILE:MARGIN`` holds ``TILE/2`` image pixels.
 
 The degraded image is restored once whole and once per setting ``TILE:MARGIN`` (input pixels)
 with :meth:`converse_jax.inference.restorer.Restorer.function` (``tile``, ``tile_margin``; ``TILE``
-alone takes the network's margin). Reported per setting: the PSNR of both against the clean
+alone takes the network's margin; ``TILE:MARGIN:plain`` does not mirror the windows of a network
+whose record does, to measure what mirroring buys). Reported per setting: the PSNR of both against the clean
 image (the protocol's border) and its change, the mean and maximum absolute difference of the
 two uint8 outputs, and XLA's memory estimate (:meth:`Restorer.whole_image_bytes`: arguments,
 outputs and temporaries of one compiled network call, nothing run) for one window of the
@@ -41,19 +43,20 @@ NETWORKS = ("converse_dncnn", "converse_srresnet", "conversenet", "converse_usrn
 CASES: dict[str, tuple[str, tuple[int, int] | None, str]] = {
     "converse_dncnn": ("Set12/08.png", (321, 481), "128,256"),
     "converse_srresnet": ("CSet5/baby.png", None, "64,96"),
-    "conversenet": ("CSet5/baby.png", (320, 480), "128,256"),
-    "converse_usrnet": ("CSet5/baby.png", (320, 480), "128,256"),
+    "conversenet": ("CSet5/baby.png", None, "384:48,448:64"),
+    "converse_usrnet": ("CSet5/baby.png", None, "256:32,384:48"),
 }
 QUICK = {"converse_dncnn": ("Set12/08.png", (64, 96), "64,64:24")}
 OUTPUT_SIDE = 2048  # --quick: 256
 
 
-def parse_settings(text: str) -> list[tuple[int, int | None]]:
-    """``'128,256:64'`` -> ``[(128, None), (256, 64)]`` (None: the network's margin)."""
+def parse_settings(text: str) -> list[tuple[int, int | None, bool]]:
+    """``'128,256:64,256:64:plain'`` -> ``[(128, None, False), (256, 64, False), (256, 64, True)]``
+    (None: the network's margin; ``plain``: windows not mirrored whatever the record says)."""
     settings = []
     for item in text.split(","):
-        tile, _, margin = item.partition(":")
-        settings.append((int(tile), int(margin) if margin else None))
+        tile, margin, plain = (item.split(":") + ["", ""])[:3]
+        settings.append((int(tile), int(margin) if margin else None, plain == "plain"))
     return settings
 
 
@@ -88,12 +91,15 @@ def measure(payload: dict[str, Any]) -> dict[str, Any]:
     rows = [{"setting": "whole", "tile": None, "margin": None, "psnr": whole_psnr, "delta_db": 0.0, "mean_abs": 0.0,
              "max_abs": 0, "seconds": seconds,
              "bytes": restorer.whole_image_bytes((1, side, side, restorer.in_channels), k_shape)}]
-    for tile, margin in payload["settings"]:
+    mirror = restorer.tile_mirror
+    for tile, margin, plain in payload["settings"]:
+        restorer.tile_mirror = mirror and not plain
         margin = restorer.margin_for(tile) if margin is None else margin
         tiled, seconds = run(tile=tile, tile_margin=margin)
         diff = np.abs(tiled.astype(np.int16) - whole)
         psnr = calculate_psnr(tiled, truth, border)
-        rows.append({"setting": f"tile {tile}, margin {margin}", "tile": tile, "margin": margin, "psnr": psnr,
+        setting = f"tile {tile}, margin {margin}" + (", mirrored" if restorer.tile_mirror else "")
+        rows.append({"setting": setting, "tile": tile, "margin": margin, "mirrored": restorer.tile_mirror, "psnr": psnr,
                      "delta_db": psnr - whole_psnr, "mean_abs": float(diff.mean()), "max_abs": int(diff.max()),
                      "seconds": seconds,
                      "bytes": restorer.whole_image_bytes((1, tile, tile, restorer.in_channels), k_shape)})
@@ -104,7 +110,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--networks", default=",".join(NETWORKS), help="comma-separated registry names")
-    parser.add_argument("--settings", help="TILE[:MARGIN],... for every network (default: each network's own)")
+    parser.add_argument("--settings", help="TILE[:MARGIN[:plain]],... for every network (default: each network's "
+                        "own; plain: windows not mirrored)")
     parser.add_argument("--quick", action="store_true", help="Converse-DnCNN on a 64x96 cut (smoke test)")
     common.add_shared_flag(parser)
     parser.add_argument("--device", choices=common.DEVICES, default="cpu")

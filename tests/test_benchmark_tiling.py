@@ -55,3 +55,31 @@ def test_influence_benchmark_quick(tmp_path):
     shares = [row["share"] for row in result["margins"]]
     assert [row["margin"] for row in result["margins"]] == [8, 16, 32]
     assert 1 > shares[0] > shares[1] > 0 and shares[2] == 0, shares
+
+
+def test_tiling_settings_name_tile_margin_and_plain_windows():
+    sys.path.insert(0, str(REPO_ROOT))
+    from benchmarks.tiling import parse_settings
+
+    assert parse_settings("128,256:64,256:32:plain") == [(128, None, False), (256, 64, False), (256, 32, True)]
+
+
+def test_window_error_benchmark_quick(tmp_path):
+    """``benchmarks/window_error.py --quick``: one core of a 128x128 cut, plain and mirrored windows
+    of two margins; the JSON holds a row per margin and window with finite differences, and
+    the mirrored windows are twice the plain ones on each axis."""
+    shared = shared_path("data/weights/converse_dncnn.pth").parents[2]
+    out = tmp_path / "window_error.json"
+    cmd = [sys.executable, str(REPO_ROOT / "benchmarks" / "window_error.py"), "--quick", "--shared", str(shared),
+           "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["network"] == "converse_dncnn" and result["input_shape"] == [128, 128, 1]
+    rows = {(r["margin"], r["mirrored"]): r for r in result["rows"]}
+    assert sorted(rows) == [(8, False), (8, True), (16, False), (16, True)]
+    for (margin, mirrored), row in rows.items():
+        assert row["window"] == [(16 + 2 * margin) * (2 if mirrored else 1)] * 2
+        assert 0 < row["mean_abs"] <= row["rms"] <= row["max_abs"] < 255, row
+    assert rows[16, False]["mean_abs"] < rows[8, False]["mean_abs"]  # more context, closer to the whole image

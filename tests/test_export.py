@@ -1,7 +1,7 @@
 """``converse-jax export`` / ``restore --exported``: the artifact gives the in-process result,
 and ``restore --exported`` runs the same loop as ``restore --weights``.
 
-The four released networks are exported at one image shape and a 16-px tile (cpu, cuda and tpu
+The four released networks are exported at one image shape and a 32-px tile (cpu, cuda and tpu
 in one artifact): an image of the exported shape restores like the in-process network on the
 whole image, an image of another size like the in-process network tiled the same way. A tiny
 network checks the command line, that running an artifact imports no Flax, and -- for both
@@ -28,7 +28,7 @@ from converse_jax.inference.restorer import Restorer
 from converse_jax.models import abstract_variables, get_model
 from converse_jax.pretrained import save_variables
 
-TILE, MARGIN, SHAPE = 16, 4, (24, 40)
+TILE, MARGIN, SHAPE = 32, 4, (24, 40)
 
 
 @pytest.mark.slow
@@ -39,11 +39,12 @@ def test_exported_equals_in_process(name, tmp_path):
                                              shapes=[SHAPE]))
     assert artifact.platforms == ("cpu", "cuda", "tpu") and artifact.shapes == ((TILE, TILE), SHAPE)
     restorer = Restorer(name, pth)
+    assert artifact.tile_mirror == restorer.tile_mirror == (name in ("conversenet", "converse_usrnet"))
     kernel = None
     if name == "converse_usrnet":
         kernel = np.load(shared_path("data/blur_kernels/kernel_1.npy")).astype(np.float32)
     rng = np.random.default_rng(0)
-    for shape, options in [(SHAPE, {}), ((20, 36), {"tile": TILE, "tile_margin": MARGIN})]:  # whole; 2 x 3 tiles
+    for shape, options in [(SHAPE, {}), ((36, 44), {"tile": TILE, "tile_margin": MARGIN})]:  # whole; tiled
         x = rng.random((1, *shape, restorer.in_channels), np.float32)
         want = np.asarray(restorer.function(kernel, **options)(x))
         got = np.asarray(artifact.restore(x, kernel))
@@ -94,6 +95,31 @@ def test_cli_export_and_restore_without_flax(tiny_store, tiny_artifact, tmp_path
     x = noisy[None, :, :, None] / np.float32(255)
     whole = np.asarray(Restorer("converse_dncnn", tiny_store)(x))[0, :, :, 0]  # the exported shape: whole image
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), np.uint8((np.clip(whole, 0, 1) * 255).round()))
+
+
+def test_an_artifact_of_a_network_with_mirrored_windows_says_so_and_tiles_like_it(tmp_path, capsys):
+    """ConverseNet's record mirrors its windows: the artifact stores it, ``--info`` prints it, the
+    margin is checked against the 16 image pixels a 32-px window holds, and an image of another
+    size restores like the in-process network tiled the same way."""
+    kwargs = {"features": 4, "num_blocks": 1, "num_iterations": 1}
+    shapes = abstract_variables(get_model("conversenet", **kwargs))
+    rng = np.random.default_rng(0)
+    variables = jax.tree.map(lambda s: (0.1 * rng.standard_normal(s.shape)).astype(s.dtype), shapes)
+    store = save_variables(tmp_path / "tiny", variables, arch="conversenet", metadata={"model_kwargs": kwargs})
+    out = tmp_path / "net.jax"
+    args = ["export", "--weights", str(store), "--out", str(out), "--tile", "32"]
+    assert main([*args, "--tile-margin", "8"]) == 1
+    assert "--tile-margin: expected an int >= 0 and < 8, got 8" in capsys.readouterr().err and not out.exists()
+    assert main([*args, "--tile-margin", "4"]) == 0
+    assert main(["restore", "--exported", str(out), "--info"]) == 0
+    assert "32 px, margin 4 px, mirrored" in capsys.readouterr().out
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(tmp_path / "in.png")
+    restore = ["restore", "--model", "conversenet", "--weights", str(store), "--tile", "32", "--quiet"]
+    assert main([*restore, "--tile-margin", "8", str(tmp_path / "in.png"), str(tmp_path / "out.png")]) == 1
+    assert "--tile-margin: expected an int >= 0 and < 8, got 8" in capsys.readouterr().err
+    x = rng.random((1, 40, 50, 3), np.float32)
+    want = Restorer("conversenet", store).function(tile=32, tile_margin=4)(x)
+    np.testing.assert_allclose(np.asarray(load_exported(out).restore(x)), np.asarray(want), rtol=0, atol=1e-5)
 
 
 def test_other_sizes_are_tiled_and_small_ones_are_not_padded(tiny_artifact, tmp_path, capsys):

@@ -69,6 +69,7 @@ WHERE_EXERCISED: dict[str, str] = {
     r"converse-jax restore --exported \S+ --info": "tests/test_export.py::test_cli_export_and_restore_without_flax",
     r"python benchmarks/tiling\.py( .*)?": "tests/test_benchmark_tiling.py::test_tiling_benchmark_quick",
     r"python benchmarks/influence\.py( .*)?": "tests/test_benchmark_tiling.py::test_influence_benchmark_quick",
+    r"python benchmarks/window_error\.py( .*)?": "tests/test_benchmark_tiling.py::test_window_error_benchmark_quick",
     r"tensorboard --logdir \$RUN/tensorboard": "tests/test_train_outputs.py::test_tensorboard_events_written",
     r"converse-jax restore --exported \S+ \S+ \S+": "tests/test_export.py::test_cli_export_and_restore_without_flax",
 }

@@ -1,8 +1,9 @@
 """Tiled inference against whole-image inference for every network of the zoo (tiny versions).
 
 Each registry network is built small (4 features, one block / iteration, three DnCNN layers) with
-random weights and run on a random image whole and in 48-px windows with 16-px margins
-(2 x 2 windows; input pixels, so x4 SR windows are 192 output px). Networks made of local
+random weights and run on a random image whole and in windows of 48 image pixels with 16-px
+margins (input pixels, so x4 SR windows are 192 output px), mirrored to 96 px where the record
+says so (``tile_mirror``). Networks made of local
 layers (the convolution baselines: receptive-field radius below 16 px) must be reproduced to
 float32 rounding, borders included; networks with Converse2D solves within the issue's bound on
 the uint8 outputs (mean absolute difference below 0.5 grey levels). Converse-USRNet's data step
@@ -48,10 +49,12 @@ def test_tiled_equals_whole_image(name):
         variables["params"]["data"]["alpha"] = jnp.full_like(variables["params"]["data"]["alpha"], 12.0)
     kernel = np.asarray(example_inputs(model)[1][0]) if task.takes_kernel else None
     fn = jax.jit(lambda x: task.apply(model, variables, x, kernel))
-    side = (TILE + TILE // 2) // spec.scale * spec.scale  # 2 x 2 windows of the input
+    tile = 2 * TILE if spec.tile_mirror else TILE  # windows of TILE image pixels either way
+    side = (tile + TILE // 2) // spec.scale * spec.scale  # every axis cut
     x = np.random.default_rng(1).random((1, side, side + 8, spec.in_channels), np.float32)
     whole = np.asarray(fn(x))
-    tiled = np.asarray(tiled_apply(fn, x, tile=TILE, margin=MARGIN, scale=spec.scale))
+    tiled = np.asarray(tiled_apply(fn, x, tile=tile, margin=MARGIN, scale=spec.scale, mirror=spec.tile_mirror,
+                                   batch_tiles=4))
     assert tiled.shape == whole.shape
     if name in GLOBAL:
         diff = np.abs(single2uint(tiled[0]).astype(np.int16) - single2uint(whole[0]))

@@ -17,7 +17,7 @@ operator that XLA on every platform understands); the export allows it explicitl
 The artifact is one file, written atomically::
 
     converse-jax export\n        the magic line
-    {JSON header}\n              network, task, channels, scale, kernel shape, tile, tile margin,
+    {JSON header}\n              network, task, channels, scale, kernel shape, tile, tile margin and mirror,
                                  platforms, the byte size, shape and CRC-32 of every
                                  module, and a CRC-32 of the header itself
     module bytes ...             ``Exported.serialize()`` of each module, in the header's order
@@ -26,7 +26,7 @@ The artifact is one file, written atomically::
 imports neither Flax nor model code; :func:`export_restorer` imports them when called). An image
 whose shape was exported is restored whole -- the in-process result up to float32 rounding; any
 other image goes through :func:`converse_jax.inference.tiling.tiled_apply` with the artifact's
-tile and margin, as ``restore --tile`` does. Windows are never larger than the image and nothing
+tile, margin and mirroring, as ``restore --tile`` does. Windows are never larger than the image and nothing
 is padded, so an image narrower than the tile in some axis needs its own shape
 (:class:`~converse_jax.inference.restorer.ShapeError` otherwise, which ``restore`` reports as a
 skipped image). :func:`restore_exported` backs ``converse-jax restore --exported``: the restore
@@ -48,7 +48,7 @@ from jax import export as jax_export
 
 from converse_jax.inference.restore import Network, RestoreResult, restore_images
 from converse_jax.inference.restorer import ShapeError
-from converse_jax.inference.tiling import tiled_apply
+from converse_jax.inference.tiling import mirror_span, tiled_apply
 from converse_jax.utils.atomic import write_bytes
 from converse_jax.utils.checksum import crc32
 from converse_jax.utils.paths import absolute, as_path, has_folder
@@ -106,8 +106,9 @@ def export_restorer(
       out: the artifact file to write (atomically; its folder must exist).
       tile: window side in input pixels (>= 8) for images of other shapes; SR networks output
         ``scale * tile``. None: :data:`DEFAULT_TILE`.
-      tile_margin: context around each window's kept middle (``2 * tile_margin < tile``); None:
-        the network's, at most ``tile // 4`` (:meth:`converse_jax.inference.restorer.Restorer.margin_for`).
+      tile_margin: context around each window's kept middle (``2 * tile_margin`` less than the
+        image pixels a window holds: ``tile``, or half of it for a network with mirrored windows);
+        None: the network's, at most half that (:meth:`converse_jax.inference.restorer.Restorer.margin_for`).
       shapes: ``(H, W)`` input shapes to export as whole images too (restored exactly).
       kernel_size: side of the blur kernel input of non-blind deblurring networks.
       platforms: lowering platforms (default cpu, cuda and tpu).
@@ -149,7 +150,8 @@ def export_restorer(
     sizes = list(dict.fromkeys([(tile, tile), *(tuple(check_int(d, "shapes") for d in s) for s in shapes)]))
     restorer = Restorer(weights_arch(weights) if model is None else model, weights)
     margin = restorer.margin_for(tile) if tile_margin is None else tile_margin
-    margin = check_int(margin, "tile_margin", minimum=0, below=(tile + 1) // 2)
+    held = mirror_span(tile) if restorer.tile_mirror else tile
+    margin = check_int(margin, "tile_margin", minimum=0, below=(held + 1) // 2)
     module, variables, task = restorer.module, restorer.variables, restorer.kind
 
     def restore(x, *kernel):
@@ -175,6 +177,7 @@ def export_restorer(
         "kernel_shape": [kernel_size, kernel_size] if task.takes_kernel else None,
         "tile": tile,
         "tile_margin": margin,
+        "tile_mirror": restorer.tile_mirror,
         "platforms": list(platforms),
         "modules": [{"shape": list(size), "bytes": len(blob), "crc32": crc32(np.frombuffer(blob, np.uint8))}
                     for size, blob in zip(sizes, blobs)],
@@ -194,7 +197,8 @@ class ExportedRestorer:
     Attributes:
       network, task: the registry name and task of the network exported. in_channels: image
       channels (1 gray, 3 RGB). scale: output/input size ratio. kernel_shape: ``(kh, kw)`` of the
-      blur kernel input, or None. tile, tile_margin: the tiling of other shapes. shapes: the
+      blur kernel input, or None. tile, tile_margin, tile_mirror: the tiling of other shapes
+      (``tiled_apply``'s ``tile``, ``margin``, ``mirror``). shapes: the
       ``(H, W)`` input shapes exported (the tile's first). platforms: where the modules run.
       header: the JSON header as read.
 
@@ -218,6 +222,7 @@ class ExportedRestorer:
         self.kernel_shape = None if header["kernel_shape"] is None else tuple(header["kernel_shape"])
         self.tile: int = header["tile"]
         self.tile_margin: int = header["tile_margin"]
+        self.tile_mirror: bool = header.get("tile_mirror", False)  # absent before mirrored tiles
         self.platforms = tuple(header["platforms"])
         self.shapes = tuple(tuple(m["shape"]) for m in header["modules"])
         self._calls = {shape: jax.jit(m.call) for shape, m in zip(self.shapes, modules)}
@@ -228,7 +233,8 @@ class ExportedRestorer:
         lines = [
             f"network      {self.network} ({self.task}, x{self.scale}, {self.in_channels} channel(s))",
             f"kernel       {'x'.join(map(str, self.kernel_shape)) if self.kernel_shape else 'none'}",
-            f"tile         {self.tile} px, margin {self.tile_margin} px (images of other shapes)",
+            f"tile         {self.tile} px, margin {self.tile_margin} px{', mirrored' if self.tile_mirror else ''} "
+            "(images of other shapes)",
             f"shapes       {shapes} (restored whole)",
             f"platforms    {', '.join(self.platforms)}",
         ]
@@ -283,7 +289,8 @@ class ExportedRestorer:
                 f"export it with --shape {h}x{w}"
             )
         return tiled_apply(
-            lambda t: self(t, kernel), x, tile=self.tile, margin=self.tile_margin, scale=self.scale, progress=progress
+            lambda t: self(t, kernel), x, tile=self.tile, margin=self.tile_margin, scale=self.scale,
+            mirror=self.tile_mirror, progress=progress,
         )
 
 

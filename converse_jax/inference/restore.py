@@ -43,6 +43,7 @@ from tqdm import tqdm
 from converse_jax.inference.batch import BatchReader, Skipped, check_collisions, check_writable_folder, notify
 from converse_jax.inference.restorer import Restorer, ShapeError, load_kernel
 from converse_jax.inference.shard import DeviceBatcher, my_share
+from converse_jax.inference.tiling import mirror_span
 from converse_jax.protocol import single2uint, uint2single
 from converse_jax.tasks import Task, get_task
 from converse_jax.utils.images import IMAGE_EXTENSIONS, image_files, write_png
@@ -242,7 +243,8 @@ def restore_path(
         network's default size for an image whose whole-image inference would not fit in the
         device's memory (a note on stderr says so).
       tile_margin: context around each tile's kept middle in input pixels
-        (``2 * tile_margin < tile``); None: the network's
+        (``2 * tile_margin`` less than the image pixels a window holds: ``tile``, or half of it
+        for a network with mirrored windows); None: the network's
         :attr:`~converse_jax.inference.restorer.Restorer.tile_margin`. Needs ``tile``.
       progress: tqdm progress bar (over the images; over the tiles for a single image).
 
@@ -281,7 +283,8 @@ def restore_path(
     if tile_margin is not None:
         if tile is None:
             raise ValueError("tile_margin: needs tile")
-        tile_margin = check_int(tile_margin, "tile_margin", minimum=0, below=(tile + 1) // 2)
+        held = mirror_span(tile) if spec.tile_mirror else tile
+        tile_margin = check_int(tile_margin, "tile_margin", minimum=0, below=(held + 1) // 2)
 
     def load(k: np.ndarray | None, single: bool) -> tuple[Network, ImageFn]:
         restorer = Restorer(model_name, weights)

@@ -25,7 +25,7 @@ import numpy as np
 
 from converse_jax.inference.batch import notify
 from converse_jax.inference.memory import free_bytes, program_bytes
-from converse_jax.inference.tiling import DEFAULT_TILE_MARGIN, self_ensemble_x8, tiled_apply
+from converse_jax.inference.tiling import DEFAULT_TILE_MARGIN, mirror_span, self_ensemble_x8, tiled_apply
 from converse_jax.tasks import Task, get_task
 
 __all__ = ["Restorer", "ShapeError", "load_kernel"]
@@ -92,6 +92,8 @@ class Restorer:
         whole-image result: the record's :attr:`~converse_jax.models.registry.ModelSpec.tile_margin`
         (for networks with global solves, the margin measured by ``benchmarks/tiling.py``), else
         :data:`~converse_jax.inference.tiling.DEFAULT_TILE_MARGIN`.
+      tile_mirror: whether its windows are mirrored (the record's
+        :attr:`~converse_jax.models.registry.ModelSpec.tile_mirror`; ``tiled_apply``'s ``mirror``).
 
     Calling the restorer applies the network once under ``jax.jit`` (one compilation per
     distinct input shape) with float32 matmul precision ``'highest'`` (so GPU results do not
@@ -145,6 +147,7 @@ class Restorer:
         self.in_channels: int = int(values["channels"])
         self.scale: int = int(values["scale"])
         self.tile_margin: int = DEFAULT_TILE_MARGIN if self.spec.tile_margin is None else self.spec.tile_margin
+        self.tile_mirror: bool = self.spec.tile_mirror
         self._noted: set[int] = set()
         self._size_problems: dict[tuple, str | None] = {}
 
@@ -228,7 +231,9 @@ class Restorer:
 
         def tiled(x: jax.Array, size: int) -> jax.Array:
             margin = self.margin_for(size) if tile_margin is None else tile_margin
-            return tiled_apply(base, x, tile=size, margin=margin, scale=self.scale, progress=progress)
+            return tiled_apply(
+                base, x, tile=size, margin=margin, scale=self.scale, mirror=self.tile_mirror, progress=progress
+            )
 
         def auto(x: jax.Array) -> jax.Array:
             self._check_size(x, kernel)
@@ -249,15 +254,21 @@ class Restorer:
 
     def margin_for(self, tile: int) -> int:
         """The margin used with ``tile``-px windows when none is given: :attr:`tile_margin`, at most
-        ``tile // 4`` (so half of each window is kept). A smaller margin than the network's costs
-        accuracy (``docs/tiling.md``), so a note on stderr says so once per tile size.
+        a quarter of the image pixels a window holds (``tile``, or
+        :func:`~converse_jax.inference.tiling.mirror_span` ``(tile)`` with :attr:`tile_mirror`), so
+        half of them are kept. A smaller margin than the network's costs accuracy
+        (``docs/tiling.md``), so a note on stderr says so once per tile size.
 
         >>> import types
-        >>> restorer = types.SimpleNamespace(name="net", tile_margin=64, _noted=set())
+        >>> restorer = types.SimpleNamespace(name="net", tile_margin=64, tile_mirror=False, _noted=set())
         >>> Restorer.margin_for(restorer, 512), Restorer.margin_for(restorer, 128)  # doctest: +ELLIPSIS
         (64, 32)
+        >>> restorer.tile_mirror = True  # windows of 256 and 64 image pixels
+        >>> Restorer.margin_for(restorer, 512), Restorer.margin_for(restorer, 128)  # doctest: +ELLIPSIS
+        (64, 16)
         """
-        margin = min(self.tile_margin, tile // 4)
+        held = mirror_span(tile) if self.tile_mirror else tile
+        margin = min(self.tile_margin, held // 4)
         if margin < self.tile_margin and tile not in self._noted:
             self._noted.add(tile)
             notify(f"note: {tile}-px tiles leave room for {margin}-px margins, less than the {self.tile_margin} px "

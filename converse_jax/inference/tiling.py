@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from converse_jax.utils.validate import check_int, check_nhwc
 
-__all__ = ["DEFAULT_TILE_MARGIN", "self_ensemble_x8", "tiled_apply"]
+__all__ = ["DEFAULT_TILE_MARGIN", "mirror_span", "self_ensemble_x8", "tiled_apply"]
 
 DEFAULT_TILE_MARGIN = 64
 """Tile margin (input pixels) of a network that states none (no ``tile_margin`` attribute)."""
@@ -81,26 +81,48 @@ def self_ensemble_x8(fn: ArrayFn, x: np.ndarray | jax.Array) -> jax.Array:
     return total / 8.0
 
 
-def _axis_windows(size: int, tile: int, margin: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _axis_windows(
+    size: int, tile: int, margin: int, mirror: bool = False
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Windows along one axis: ``(indices, kept, core)`` per window.
 
-    ``indices`` are the image rows (or columns) a window holds, in order: the periodic range
-    ``[start - margin, start + core + margin)`` taken modulo ``size`` and sorted, so a window
-    that reaches over the image border starts at row 0 and ends at row ``size - 1`` exactly as
-    the image does (the network's own border handling applies there) and its cut lies inside
-    the image, ``margin`` rows from the core. ``kept`` are the positions in the window of the
-    ``core`` rows, whose outputs are kept. An axis no longer than ``tile`` is one window.
+    ``indices`` are the image rows (or columns) a window holds, in order; ``kept`` are the
+    positions in the window of the ``core`` rows, whose outputs are kept. An axis no longer than
+    ``tile`` is one window (the whole axis). Otherwise, without ``mirror``, a window is the
+    periodic range ``[start - margin, start + core + margin)`` of ``tile`` rows taken modulo
+    ``size`` and sorted, so a window that reaches over the image border starts at row 0 and ends
+    at row ``size - 1`` exactly as the image does (the network's own border handling applies
+    there) and its cut lies inside the image, ``margin`` rows from the core. With ``mirror``
+    the periodic range holds ``span = ceil(tile / 2)`` rows, unsorted, and is followed by its
+    first ``tile - span`` rows in reverse order: the window is symmetric, so a network that treats its input as periodic meets no jump where
+    the window's last row wraps to its first.
     """
     if size <= tile:
         everything = np.arange(size)
         return [(everything, everything, everything)]
-    core = tile - 2 * margin
+    span = mirror_span(tile) if mirror else tile
+    core = span - 2 * margin
     windows = []
     for start in [*range(0, size - core, core), size - core]:
-        indices = np.sort((start - margin + np.arange(tile)) % size)
         rows = np.arange(start, start + core)
-        windows.append((indices, np.searchsorted(indices, rows), rows))
+        held = (start - margin + np.arange(span)) % size
+        if mirror:
+            window = np.concatenate([held, held[tile - span - 1 :: -1]])
+            first = int(np.argmax(window == 0)) if 0 in held else 0  # the image's first row leads
+            windows.append((np.roll(window, -first), (margin + np.arange(core) - first) % tile, rows))
+        else:
+            indices = np.sort(held)
+            windows.append((indices, np.searchsorted(indices, rows), rows))
     return windows
+
+
+def mirror_span(tile: int) -> int:
+    """Image pixels a mirrored ``tile``-px window holds along a cut axis: ``ceil(tile / 2)``.
+
+    >>> mirror_span(512), mirror_span(63)
+    (256, 32)
+    """
+    return (tile + 1) // 2
 
 
 def _scaled(positions: np.ndarray, scale: int) -> np.ndarray:
@@ -115,6 +137,7 @@ def tiled_apply(
     tile: int,
     margin: int,
     scale: int = 1,
+    mirror: bool = False,
     batch_tiles: int = 1,
     progress: bool = False,
 ) -> jax.Array:
@@ -131,7 +154,15 @@ def tiled_apply(
     ``margin`` px inside the image. A network whose receptive-field radius is at most
     ``margin`` is thus reproduced exactly; a global one (FFT solves) up to the influence of
     what lies beyond ``margin`` px. Nothing is padded: an axis no longer than ``tile`` is one
-    window of the image's own length. Every call of ``fn`` gets
+    window of the image's own length.
+
+    ``mirror`` is for networks that treat their input as periodic (circular padding, FFT
+    solves) and reach far: an axis longer than ``tile`` is cut into windows of
+    :func:`mirror_span` ``(tile)`` image pixels (the periodic range around each core, unsorted),
+    each followed by its mirror image, so ``fn`` still gets ``tile`` pixels per cut axis, and the window's wrap-around, which
+    would join two unrelated edges of the image, joins each edge to itself (a window over the
+    image border is turned to begin with the image's first row, as above). What this buys the
+    released deblurring networks is measured in docs/tiling.md. Every call of ``fn`` gets
     ``(batch_tiles * N, min(H, tile), min(W, tile), C)`` (a jitted ``fn`` compiles once per
     image shape class); the last call is filled up with repeats of its last window.
 
@@ -141,6 +172,7 @@ def tiled_apply(
       tile: window side in input pixels, ``>= 8``.
       margin: context kept around each core in input pixels, ``0 <= 2 * margin < tile``.
       scale: spatial up-scaling factor of ``fn`` (1 for restoration, 2/3/4 for SR).
+      mirror: mirror each window along its cut axes (above); then ``2 * margin < mirror_span(tile)``.
       batch_tiles: windows per call of ``fn`` (stacked along the batch axis), ``>= 1``.
       progress: show a tqdm progress bar over the calls of ``fn``.
 
@@ -162,21 +194,30 @@ def tiled_apply(
       >>> up2 = lambda t: jnp.repeat(jnp.repeat(t, 2, axis=1), 2, axis=2)
       >>> tiled_apply(up2, x, tile=8, margin=2, scale=2, batch_tiles=4).shape
       (1, 40, 40, 3)
+      >>> def wrap3(t):  # the same box filter with circular padding: the image is periodic
+      ...     return sum(jnp.roll(t, (i, j), axis=(1, 2)) for i in (-1, 0, 1) for j in (-1, 0, 1)) / 9
+      >>> calls.clear()
+      >>> y = tiled_apply(lambda t: calls.append(t.shape) or wrap3(t), x, tile=16, margin=1, mirror=True)
+      >>> bool(jnp.allclose(y, wrap3(x), atol=1e-6)), set(calls)  # 8-px windows and their mirror images
+      (True, {(1, 16, 16, 3)})
     """
     if not callable(fn):
         raise ValueError(f"fn: expected a callable, got {type(fn).__name__}")
     check_nhwc(x, "x")
     tile = check_int(tile, "tile", minimum=8)
     margin = check_int(margin, "margin", minimum=0)
-    if 2 * margin >= tile:
-        raise ValueError(f"margin: must be less than half the tile ({tile}), got {margin}")
+    span = mirror_span(tile) if mirror else tile
+    if 2 * margin >= span:
+        whose = f"the mirrored windows' {span} px" if mirror else f"the tile ({tile})"
+        raise ValueError(f"margin: must be less than half {whose}, got {margin}")
     scale = check_int(scale, "scale")
     batch_tiles = check_int(batch_tiles, "batch_tiles")
 
     image = np.asarray(x, dtype=np.float32)
     n, h, w, _ = image.shape
-    windows = [(r, c) for r in _axis_windows(h, tile, margin) for c in _axis_windows(w, tile, margin)]
-    shape = (min(h, tile), min(w, tile))
+    rows, cols = _axis_windows(h, tile, margin, mirror), _axis_windows(w, tile, margin, mirror)
+    windows = [(r, c) for r in rows for c in cols]
+    shape = (len(rows[0][0]), len(cols[0][0]))
     out: np.ndarray | None = None
     groups = [windows[g : g + batch_tiles] for g in range(0, len(windows), batch_tiles)]
     for group in tqdm(groups, desc="tiles", unit="call", disable=not progress):

@@ -48,7 +48,7 @@ def _deblur_names(spatial: str) -> TorchNames:
 
 @register_model(
     "conversenet", task="deblur", in_channels=3,
-    tile_margin=128,  # mean |tiled - whole| 0.41 grey levels at 128 px, 0.52 at 96, 1.19 at 64 (docs/tiling.md)
+    tile_margin=192, tile_mirror=True,  # docs/tiling.md: mirrored windows, and how far the network reaches
     description="ConverseNet: shared 7-ConverseBlock stack applied 5 times, released weights",
     param_count=243_267, paper_param_count=243_267,
     pretrained=official_weights(

@@ -116,6 +116,9 @@ class ModelSpec:
       tile_margin: context in input pixels each window of tiled inference keeps around its core
         (None: :data:`~converse_jax.inference.tiling.DEFAULT_TILE_MARGIN`); networks with global
         solves need more than their local layers suggest (measured: ``benchmarks/tiling.py``).
+      tile_mirror: tile with mirrored windows (:func:`~converse_jax.inference.tiling.tiled_apply`'s
+        ``mirror``): for networks that treat the image as periodic and reach far (FFT solves with
+        weak regularisation), where a window's wrap-around would otherwise join unrelated edges.
       recipe: training-recipe settings that differ from the task's
         (:attr:`converse_jax.tasks.Task.recipe`; keyword arguments of
         :func:`converse_jax.configs.default.base_config`).
@@ -141,6 +144,7 @@ class ModelSpec:
     showcase: ShowcaseRow | None = None
     data_hparams: Mapping[str, str] = field(default_factory=dict)
     tile_margin: int | None = None
+    tile_mirror: bool = False
     recipe: Mapping[str, Any] = field(default_factory=dict)
 
     @property

@@ -197,7 +197,7 @@ class KernelConvStep(nn.Module):
 
 @register_model(
     "converse_usrnet", task="deblur_nonblind", in_channels=3, data_hparams=_USRNET_HPARAMS,
-    tile_margin=128,  # as ConverseNet (docs/tiling.md); with 64 px its mean |tiled - whole| is 0.59 grey levels
+    tile_margin=64, tile_mirror=True,  # docs/tiling.md: mirrored windows
     description="Converse-USRNet: KernelNet + per-sample reverse-convolution data steps, released weights",
     param_count=307_987, paper_param_count=307_091,
     pretrained=official_weights(
