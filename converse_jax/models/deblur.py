@@ -48,7 +48,7 @@ def _deblur_names(spatial: str) -> TorchNames:
 
 @register_model(
     "conversenet", task="deblur", in_channels=3,
-    tile_margin=192, tile_mirror=True,  # docs/tiling.md: mirrored windows, and how far the network reaches
+    tile_margin=192, tile_mirror=True,  # single windows: 0.05-0.25 grey levels at the core's edge (docs/tiling.md)
     description="ConverseNet: shared 7-ConverseBlock stack applied 5 times, released weights",
     param_count=243_267, paper_param_count=243_267,
     pretrained=official_weights(

@@ -197,7 +197,7 @@ class KernelConvStep(nn.Module):
 
 @register_model(
     "converse_usrnet", task="deblur_nonblind", in_channels=3, data_hparams=_USRNET_HPARAMS,
-    tile_margin=64, tile_mirror=True,  # docs/tiling.md: mirrored windows
+    tile_margin=64, tile_mirror=True,  # baby.png, 448:64 mirrored: -0.006 dB, 0.14 grey levels (docs/tiling.md)
     description="Converse-USRNet: KernelNet + per-sample reverse-convolution data steps, released weights",
     param_count=307_987, paper_param_count=307_091,
     pretrained=official_weights(
