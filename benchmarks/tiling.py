@@ -60,22 +60,34 @@ def parse_settings(text: str) -> list[tuple[int, int | None, bool]]:
     return settings
 
 
+def degraded_case(name: str, shared: Path, image: str, cut: tuple[int, int] | None) -> tuple[Any, Any, Any, Any]:
+    """``(restorer, clean, degraded, kernel)``: network ``name`` with its released weights, test
+    image ``image`` (under ``testsets``) cut to its first ``cut`` rows and columns (None: whole)
+    and degraded by the task's test degradation (seed 0; blurs with ``kernel_1``, else kernel None)."""
+    import numpy as np
+
+    from converse_jax.inference.restorer import Restorer
+    from converse_jax.utils.images import read_image
+
+    restorer = Restorer(name, shared / "data" / "weights" / f"{name}.pth")
+    task = restorer.kind
+    img = read_image(shared / "data" / "testsets" / image, restorer.in_channels)
+    if cut is not None:
+        img = img[: cut[0], : cut[1]]
+    kernel = np.load(shared / "data" / "blur_kernels" / "kernel_1.npy") if task.blurs else None
+    truth, x = task.degrade(img, scale=restorer.scale, kernel=kernel, seed=0)
+    return restorer, truth, x, kernel
+
+
 def measure(payload: dict[str, Any]) -> dict[str, Any]:
     """Worker: whole-image and tiled restorations of one network's test image."""
     import numpy as np
 
-    from converse_jax.inference.restorer import Restorer
     from converse_jax.protocol import calculate_psnr, single2uint
-    from converse_jax.utils.images import read_image
 
-    name, shared = payload["network"], Path(payload["shared"])
-    restorer = Restorer(name, shared / "data" / "weights" / f"{name}.pth")
+    name = payload["network"]
+    restorer, truth, x, kernel = degraded_case(name, Path(payload["shared"]), payload["image"], payload["cut"])
     task = restorer.kind
-    img = read_image(shared / "data" / "testsets" / payload["image"], restorer.in_channels)
-    if payload["cut"] is not None:
-        img = img[: payload["cut"][0], : payload["cut"][1]]
-    kernel = np.load(shared / "data" / "blur_kernels" / "kernel_1.npy") if task.blurs else None
-    truth, x = task.degrade(img, scale=restorer.scale, kernel=kernel, seed=0)
     given = kernel if task.takes_kernel else None
     border = task.border(restorer.scale)
 

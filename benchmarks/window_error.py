@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import common  # noqa: E402
-from benchmarks.tiling import CASES  # noqa: E402
+from benchmarks.tiling import CASES, degraded_case  # noqa: E402
 
 NETWORKS = ("conversenet", "converse_usrnet")
 QUICK = {"network": "converse_dncnn", "cut": (128, 128), "cores": "56x56", "core": 16, "margins": "8,16"}
@@ -40,18 +40,9 @@ def measure(payload: dict[str, Any]) -> dict[str, Any]:
     """Worker: the whole image and the windows of one network."""
     import numpy as np
 
-    from converse_jax.inference.restorer import Restorer
-    from converse_jax.utils.images import read_image
-
-    name, shared, core = payload["network"], Path(payload["shared"]), payload["core"]
-    restorer = Restorer(name, shared / "data" / "weights" / f"{name}.pth")
-    task = restorer.kind
-    img = read_image(shared / "data" / "testsets" / CASES[name][0], restorer.in_channels)
-    if payload["cut"] is not None:
-        img = img[: payload["cut"][0], : payload["cut"][1]]
-    kernel = np.load(shared / "data" / "blur_kernels" / "kernel_1.npy") if task.blurs else None
-    x = task.degrade(img, scale=1, kernel=kernel, seed=0)[1]
-    net = restorer.function(kernel if task.takes_kernel else None)
+    name, core = payload["network"], payload["core"]
+    restorer, _, x, kernel = degraded_case(name, Path(payload["shared"]), CASES[name][0], payload["cut"])
+    net = restorer.function(kernel if restorer.kind.takes_kernel else None)
     whole = np.asarray(net(x[None]))[0]
     h, w = x.shape[:2]
     rows = []

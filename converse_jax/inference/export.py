@@ -48,7 +48,7 @@ from jax import export as jax_export
 
 from converse_jax.inference.restore import Network, RestoreResult, restore_images
 from converse_jax.inference.restorer import ShapeError
-from converse_jax.inference.tiling import mirror_span, tiled_apply
+from converse_jax.inference.tiling import tiled_apply, window_span
 from converse_jax.utils.atomic import write_bytes
 from converse_jax.utils.checksum import crc32
 from converse_jax.utils.paths import absolute, as_path, has_folder
@@ -150,8 +150,7 @@ def export_restorer(
     sizes = list(dict.fromkeys([(tile, tile), *(tuple(check_int(d, "shapes") for d in s) for s in shapes)]))
     restorer = Restorer(weights_arch(weights) if model is None else model, weights)
     margin = restorer.margin_for(tile) if tile_margin is None else tile_margin
-    held = mirror_span(tile) if restorer.tile_mirror else tile
-    margin = check_int(margin, "tile_margin", minimum=0, below=(held + 1) // 2)
+    margin = check_int(margin, "tile_margin", minimum=0, below=(window_span(tile, restorer.tile_mirror) + 1) // 2)
     module, variables, task = restorer.module, restorer.variables, restorer.kind
 
     def restore(x, *kernel):

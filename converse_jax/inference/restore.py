@@ -43,7 +43,7 @@ from tqdm import tqdm
 from converse_jax.inference.batch import BatchReader, Skipped, check_collisions, check_writable_folder, notify
 from converse_jax.inference.restorer import Restorer, ShapeError, load_kernel
 from converse_jax.inference.shard import DeviceBatcher, my_share
-from converse_jax.inference.tiling import mirror_span
+from converse_jax.inference.tiling import window_span
 from converse_jax.protocol import single2uint, uint2single
 from converse_jax.tasks import Task, get_task
 from converse_jax.utils.images import IMAGE_EXTENSIONS, image_files, write_png
@@ -283,7 +283,7 @@ def restore_path(
     if tile_margin is not None:
         if tile is None:
             raise ValueError("tile_margin: needs tile")
-        held = mirror_span(tile) if spec.tile_mirror else tile
+        held = window_span(tile, spec.tile_mirror)
         tile_margin = check_int(tile_margin, "tile_margin", minimum=0, below=(held + 1) // 2)
 
     def load(k: np.ndarray | None, single: bool) -> tuple[Network, ImageFn]:

@@ -25,7 +25,7 @@ import numpy as np
 
 from converse_jax.inference.batch import notify
 from converse_jax.inference.memory import free_bytes, program_bytes
-from converse_jax.inference.tiling import DEFAULT_TILE_MARGIN, mirror_span, self_ensemble_x8, tiled_apply
+from converse_jax.inference.tiling import DEFAULT_TILE_MARGIN, self_ensemble_x8, tiled_apply, window_span
 from converse_jax.tasks import Task, get_task
 
 __all__ = ["Restorer", "ShapeError", "load_kernel"]
@@ -254,9 +254,8 @@ class Restorer:
 
     def margin_for(self, tile: int) -> int:
         """The margin used with ``tile``-px windows when none is given: :attr:`tile_margin`, at most
-        a quarter of the image pixels a window holds (``tile``, or
-        :func:`~converse_jax.inference.tiling.mirror_span` ``(tile)`` with :attr:`tile_mirror`), so
-        half of them are kept. A smaller margin than the network's costs accuracy
+        a quarter of the image pixels a window holds
+        (:func:`~converse_jax.inference.tiling.window_span`), so half of them are kept. A smaller margin than the network's costs accuracy
         (``docs/tiling.md``), so a note on stderr says so once per tile size.
 
         >>> import types
@@ -267,8 +266,7 @@ class Restorer:
         >>> Restorer.margin_for(restorer, 512), Restorer.margin_for(restorer, 128)  # doctest: +ELLIPSIS
         (64, 16)
         """
-        held = mirror_span(tile) if self.tile_mirror else tile
-        margin = min(self.tile_margin, held // 4)
+        margin = min(self.tile_margin, window_span(tile, self.tile_mirror) // 4)
         if margin < self.tile_margin and tile not in self._noted:
             self._noted.add(tile)
             notify(f"note: {tile}-px tiles leave room for {margin}-px margins, less than the {self.tile_margin} px "

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from converse_jax.utils.validate import check_int, check_nhwc
 
-__all__ = ["DEFAULT_TILE_MARGIN", "mirror_span", "self_ensemble_x8", "tiled_apply"]
+__all__ = ["DEFAULT_TILE_MARGIN", "self_ensemble_x8", "tiled_apply", "window_span"]
 
 DEFAULT_TILE_MARGIN = 64
 """Tile margin (input pixels) of a network that states none (no ``tile_margin`` attribute)."""
@@ -93,14 +93,14 @@ def _axis_windows(
     ``size`` and sorted, so a window that reaches over the image border starts at row 0 and ends
     at row ``size - 1`` exactly as the image does (the network's own border handling applies
     there) and its cut lies inside the image, ``margin`` rows from the core. With ``mirror``
-    the periodic range holds ``span = ceil(tile / 2)`` rows, unsorted, and is followed by its
-    first ``tile - span`` rows in reverse order: the window is symmetric, so a network that treats its input as periodic meets no jump where
-    the window's last row wraps to its first.
+    the periodic range holds ``span`` = :func:`window_span` rows, unsorted, and is followed by
+    its first ``tile - span`` rows in reverse order: the window is symmetric, so a network that
+    treats its input as periodic meets no jump where the window's last row wraps to its first.
     """
     if size <= tile:
         everything = np.arange(size)
         return [(everything, everything, everything)]
-    span = mirror_span(tile) if mirror else tile
+    span = window_span(tile, mirror)
     core = span - 2 * margin
     windows = []
     for start in [*range(0, size - core, core), size - core]:
@@ -116,13 +116,14 @@ def _axis_windows(
     return windows
 
 
-def mirror_span(tile: int) -> int:
-    """Image pixels a mirrored ``tile``-px window holds along a cut axis: ``ceil(tile / 2)``.
+def window_span(tile: int, mirror: bool) -> int:
+    """Image pixels a ``tile``-px window holds along a cut axis: ``tile``, or ``ceil(tile / 2)``
+    when it is mirrored (the rest is their mirror image). A margin must stay below half of it.
 
-    >>> mirror_span(512), mirror_span(63)
-    (256, 32)
+    >>> window_span(512, False), window_span(512, True), window_span(63, True)
+    (512, 256, 32)
     """
-    return (tile + 1) // 2
+    return (tile + 1) // 2 if mirror else tile
 
 
 def _scaled(positions: np.ndarray, scale: int) -> np.ndarray:
@@ -158,10 +159,11 @@ def tiled_apply(
 
     ``mirror`` is for networks that treat their input as periodic (circular padding, FFT
     solves) and reach far: an axis longer than ``tile`` is cut into windows of
-    :func:`mirror_span` ``(tile)`` image pixels (the periodic range around each core, unsorted),
-    each followed by its mirror image, so ``fn`` still gets ``tile`` pixels per cut axis, and the window's wrap-around, which
-    would join two unrelated edges of the image, joins each edge to itself (a window over the
-    image border is turned to begin with the image's first row, as above). What this buys the
+    :func:`window_span` ``(tile, True)`` image pixels (the periodic range around each core,
+    unsorted), each followed by its mirror image, so ``fn`` still gets ``tile`` pixels per cut
+    axis, and the window's wrap-around, which would join two unrelated edges of the image, joins
+    each edge to itself (a window over the image border is turned to begin with the image's
+    first row, as above). What this buys the
     released deblurring networks is measured in docs/tiling.md. Every call of ``fn`` gets
     ``(batch_tiles * N, min(H, tile), min(W, tile), C)`` (a jitted ``fn`` compiles once per
     image shape class); the last call is filled up with repeats of its last window.
@@ -172,7 +174,7 @@ def tiled_apply(
       tile: window side in input pixels, ``>= 8``.
       margin: context kept around each core in input pixels, ``0 <= 2 * margin < tile``.
       scale: spatial up-scaling factor of ``fn`` (1 for restoration, 2/3/4 for SR).
-      mirror: mirror each window along its cut axes (above); then ``2 * margin < mirror_span(tile)``.
+      mirror: mirror each window along its cut axes (above); then ``2 * margin < window_span(tile, True)``.
       batch_tiles: windows per call of ``fn`` (stacked along the batch axis), ``>= 1``.
       progress: show a tqdm progress bar over the calls of ``fn``.
 
@@ -206,7 +208,7 @@ def tiled_apply(
     check_nhwc(x, "x")
     tile = check_int(tile, "tile", minimum=8)
     margin = check_int(margin, "margin", minimum=0)
-    span = mirror_span(tile) if mirror else tile
+    span = window_span(tile, mirror)
     if 2 * margin >= span:
         whose = f"the mirrored windows' {span} px" if mirror else f"the tile ({tile})"
         raise ValueError(f"margin: must be less than half {whose}, got {margin}")
@@ -217,7 +219,7 @@ def tiled_apply(
     n, h, w, _ = image.shape
     rows, cols = _axis_windows(h, tile, margin, mirror), _axis_windows(w, tile, margin, mirror)
     windows = [(r, c) for r in rows for c in cols]
-    shape = (len(rows[0][0]), len(cols[0][0]))
+    shape = (min(h, tile), min(w, tile))
     out: np.ndarray | None = None
     groups = [windows[g : g + batch_tiles] for g in range(0, len(windows), batch_tiles)]
     for group in tqdm(groups, desc="tiles", unit="call", disable=not progress):
